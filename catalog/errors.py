@@ -1,0 +1,157 @@
+"""Errors of the catalog core.
+
+Every error Berth's core raises derives from :class:`CatalogError` and carries data,
+not HTTP: the server maps them to status codes in one handler, the CLI maps them to a
+message, a hint and an exit code.
+
+    CatalogError                      code
+    ├── NotFound                      not_found
+    │   ├── PackageNotFound           package_not_found
+    │   └── VersionNotFound           version_not_found
+    ├── InvalidInput                  invalid
+    │   ├── VersionError              invalid_version       (bad semver or range)
+    │   ├── PackageInvalid            package_invalid       (lint: every problem)
+    │   ├── OptionsInvalid            options_invalid       (every problem)
+    │   ├── RenderError               render_failed         (template fault, limits)
+    │   ├── SpecInvalid               spec_invalid          (rendered spec fails schema)
+    │   ├── SpecRefused               spec_refused          (privileged, socket, host paths)
+    │   └── BundleInvalid             bundle_invalid        (publishing: unsafe or bad bundle)
+    ├── Conflict                      conflict
+    │   └── VersionExists             version_exists        (published versions are immutable)
+    ├── PlacementError                placement_failed      (not enough capacity, with reasons)
+    └── RepositoryError               repository_error      (a source could not be read)
+
+``details`` is a list of ``{"path": ..., "message": ...}``; ``path`` names the file and
+the JSON path inside it (``config.json#/properties/port/default``) where it applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "CatalogError",
+    "NotFound",
+    "PackageNotFound",
+    "VersionNotFound",
+    "InvalidInput",
+    "VersionError",
+    "PackageInvalid",
+    "OptionsInvalid",
+    "RenderError",
+    "SpecInvalid",
+    "SpecRefused",
+    "BundleInvalid",
+    "Conflict",
+    "VersionExists",
+    "PlacementError",
+    "RepositoryError",
+    "Problem",
+]
+
+Problem = dict[str, str]
+
+
+class CatalogError(Exception):
+    """Root of every error the catalog core raises."""
+
+    code = "catalog_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        package: str | None = None,
+        version: str | None = None,
+        path: str | None = None,
+        errors: Iterable[Mapping[str, Any]] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.package = package
+        self.version = version
+        self.path = path
+        self.hint = hint
+        self.errors: list[Problem] = [
+            {"path": str(e.get("path", "")), "message": str(e.get("message", ""))} for e in errors
+        ]
+
+    @property
+    def details(self) -> list[Problem]:
+        """The problems as ``[{"path", "message"}]`` (alias of :attr:`errors`)."""
+        return self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body every adapter shows: ``{"error", "message", "details"}``."""
+        body: dict[str, Any] = {"error": self.code, "message": self.message, "details": self.errors}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+    def __str__(self) -> str:
+        if not self.errors:
+            return self.message
+        lines = [self.message] + [f"  {e['path']}: {e['message']}" for e in self.errors]
+        return "\n".join(lines)
+
+
+class NotFound(CatalogError):
+    code = "not_found"
+
+
+class PackageNotFound(NotFound):
+    code = "package_not_found"
+
+
+class VersionNotFound(NotFound):
+    code = "version_not_found"
+
+
+class InvalidInput(CatalogError):
+    code = "invalid"
+
+
+class VersionError(InvalidInput):
+    code = "invalid_version"
+
+
+class PackageInvalid(InvalidInput):
+    code = "package_invalid"
+
+
+class OptionsInvalid(InvalidInput):
+    code = "options_invalid"
+
+
+class RenderError(InvalidInput):
+    code = "render_failed"
+
+
+class SpecInvalid(InvalidInput):
+    code = "spec_invalid"
+
+
+class SpecRefused(InvalidInput):
+    code = "spec_refused"
+
+
+class BundleInvalid(InvalidInput):
+    code = "bundle_invalid"
+
+
+class Conflict(CatalogError):
+    code = "conflict"
+
+
+class VersionExists(Conflict):
+    code = "version_exists"
+
+
+class PlacementError(CatalogError):
+    code = "placement_failed"
+
+
+class RepositoryError(CatalogError):
+    code = "repository_error"
