@@ -1,0 +1,236 @@
+"""Install options: defaults merged deeply, validated, secrets masked, carried over.
+
+A package's ``config.json`` is a JSON Schema (draft 2020-12; draft-04 for DC/OS
+packages, handled by ``catalog.dcos.options``). Users give a partial object; the
+defaults found in the schema fill the rest, then the whole is validated and every
+problem is reported at ``options/<json-path>``. Values under ``"x-secret": true`` are
+never shown back: :func:`mask_secrets` replaces them with :data:`MASK`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .errors import OptionsInvalid, PackageInvalid
+from .model import Package
+from .schemas.validation import compiled, pointer, schema_problems
+
+__all__ = ["resolve_options", "validate_options", "defaults_of", "mask_secrets", "upgrade_options",
+           "deep_merge", "secret_paths", "MASK"]
+
+MASK = "********"
+_MAX_DEPTH = 32
+
+
+def deep_merge(base: Any, override: Any) -> Any:
+    """``override`` merged over ``base``: objects key by key, anything else replaced."""
+    if isinstance(base, Mapping) and isinstance(override, Mapping):
+        merged = {k: copy.deepcopy(v) for k, v in base.items()}
+        for key, value in override.items():
+            merged[key] = deep_merge(merged[key], value) if key in merged else copy.deepcopy(
+                value)
+        return merged
+    return copy.deepcopy(override)
+
+
+def _local(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
+    """Follow a local ``$ref`` (``#/$defs/x``) if ``schema`` is one."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/") or depth > _MAX_DEPTH:
+        return schema
+    node: Any = root
+    for raw in ref[2:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return _local(node, root, depth + 1) if isinstance(node, Mapping) else schema
+
+
+def _defaults(schema: Any, root: Mapping[str, Any], depth: int) -> Any:
+    if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
+        return None
+    schema = _local(schema, root, depth)
+    nested: dict[str, Any] = {}
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        for key, sub in props.items():
+            value = _defaults(sub, root, depth + 1)
+            if value is not None:
+                nested[key] = value
+    if "default" in schema:
+        explicit = copy.deepcopy(schema["default"])
+        return deep_merge(nested, explicit) if isinstance(explicit, Mapping) else explicit
+    return nested if nested or isinstance(props, Mapping) else None
+
+
+def defaults_of(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The options object the schema's ``default`` s describe (nested objects included).
+
+    >>> defaults_of({"properties": {"port": {"default": 80},
+    ...              "tls": {"properties": {"on": {"default": False}}}}})
+    {'port': 80, 'tls': {'on': False}}
+    """
+    found = _defaults(schema, schema, 0)
+    return found if isinstance(found, dict) else {}
+
+
+def _draft(package: Package) -> str:
+    return "draft4" if package.format == "dcos" else "2020-12"
+
+
+def _masked_message(message: str, instance: Any, secret: bool) -> str:
+    if secret and isinstance(instance, (str, int, float)) and not isinstance(instance, bool):
+        message = message.replace(repr(instance), repr(MASK))
+    return message
+
+
+def validate_options(package: Package, options: Any) -> None:
+    """Validate complete options against the package's schema.
+
+    :raises OptionsInvalid: with every problem at ``options/<json-path>``.
+    :raises PackageInvalid: when the package's own schema is unusable.
+    """
+    draft = _draft(package)
+    broken = schema_problems(package.config_schema, file="config.json", draft=draft)
+    if broken:
+        raise PackageInvalid(f"{package.name}@{package.version} has an invalid options schema",
+                             package=package.name, version=package.version, errors=broken)
+    checker = compiled(package.config_schema, draft=draft)
+    if checker.is_valid(options):
+        return
+    secrets = set(secret_paths(package.config_schema))
+    problems = []
+    for error in checker.python.iter_errors(options):
+        parts = tuple(str(p) for p in error.absolute_path)
+        secret = any(parts[: len(s)] == s for s in secrets)
+        problems.append({"path": "options" + pointer(parts),
+                         "message": _masked_message(error.message, error.instance, secret)})
+    problems.sort(key=lambda p: p["path"])
+    raise OptionsInvalid(f"the options for {package.name}@{package.version} are not valid",
+                         package=package.name, version=package.version, errors=problems)
+
+
+def resolve_options(package: Package, user_options: Any = None) -> dict[str, Any]:
+    """The options to render with: the defaults deep-merged under ``user_options``.
+
+    :raises OptionsInvalid: with every problem at ``options/<json-path>``.
+    :raises PackageInvalid: when the package's own schema is unusable.
+    """
+    if package.format == "dcos":
+        resolved: dict[str, Any] = _dcos().resolve_dcos_options(package, user_options)
+        return resolved
+    if user_options is None:
+        user_options = {}
+    if not isinstance(user_options, Mapping):
+        raise OptionsInvalid("options must be a JSON object", package=package.name,
+                             version=package.version,
+                             errors=[{"path": "options", "message": "must be an object"}])
+    try:
+        merged = deep_merge(defaults_of(package.config_schema), user_options)
+        validate_options(package, merged)
+    except RecursionError:
+        raise OptionsInvalid("the options are nested too deeply", package=package.name,
+                             version=package.version,
+                             errors=[{"path": "options", "message": "nested too deeply"}],
+                             ) from None
+    return merged
+
+
+def _dcos() -> Any:
+    """``catalog.dcos.options``, imported when a DC/OS package is first used.
+
+    :raises PackageInvalid: when DC/OS support is not available.
+    """
+    try:
+        from .dcos import options as dcos_options
+    except ImportError as exc:
+        raise PackageInvalid("DC/OS packages are not supported by this Berth",
+                             hint=f"catalog.dcos is missing ({exc})") from None
+    return dcos_options
+
+
+def secret_paths(schema: Mapping[str, Any]) -> Iterator[tuple[str, ...]]:
+    """The option paths whose schema says ``"x-secret": true`` (``*`` = any key/item)."""
+    yield from _secret_paths(schema, schema, (), 0)
+
+
+def _secret_paths(schema: Any, root: Mapping[str, Any], path: tuple[str, ...],
+                  depth: int) -> Iterator[tuple[str, ...]]:
+    if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
+        return
+    schema = _local(schema, root, depth)
+    if schema.get("x-secret") is True:
+        yield path
+        return
+    props = schema.get("properties")
+    if isinstance(props, Mapping):
+        for key, sub in props.items():
+            yield from _secret_paths(sub, root, (*path, str(key)), depth + 1)
+    for key in ("additionalProperties", "items"):
+        if isinstance(schema.get(key), Mapping):
+            yield from _secret_paths(schema[key], root, (*path, "*"), depth + 1)
+
+
+def _mask_at(value: Any, path: tuple[str, ...]) -> Any:
+    if not path:
+        return MASK if value is not None else None
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        keys = list(value) if head == "*" else [head] if head in value else []
+        for key in keys:
+            value[key] = _mask_at(value[key], rest)
+    elif isinstance(value, list) and head == "*":
+        for i, item in enumerate(value):
+            value[i] = _mask_at(item, rest)
+    return value
+
+
+def mask_secrets(schema: Mapping[str, Any], options: Any) -> Any:
+    """A copy of ``options`` with every secret value replaced by :data:`MASK`.
+
+    >>> mask_secrets({"properties": {"pw": {"type": "string", "x-secret": True}}},
+    ...              {"pw": "hunter2", "port": 80})
+    {'pw': '********', 'port': 80}
+    """
+    masked = copy.deepcopy(options)
+    for path in secret_paths(schema or {}):
+        masked = _mask_at(masked, path)
+    return masked
+
+
+def _prune(options: Any, schema: Any, root: Mapping[str, Any], depth: int) -> Any:
+    """Drop keys the schema does not know (no property, pattern or open additional)."""
+    if not isinstance(options, Mapping) or not isinstance(schema, Mapping) or depth > 32:
+        return copy.deepcopy(options)
+    schema = _local(schema, root, depth)
+    props = schema.get("properties")
+    if not isinstance(props, Mapping):
+        return copy.deepcopy(options)
+    extra = schema.get("additionalProperties", False) is not False or bool(
+        schema.get("patternProperties"))
+    kept = {}
+    for key, value in options.items():
+        if key in props:
+            kept[key] = _prune(value, props[key], root, depth + 1)
+        elif extra:
+            kept[key] = copy.deepcopy(value)
+    return kept
+
+
+def upgrade_options(old_options: Mapping[str, Any] | None, new_package: Package) -> dict[str, Any]:
+    """Old options merged over the NEW version's defaults; keys it does not know dropped.
+
+    >>> from catalog.model import Package
+    >>> new = Package("x", "2.0.0", config_schema={"properties": {
+    ...     "port": {"default": 80}, "tls": {"default": True}}})
+    >>> upgrade_options({"port": 8080, "gone": 1}, new)
+    {'port': 8080, 'tls': True}
+    """
+    if new_package.format == "dcos":
+        upgraded: dict[str, Any] = _dcos().upgrade_dcos_options(dict(old_options or {}),
+                                                               new_package)
+        return upgraded
+    schema = new_package.config_schema
+    kept = _prune(dict(old_options or {}), schema, schema, 0)
+    return deep_merge(defaults_of(schema), kept)

@@ -1,0 +1,200 @@
+"""Render a package version into a validated, policy-checked service spec.
+
+Native packages: ``service.json.j2`` runs in :class:`catalog.sandbox.BerthSandbox`
+(``ImmutableSandboxedEnvironment``, ``StrictUndefined``, bounded time and size; see
+that module for why each bound is enforced where it is) with the context
+``options``, ``resource``, ``package`` and ``service``; values should be emitted with
+``|tojson``. DC/OS packages render through ``catalog.dcos.render`` (Mustache and the
+Marathon conversion), imported only when such a package is rendered.
+
+The text is parsed as JSON, ``instances`` and extra ``constraints`` are applied, and
+the result goes through :func:`catalog.spec.validate_spec` and
+:func:`catalog.spec.check_policy`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from jinja2 import Template, TemplateSyntaxError
+
+from .errors import CatalogError, PackageInvalid, RenderError
+from .model import Package
+from .sandbox import TEMPLATE_FILE, BerthSandbox, LimitExceeded, Limits, limited
+from .spec import DEFAULT_ALLOWED_HOST_PATHS, check_policy, validate_spec
+
+__all__ = ["render_service", "render_template", "compile_template", "template_context",
+           "Limits"]
+
+TEMPLATE_NAME = "service.json.j2"
+
+
+@functools.cache
+def _env() -> BerthSandbox:
+    """The one sandbox, made on first use (nothing is built at import time)."""
+    return BerthSandbox()
+
+
+def _error(message: str, file: str, line: int | None = None, **kw: Any) -> RenderError:
+    where = f"{file}:{line}" if line else file
+    return RenderError(f"{file}: {message}", errors=[{"path": where, "message": message}],
+                       **kw)
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(source: str) -> Template | tuple[str, int | None]:
+    try:
+        with limited(Limits()):  # constant folding runs filters at compile time
+            return _env().from_string(source)
+    except TemplateSyntaxError as exc:
+        return (f"template syntax error: {exc.message}", exc.lineno)
+    except LimitExceeded as exc:
+        return (str(exc), None)
+    except (RecursionError, MemoryError):
+        return ("the template is nested too deeply", None)
+    except Exception as exc:  # noqa: BLE001 - any other compile fault is the template's
+        return (f"the template cannot be compiled: {exc}", None)
+
+
+def compile_template(source: str, *, file: str = TEMPLATE_NAME) -> Template:
+    """The compiled template (cached by source).
+
+    :raises RenderError: naming the file and line of a syntax error.
+    """
+    if not isinstance(source, str) or len(source) > 64 * 1024:
+        raise _error("the template must be text of at most 64 KiB", file)
+    compiled = _compile(source)
+    if isinstance(compiled, tuple):
+        raise _error(compiled[0], file, compiled[1])
+    return compiled
+
+
+def _template_line(exc: BaseException) -> int | None:
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == TEMPLATE_FILE:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def render_template(source: str, context: Mapping[str, Any], *, file: str = TEMPLATE_NAME,
+                    limits: Limits | None = None) -> str:
+    """Render template text in the sandbox.
+
+    :raises RenderError: for syntax errors, undefined variables, sandbox violations and
+        exceeded limits, naming the file and line.
+    """
+    template = compile_template(source, file=file)
+    limits = limits or Limits()
+    chunks: list[str] = []
+    size = 0
+    try:
+        with limited(limits):
+            for chunk in template.generate(dict(context)):
+                size += len(chunk)
+                if size > limits.max_output:
+                    raise LimitExceeded(f"the output is larger than {limits.max_output} "
+                                        "characters")
+                chunks.append(chunk)
+    except LimitExceeded as exc:
+        raise _error(str(exc), file, _template_line(exc)) from None
+    except RecursionError as exc:
+        raise _error("the template recurses too deeply", file, _template_line(exc)) from None
+    except MemoryError:
+        raise _error("the template used too much memory", file) from None
+    except Exception as exc:  # noqa: BLE001 - undefined, security, type errors: template's
+        name = type(exc).__name__
+        raise _error(f"{name}: {exc}", file, _template_line(exc)) from None
+    return "".join(chunks)
+
+
+class ServiceName(str):
+    """The service's name as template text; ``service.name`` works as well."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        """The name itself (for templates that write ``service.name``)."""
+        return str(self)
+
+
+def template_context(package: Package, options: Mapping[str, Any],
+                     service_name: str) -> dict[str, Any]:
+    """What a template sees: ``options``, ``resource``, ``package``, ``service``."""
+    return {
+        "options": options,
+        "resource": package.resource,
+        "package": {"name": package.name, "version": package.version,
+                    "title": package.title, "maintainer": package.maintainer,
+                    "upstreamVersion": package.upstream_version,
+                    "tags": list(package.tags), "images": package.images},
+        "service": ServiceName(service_name),
+    }
+
+
+def _parse(text: str, file: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        lines = text.splitlines()
+        shown = lines[exc.lineno - 1].strip()[:120] if 0 < exc.lineno <= len(lines) else ""
+        raise _error(f"the template did not render valid JSON: {exc.msg} at output line "
+                     f"{exc.lineno}, column {exc.colno} ({shown!r})", file,
+                     hint="emit values with |tojson") from None
+    except RecursionError:
+        raise _error("the rendered JSON is nested too deeply", file) from None
+
+
+def _render_native(package: Package, options: Mapping[str, Any], service_name: str) -> Any:
+    text = render_template(package.template, template_context(package, options, service_name))
+    return _parse(text, TEMPLATE_NAME)
+
+
+def _render_dcos(package: Package, options: Mapping[str, Any], service_name: str) -> Any:
+    try:
+        from .dcos.render import render_dcos_service
+    except ImportError as exc:
+        raise PackageInvalid("DC/OS packages are not supported by this Berth",
+                             package=package.name, version=package.version,
+                             hint=f"catalog.dcos is missing ({exc})") from None
+    return render_dcos_service(package, options, service_name=service_name)
+
+
+def render_service(package: Package, options: Mapping[str, Any], *, service_name: str,
+                   instances: int | None = None, constraints: Iterable[Sequence[str]] = (),
+                   allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
+                   ) -> dict[str, Any]:
+    """The service spec of ``package`` with resolved ``options``.
+
+    :raises PackageInvalid: when the package cannot run on Docker hosts.
+    :raises RenderError: when the template fails or does not render a JSON object.
+    :raises SpecInvalid: when the spec does not validate.
+    :raises SpecRefused: when the policy refuses it.
+    """
+    if package.unsupported:
+        raise PackageInvalid(f"{package.name}@{package.version} cannot run on Docker hosts",
+                             package=package.name, version=package.version,
+                             errors=[{"path": "package", "message": r}
+                                     for r in package.unsupported])
+    render = _render_dcos if package.format == "dcos" else _render_native
+    spec = render(package, options, service_name)
+    if not isinstance(spec, dict):
+        raise _error("the template must render a JSON object", TEMPLATE_NAME)
+    if instances is not None:
+        spec["instances"] = instances
+    extra = [list(c) for c in constraints]
+    if extra:
+        spec["constraints"] = list(spec.get("constraints") or []) + extra
+    try:
+        spec = validate_spec(spec)
+        check_policy(spec, allowed_host_paths=allowed_host_paths)
+    except CatalogError as exc:
+        exc.package, exc.version = package.name, package.version
+        raise
+    return spec

@@ -1,0 +1,228 @@
+"""The service spec: validation with defaults, the safety policy, masking for display.
+
+The schema is ``catalog/schemas/service.schema.json``; :func:`validate_spec` adds the
+checks a schema cannot express (one of command/args, unique port names, a health
+check naming a declared port, constraint values) and fills defaults, so every later
+reader sees every field. :func:`check_policy` refuses what would hand a container the
+host: privileged mode, the Docker socket, host paths outside an allow-list.
+"""
+
+from __future__ import annotations
+
+import copy
+import posixpath
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from .errors import Problem, SpecInvalid, SpecRefused
+from .model import Package
+from .options import MASK, secret_paths
+from .schemas.validation import builtin, pointer, regex
+
+__all__ = ["validate_spec", "check_policy", "mask_spec", "DEFAULT_ALLOWED_HOST_PATHS",
+           "DOCKER_SOCKETS"]
+
+DEFAULT_ALLOWED_HOST_PATHS: tuple[str, ...] = ("/srv/berth",)
+DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/var/run/docker",
+                  "/run/docker", "/var/lib/docker", "/run/containerd",
+                  "/var/run/containerd")
+_TOP_DEFAULTS: dict[str, Any] = {
+    "command": None, "args": [], "env": {}, "instances": 1, "cpus": 0.1, "mem": 128,
+    "ports": [], "network": "host", "volumes": [], "labels": {}, "healthCheck": None,
+    "constraints": [], "upgradeStrategy": {}, "privileged": False,
+}
+_HEALTH_DEFAULTS = {"intervalSeconds": 10, "timeoutSeconds": 5, "gracePeriodSeconds": 30,
+                    "maxConsecutiveFailures": 3}
+_NEEDS_VALUE = {"CLUSTER", "LIKE", "UNLIKE", "MAX_PER"}
+
+
+def _p(parts: Iterable[Any], message: str) -> Problem:
+    return {"path": "spec" + pointer(parts), "message": message}
+
+
+def _fill(spec: dict[str, Any]) -> dict[str, Any]:
+    filled = copy.deepcopy(spec)
+    for key, value in _TOP_DEFAULTS.items():
+        filled.setdefault(key, copy.deepcopy(value))
+    for port in filled["ports"]:
+        port.setdefault("hostPort", 0)
+        port.setdefault("protocol", "tcp")
+    for volume in filled["volumes"]:
+        volume.setdefault("readOnly", False)
+    strategy = filled["upgradeStrategy"]
+    strategy.setdefault("minimumHealthCapacity", 1.0)
+    strategy.setdefault("maximumOverCapacity", 1.0)
+    health = filled["healthCheck"]
+    if isinstance(health, dict):
+        for key, value in _HEALTH_DEFAULTS.items():
+            health.setdefault(key, value)
+        if health["protocol"] == "http":
+            health.setdefault("path", "/")
+    return filled
+
+
+def _semantic_problems(spec: Mapping[str, Any]) -> list[Problem]:
+    found: list[Problem] = []
+    if spec.get("command") is not None and spec.get("args"):
+        found.append(_p(["args"], "give either command or args, not both"))
+    names: set[str] = set()
+    fixed: set[tuple[int, str]] = set()
+    for i, port in enumerate(spec.get("ports", [])):
+        if port["name"] in names:
+            found.append(_p(["ports", i, "name"], f"duplicate port name {port['name']!r}"))
+        names.add(port["name"])
+        host = (port.get("hostPort", 0), port.get("protocol", "tcp"))
+        if host[0] and host in fixed:
+            found.append(_p(["ports", i, "hostPort"], f"host port {host[0]} is used twice"))
+        fixed.add(host)
+    found.extend(_health_problems(spec.get("healthCheck"), names))
+    paths: set[str] = set()
+    for i, volume in enumerate(spec.get("volumes", [])):
+        target = posixpath.normpath(volume["containerPath"])
+        if target in paths:
+            found.append(_p(["volumes", i, "containerPath"], f"{target!r} is mounted twice"))
+        paths.add(target)
+    for i, constraint in enumerate(spec.get("constraints", [])):
+        found.extend(_constraint_problems(i, constraint))
+    for key in spec.get("labels", {}):
+        if key.startswith("berth."):
+            found.append(_p(["labels", key], "labels starting with 'berth.' are Berth's own"))
+    return found
+
+
+def _health_problems(health: Any, ports: set[str]) -> list[Problem]:
+    if not isinstance(health, Mapping):
+        return []
+    protocol = health["protocol"]
+    if protocol in ("http", "tcp"):
+        name = health.get("portName")
+        if name is None:
+            return [_p(["healthCheck", "portName"], f"a {protocol} check needs a portName")]
+        if name not in ports:
+            return [_p(["healthCheck", "portName"], f"no port is named {name!r}")]
+    elif not health.get("command"):
+        return [_p(["healthCheck", "command"], "a command check needs a command")]
+    return []
+
+
+def _constraint_problems(i: int, constraint: Sequence[str]) -> list[Problem]:
+    op = constraint[1]
+    value = constraint[2] if len(constraint) > 2 else None
+    if op in _NEEDS_VALUE and value is None:
+        return [_p(["constraints", i], f"{op} needs a value")]
+    if op == "UNIQUE" and value is not None:
+        return [_p(["constraints", i, 2], "UNIQUE takes no value")]
+    if op in ("MAX_PER", "GROUP_BY") and value is not None:
+        if not value.isdigit() or int(value) < 1:
+            return [_p(["constraints", i, 2], f"{op} needs a whole number of at least 1")]
+    if op in ("LIKE", "UNLIKE") and value is not None:
+        try:
+            regex(value)
+        except ValueError as exc:
+            return [_p(["constraints", i, 2], str(exc))]
+    return []
+
+
+def validate_spec(spec: Any) -> dict[str, Any]:
+    """The spec with defaults filled in.
+
+    :raises SpecInvalid: with every problem at ``spec/<json-path>``.
+    """
+    problems = builtin("service").problems(spec, "spec")
+    problems = [{"path": p["path"].replace("spec#", "spec"), "message": p["message"]}
+                for p in problems]
+    if not problems:
+        problems = _semantic_problems(spec)
+    if problems:
+        raise SpecInvalid("the service spec is not valid", errors=problems)
+    return _fill(spec)
+
+
+def _names_socket(path: str) -> bool:
+    norm = posixpath.normpath(path)
+    return norm.endswith("docker.sock") or any(
+        norm == s or s.startswith(norm.rstrip("/") + "/") or norm.startswith(s + "/")
+        for s in DOCKER_SOCKETS)
+
+
+def _host_path_problem(path: str, allowed: Sequence[str]) -> str | None:
+    if ".." in path.split("/"):
+        return f"{path!r}: host paths must not contain '..'"
+    norm = posixpath.normpath(path)
+    if _names_socket(norm):
+        return f"{path!r} would expose the Docker socket"
+    for prefix in allowed:
+        base = posixpath.normpath(prefix)
+        if norm == base or norm.startswith(base.rstrip("/") + "/"):
+            return None
+    return f"{path!r} is outside the allowed host paths ({', '.join(allowed) or 'none'})"
+
+
+def check_policy(spec: Mapping[str, Any], *,
+                 allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS) -> None:
+    """Refuse specs that would give a container the host.
+
+    :raises SpecRefused: listing every reason.
+    """
+    found: list[Problem] = []
+    if spec.get("privileged"):
+        found.append(_p(["privileged"], "privileged containers are not allowed"))
+    for i, volume in enumerate(spec.get("volumes") or []):
+        host = volume.get("hostPath")
+        if host is not None:
+            reason = _host_path_problem(str(host), tuple(allowed_host_paths))
+            if reason:
+                found.append(_p(["volumes", i, "hostPath"], reason))
+        if str(volume.get("containerPath", "")).endswith("docker.sock") or str(
+                volume.get("name", "")).endswith("docker.sock"):
+            found.append(_p(["volumes", i], "volumes must not name the Docker socket"))
+    if found:
+        raise SpecRefused("the service spec asks for more than Berth allows", errors=found,
+                          hint="Berth refuses privileged mode, the Docker socket and host "
+                               "paths outside BERTH_ALLOWED_HOST_PATHS")
+
+
+def _secret_values(schema: Mapping[str, Any], options: Any) -> list[str]:
+    values: list[str] = []
+
+    def collect(value: Any, path: tuple[str, ...]) -> None:
+        if not path:
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                if str(value):
+                    values.append(str(value))
+            return
+        head, rest = path[0], path[1:]
+        if isinstance(value, Mapping):
+            for key in (list(value) if head == "*" else [head] if head in value else []):
+                collect(value[key], rest)
+        elif isinstance(value, list) and head == "*":
+            for item in value:
+                collect(item, rest)
+
+    for path in secret_paths(schema or {}):
+        collect(options, path)
+    return sorted(set(values), key=len, reverse=True)
+
+
+def _mask_text(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        if text == secret or (len(secret) >= 4 and secret in text):
+            text = MASK if text == secret else text.replace(secret, MASK)
+    return text
+
+
+def mask_spec(spec: Mapping[str, Any], package: Package, options: Any) -> dict[str, Any]:
+    """A copy of ``spec`` with secret option values masked in ``env``, ``command``,
+    ``args`` and ``labels``."""
+    masked = copy.deepcopy(dict(spec))
+    secrets = _secret_values(package.config_schema, options)
+    if not secrets:
+        return masked
+    for key in ("env", "labels"):
+        if isinstance(masked.get(key), dict):
+            masked[key] = {k: _mask_text(str(v), secrets) for k, v in masked[key].items()}
+    if isinstance(masked.get("command"), str):
+        masked["command"] = _mask_text(masked["command"], secrets)
+    if isinstance(masked.get("args"), list):
+        masked["args"] = [_mask_text(str(a), secrets) for a in masked["args"]]
+    return masked

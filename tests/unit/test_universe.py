@@ -1,0 +1,282 @@
+"""The default repository, ``universe/``, loaded whole with the catalog's own loader.
+
+Every package must lint clean, render with its defaults (and with each option changed
+one at a time) to a valid spec, pin its images, ship a small safe SVG icon and a
+README; the ``hello`` package and the image folders the test bed builds must match.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import xml.etree.ElementTree as ET  # noqa: S405 - parses the repository's own files
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from catalog import (
+    Package,
+    lint_paths,
+    load_repository_dir,
+    parse_range,
+    parse_version,
+    render_service,
+    resolve_options,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+UNIVERSE = ROOT / "universe"
+IMAGES = UNIVERSE / "images"
+SVG_NS = "{http://www.w3.org/2000/svg}"
+MAX_ICON_BYTES = 2048
+
+
+def _load() -> list[Package]:
+    repo, problems = load_repository_dir(UNIVERSE, name="universe", priority=0)
+    assert problems == []
+    return sorted(repo.packages, key=lambda p: (p.name, p.sort_key))
+
+
+PACKAGES = _load()
+IDS = [f"{p.name}@{p.version}" for p in PACKAGES]
+
+
+def _by_name() -> dict[str, list[Package]]:
+    names: dict[str, list[Package]] = {}
+    for package in PACKAGES:
+        names.setdefault(package.name, []).append(package)
+    return names
+
+
+def _walk_options(schema: Mapping[str, Any], path: tuple[str, ...] = ()
+                  ) -> Iterator[tuple[tuple[str, ...], Mapping[str, Any]]]:
+    """Every option of a config schema with its path, groups included."""
+    for key, sub in schema.get("properties", {}).items():
+        yield (*path, key), sub
+        if sub.get("type") == "object":
+            yield from _walk_options(sub, (*path, key))
+
+
+def _with(options: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    changed = copy.deepcopy(dict(options))
+    target = changed
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return changed
+
+
+def _variants(package: Package) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The defaults with one boolean flipped, one enum value chosen or one number at a
+    bound, one option at a time."""
+    defaults = resolve_options(package, {})
+    for path, sub in _walk_options(package.config_schema):
+        if sub.get("type") == "boolean":
+            yield "/".join(path), _with(defaults, path, not sub["default"])
+        for bound in ("minimum", "maximum"):
+            if bound in sub:
+                yield f"{'/'.join(path)}={sub[bound]}", _with(defaults, path, sub[bound])
+        for value in sub.get("enum", []):
+            if value != sub.get("default"):
+                yield f"{'/'.join(path)}={value}", _with(defaults, path, value)
+
+
+def _render(package: Package, options: Mapping[str, Any]) -> dict[str, Any]:
+    return render_service(package, options, service_name="svc",
+                          allowed_host_paths=("/proc", "/sys"))
+
+
+def _image_tag(ref: str) -> str | None:
+    name = ref.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else None
+
+
+def test_the_universe_lints_clean() -> None:
+    assert lint_paths([UNIVERSE]) == []
+
+
+def test_there_are_at_least_15_packages_besides_hello() -> None:
+    names = set(_by_name()) - {"hello"}
+    assert len(names) >= 15, sorted(names)
+
+
+def test_at_least_three_packages_have_several_versions_with_an_upgrade_path() -> None:
+    upgradable = []
+    for name, versions in _by_name().items():
+        newest, older = versions[-1], versions[:-1]
+        if older and newest.upgrades_from:
+            allowed = parse_range(newest.upgrades_from)
+            if any(allowed.contains(parse_version(old.version)) for old in older):
+                upgradable.append(name)
+    assert len(set(upgradable) - {"hello"}) >= 3, upgradable
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_every_version_renders_with_its_defaults(package: Package) -> None:
+    spec = _render(package, resolve_options(package, {}))
+    assert spec["image"] in package.resource["assets"]["container"]["docker"].values()
+    assert spec["cpus"] > 0 and spec["mem"] >= 16
+    assert spec["ports"] and all(p["name"] for p in spec["ports"])
+    assert spec["healthCheck"]["protocol"] in ("http", "tcp")
+    assert spec["healthCheck"]["portName"] in {p["name"] for p in spec["ports"]}
+    assert spec["network"] == "host"
+    assert not spec.get("privileged")
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_every_boolean_enum_and_bound_renders(package: Package) -> None:
+    rendered = 0
+    for label, options in _variants(package):
+        spec = _render(package, resolve_options(package, options))
+        assert spec["image"], label
+        rendered += 1
+    assert rendered >= 1
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_rendered_commands_are_valid_shell(package: Package) -> None:
+    variants = [("defaults", resolve_options(package, {})), *_variants(package)]
+    for label, options in variants:
+        command = _render(package, resolve_options(package, options)).get("command")
+        if command is None:
+            continue
+        result = subprocess.run(["/bin/sh", "-n", "-c", command], capture_output=True,
+                                text=True, timeout=10, check=False)
+        assert result.returncode == 0, f"{label}: {result.stderr}"
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_secret_options_reach_the_container_only_through_env(package: Package) -> None:
+    secrets = [path for path, sub in _walk_options(package.config_schema)
+               if sub.get("x-secret")]
+    for path in secrets:
+        value = "s3cret-Value-42"
+        options = resolve_options(package, _with(resolve_options(package, {}), path, value))
+        spec = _render(package, options)
+        outside_env = json.dumps({k: v for k, v in spec.items() if k != "env"})
+        assert value not in outside_env, "/".join(path)
+        assert all(value == v or value not in v for v in spec.get("env", {}).values())
+
+
+def test_at_least_one_secret_option_exists() -> None:
+    secrets = [(p.name, path) for p in PACKAGES
+               for path, sub in _walk_options(p.config_schema) if sub.get("x-secret") is True]
+    assert len(secrets) >= 5, secrets
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_every_option_has_a_title_a_description_and_a_default(package: Package) -> None:
+    schema = package.config_schema
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema.get("additionalProperties") is False
+    for path, sub in _walk_options(schema):
+        where = "/".join(path)
+        assert sub.get("title") and sub.get("description"), where
+        assert "default" in sub, where
+        if sub.get("type") == "object":
+            assert sub.get("additionalProperties") is False, where
+        if sub.get("type") in ("integer", "number"):
+            assert "minimum" in sub and "maximum" in sub, where
+
+
+def test_the_universe_uses_groups_enums_and_bounded_numbers() -> None:
+    kinds: set[str] = set()
+    for package in PACKAGES:
+        for _path, sub in _walk_options(package.config_schema):
+            kinds.add("group" if sub.get("type") == "object" else "")
+            kinds.add("enum" if "enum" in sub else "")
+            kinds.add("bounded" if {"minimum", "maximum"} <= set(sub) else "")
+    assert {"group", "enum", "bounded"} <= kinds
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_every_image_is_pinned_to_a_version(package: Package) -> None:
+    images = package.resource["assets"]["container"]["docker"]
+    assert images
+    for ref in images.values():
+        tag = _image_tag(ref)
+        assert tag and tag != "latest", ref
+        assert any(ch.isdigit() for ch in tag), ref
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_every_version_has_a_small_safe_svg_icon(package: Package) -> None:
+    assert package.icon == "icon.svg"
+    data = package.read_file("icon.svg")
+    assert data is not None and 0 < len(data) <= MAX_ICON_BYTES
+    text = data.decode("utf-8")
+    assert "<!DOCTYPE" not in text and "<!ENTITY" not in text
+    root = ET.fromstring(text)  # noqa: S314 - the repository's own file, no DTD (above)
+    assert root.tag == f"{SVG_NS}svg"
+    assert root.get("viewBox")
+    for element in root.iter():
+        local = element.tag.removeprefix(SVG_NS)
+        assert local not in ("script", "foreignObject", "image", "use", "a"), local
+        for attribute, value in element.attrib.items():
+            name = attribute.rsplit("}", 1)[-1].lower()
+            assert not name.startswith("on") and name != "href", attribute
+            assert "url(" not in value and "javascript:" not in value.lower(), value
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_every_version_has_a_readme_that_explains_options_and_connecting(
+        package: Package) -> None:
+    assert package.readme.startswith("# ")
+    assert "## Options" in package.readme
+    assert "## Connecting" in package.readme
+    assert package.title and package.description and package.tags
+
+
+def test_four_to_six_packages_are_featured() -> None:
+    featured = {name for name, versions in _by_name().items() if versions[-1].featured}
+    assert 4 <= len(featured) <= 6, featured
+
+
+def test_hello_has_versions_1_and_2_built_from_local_images() -> None:
+    hello = {p.version: p for p in _by_name()["hello"]}
+    assert set(hello) == {"1.0.0", "2.0.0"}
+    for version, package in hello.items():
+        assert package.resource["assets"]["container"]["docker"] == {
+            "hello": f"berth/hello:{version}"}
+    assert hello["2.0.0"].upgrades_from
+    assert parse_range(hello["2.0.0"].upgrades_from).contains(parse_version("1.0.0"))
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "2.0.0"])
+def test_hello_health_check_is_quick_http(version: str) -> None:
+    package = next(p for p in _by_name()["hello"] if p.version == version)
+    spec = _render(package, resolve_options(package, {}))
+    assert spec["ports"] == [{"name": "http", "hostPort": 0, "protocol": "tcp"}]
+    health = spec["healthCheck"]
+    assert (health["protocol"], health["portName"], health["path"]) == ("http", "http",
+                                                                        "/health")
+    assert (health["intervalSeconds"], health["timeoutSeconds"],
+            health["gracePeriodSeconds"]) == (2, 2, 10)
+    assert spec["env"]["HELLO_MESSAGE"] == "Hello from Berth"
+    given = "t0ken-xyz"
+    env = _render(package, resolve_options(package, {"auth": {"token": given}}))["env"]
+    assert env["HELLO_TOKEN"] == given
+
+
+@pytest.mark.parametrize("tag", ["1.0.0", "2.0.0"])
+def test_hello_image_folder_is_what_the_test_bed_builds(tag: str) -> None:
+    folder = IMAGES / "hello" / tag
+    image = json.loads((folder / "image.json").read_text())
+    assert image["repository"] == "berth/hello" and image["tag"] == tag
+    assert {"sh", "httpd", "sed", "printf", "mkdir"} <= set(image["applets"])
+    assert image["cmd"] == ["/bin/start"]
+    assert image["env"] == ["PATH=/bin"]
+    start = folder / "rootfs" / "bin" / "start"
+    assert os.access(start, os.X_OK)
+    script = start.read_text()
+    assert script.startswith("#!/bin/sh")
+    assert f'VERSION="{tag}"' in script
+    assert 'httpd -f -p "$PORT" -h /www' in script and 'PORT="${PORT0:-8080}"' in script
+    check = subprocess.run(["/bin/sh", "-n", str(start)], capture_output=True, text=True,
+                           timeout=10, check=False)
+    assert check.returncode == 0, check.stderr
