@@ -1,9 +1,132 @@
-"""`berth` commands: dev (placeholder until its owner fills it)."""
+"""`berth dev up|down|status`: the local test bed (Redis, three Docker engines, a worker).
+
+``make run`` is ``berth dev up --var var --serve`` (lane 0), ``make stop`` is
+``berth dev down --var var``. Everything runs in the background with its logs in
+``<var>/log/``; the state is in ``<var>/testbed.json``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 import click
+
+from .common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
+
+VAR_HELP = "folder for state, logs and data of the test bed"
+
+
+def _worker_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Show test-bed errors as one line with a hint, never a traceback."""
+
+    @wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from worker.errors import WorkerError
+
+        try:
+            return command(*args, **kwargs)
+        except WorkerError as exc:
+            fail(exc.message, hint=exc.hint, code=EXIT_UNAVAILABLE, details=exc.details)
+
+    return run
+
+
+def _running(var: str) -> Any:
+    """The test bed of ``var`` when all its processes are alive, else None."""
+    from worker.testbed import Testbed
+
+    try:
+        bed = Testbed.load(var)
+    except Exception:  # no state, or unreadable state: not running
+        return None
+    states = bed.status()
+    return bed if states and all(states.values()) else None
+
+
+def _show(bed: Any) -> None:
+    """Print where to reach the bed."""
+    if bed.serving:
+        click.echo(f"Berth store: {bed.server_url}")
+        if bed.admin_token:
+            click.echo(f"admin token: {bed.admin_token}")
+    click.echo(f"Redis: {bed.redis_url}")
+    for agent in bed.agents:
+        click.echo(f"{agent.id}: {agent.url} ports {agent.port_range[0]}-{agent.port_range[1]}")
+    click.echo(f"logs: {bed.log_dir}")
+    click.echo("make stop to stop (berth dev down)")
+
+
+@click.group("dev")
+def dev() -> None:
+    """Run Berth locally: Redis, three Docker engines as agents, a worker, the server."""
+
+
+@dev.command("up")
+@click.option("--var", "var", default="var", show_default=True, help=VAR_HELP)
+@click.option("--lane", default=0, show_default=True, type=click.IntRange(0, 50),
+              help="lane: 0 for `make run`, others for side-by-side test runs")
+@click.option("--serve", is_flag=True, help="also start the Berth server (gunicorn)")
+@_worker_errors
+def up(var: str, lane: int, serve: bool) -> None:
+    """Start the test bed in the background (stops leftovers of an earlier run first)."""
+    from worker.testbed import Testbed
+
+    running = _running(var)
+    if running is not None and running.lane == lane:
+        click.echo("already running")
+        if serve and not running.serving:
+            running.start_server()
+        _show(running)
+        return
+    if running is not None:   # another lane: start afresh
+        running.stop()
+    click.echo(f"starting Redis, three Docker engines and a worker (lane {lane}) …")
+    bed = Testbed(var, lane=lane)
+    try:
+        bed.start(serve=serve)
+    except BaseException:
+        bed.stop()
+        raise
+    _show(bed)
+
+
+@dev.command("down")
+@click.option("--var", "var", default="var", show_default=True, help=VAR_HELP)
+@_worker_errors
+def down(var: str) -> None:
+    """Stop everything `berth dev up` started."""
+    from pathlib import Path
+
+    from worker.testbed import Testbed
+
+    if not (Path(var) / "testbed.json").is_file():
+        click.echo(f"nothing to stop in {var}")
+        return
+    Testbed.load(var).stop()
+    click.echo("stopped")
+
+
+@dev.command("status")
+@click.option("--var", "var", default="var", show_default=True, help=VAR_HELP)
+@_worker_errors
+def status(var: str) -> None:
+    """Show which parts of the test bed run (exit 1 when one does not)."""
+    from worker.testbed import Testbed
+
+    bed = Testbed.load(var)
+    states = bed.status()
+    if not states:
+        click.echo(f"nothing running from {var}")
+    for name, alive in states.items():
+        click.echo(f"{name:10} {'running' if alive else 'stopped'}")
+    if bed.serving:
+        click.echo(f"Berth store: {bed.server_url}")
+    if not states or not all(states.values()):
+        raise SystemExit(EXIT_FAILED)
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the `berth` group."""
+    cli.add_command(dev)

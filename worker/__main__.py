@@ -1,0 +1,141 @@
+"""``python -m worker``: a Celery worker with Berth's schedule and Docker-events watcher.
+
+``python -m worker`` supervises two children that die with it and are restarted
+when they exit: the Celery worker (``python -m worker celery``: prefork pool,
+``BERTH_WORKER_CONCURRENCY`` processes) and the watcher (``python -m worker watch``:
+schedule, Docker events, health checks). Settings come from ``BERTH_…``
+variables (:mod:`worker.settings`); logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Any
+
+from .celery_app import create_celery, die_with_parent
+from .settings import WorkerSettings
+
+
+def _logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def watch(settings: WorkerSettings) -> int:
+    """Run the watcher until SIGTERM or SIGINT."""
+    from .watcher import Watcher
+
+    die_with_parent()
+    app = create_celery(settings)
+    watcher = Watcher(settings, app.send_task)
+
+    def stop(*_: Any) -> None:
+        watcher.close()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    watcher.run()
+    return 0
+
+
+def _quiet_task_lines(**_: Any) -> None:
+    """Drop Celery's per-task "received"/"succeeded" lines (the schedule sends tasks every
+    second on a test bed); failures are still logged, progress lives in the records."""
+    for name in ("celery.app.trace", "celery.worker.strategy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def celery_worker(settings: WorkerSettings) -> int:
+    """Run the Celery worker in this process (prefork pool)."""
+    from celery.signals import after_setup_logger
+
+    die_with_parent()
+    after_setup_logger.connect(_quiet_task_lines, weak=False)
+    app = create_celery(settings)
+    app.worker_main(["worker", "--loglevel=INFO", "--pool=prefork",
+                     f"--concurrency={settings.concurrency}", "--without-gossip",
+                     "--without-mingle", "--without-heartbeat",
+                     f"--hostname=berth-{os.getpid()}@%h"])
+    return 0
+
+
+class Supervisor:
+    """Runs the Celery worker and the watcher as children; restarts one that exits.
+
+    A Celery worker can exit on a broker connection lost at the wrong moment (a
+    Redis restart); restarting it here is what lets the workers resume on their own.
+    """
+
+    ROLES = ("celery", "watch")
+
+    def __init__(self) -> None:
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.started: dict[str, float] = {}
+        self.quick_exits: dict[str, int] = {}
+        self.stopping = False
+
+    def spawn(self, role: str) -> None:
+        self.started[role] = time.monotonic()
+        self.children[role] = subprocess.Popen([sys.executable, "-m", "worker", role],
+                                               preexec_fn=die_with_parent)  # noqa: PLW1509
+
+    def delay(self, role: str) -> float:
+        """Seconds to wait before a restart: 1, doubling while it keeps exiting quickly."""
+        quick = time.monotonic() - self.started.get(role, 0.0) < 30
+        self.quick_exits[role] = self.quick_exits.get(role, 0) + 1 if quick else 0
+        return float(min(2 ** self.quick_exits[role] / 2, 30))
+
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+        for child in self.children.values():
+            if child.poll() is None:
+                child.terminate()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        for role in self.ROLES:
+            self.spawn(role)
+        while not self.stopping:
+            for role, child in list(self.children.items()):
+                if child.poll() is not None and not self.stopping:
+                    wait = self.delay(role)
+                    logging.getLogger("worker").warning(
+                        "%s exited with %s; restarting it in %.0fs", role, child.returncode,
+                        wait)
+                    time.sleep(wait)
+                    self.spawn(role)
+            time.sleep(0.2)
+        for child in self.children.values():
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    _logging()
+    try:
+        settings = WorkerSettings.from_env()
+    except ValueError as error:
+        print(f"berth worker: {error}", file=sys.stderr)
+        return 2
+    if argv[:1] == ["watch"]:
+        return watch(settings)
+    if argv[:1] == ["celery"]:
+        return celery_worker(settings)
+    if argv:
+        print("usage: python -m worker [celery|watch]", file=sys.stderr)
+        return 2
+    return Supervisor().run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

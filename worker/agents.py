@@ -1,0 +1,377 @@
+"""Agents: Docker engines that run instances — registration, heartbeats, drain, removal.
+
+An agent record (``docs/architecture.md``) holds its URL and address, attributes
+(``hostname`` always present), capacity (cpus, mem in MiB, read from the engine unless
+given), a host-port range, what is reserved on it (``allocated``) and a state:
+``up``, ``unreachable`` (silent longer than the unreachable timeout) or ``draining``
+(no new instances; the reconciler moves the ones there away). Draining is kept as the
+``drain`` flag, so an agent that drops out and comes back while draining stays so.
+
+This module also holds the reservation arithmetic shared by the deployer and the
+reconciler, and :class:`AgentPool`, the per-process cache of ``DockerAgent`` clients.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from urllib.parse import urlsplit
+
+from catalog.placement import AgentView
+
+from .errors import AgentBusy, AgentError, AgentExists, InvalidRequest
+from .store.base import Tx
+
+__all__ = ["register_agent", "register", "get_agent", "list_agents", "drain", "activate",
+           "remove", "heartbeat", "agent_view", "reserve", "release", "AgentPool",
+           "DEFAULT_PORT_RANGE", "schedulable"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT_RANGE = (31000, 31999)
+ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+URL_SCHEMES = ("tcp", "unix", "ssh", "http", "https", "npipe")
+
+
+# reservations -----------------------------------------------------------------------
+
+def _allocated(agent: Mapping[str, Any]) -> dict[str, Any]:
+    alloc = agent.get("allocated") or {}
+    return {"cpus": float(alloc.get("cpus") or 0), "mem": int(alloc.get("mem") or 0),
+            "ports": [int(p) for p in alloc.get("ports") or []]}
+
+
+def reserve(agent: dict[str, Any], cpus: float, mem: int, ports: Iterable[int]) -> None:
+    """Add one instance's cpus, mem and host ports to the agent's reservations."""
+    alloc = _allocated(agent)
+    alloc["cpus"] = round(alloc["cpus"] + float(cpus), 6)
+    alloc["mem"] += int(mem)
+    alloc["ports"] = sorted(set(alloc["ports"]) | {int(p) for p in ports})
+    agent["allocated"] = alloc
+
+
+def release(agent: dict[str, Any], instance: Mapping[str, Any]) -> None:
+    """Give back what an instance reserved (never below zero)."""
+    alloc = _allocated(agent)
+    alloc["cpus"] = max(0.0, round(alloc["cpus"] - float(instance.get("cpus") or 0), 6))
+    alloc["mem"] = max(0, alloc["mem"] - int(instance.get("mem") or 0))
+    gone = {int(p) for p in instance.get("port_list") or []}
+    alloc["ports"] = [p for p in alloc["ports"] if p not in gone]
+    agent["allocated"] = alloc
+
+
+def schedulable(agent: Mapping[str, Any]) -> bool:
+    """Whether new instances may go to the agent."""
+    return agent.get("state") == "up" and not agent.get("drain")
+
+
+def agent_view(agent: Mapping[str, Any]) -> AgentView:
+    """What placement needs to know of an agent record."""
+    alloc = _allocated(agent)
+    capacity = agent.get("capacity") or {}
+    low, high = (int(x) for x in agent.get("port_range") or DEFAULT_PORT_RANGE)
+    taken = set(alloc["ports"])
+    return AgentView(
+        id=agent["id"], attributes=dict(agent.get("attributes") or {}),
+        cpus_free=round(float(capacity.get("cpus") or 0) - alloc["cpus"], 6),
+        mem_free=int(capacity.get("mem") or 0) - alloc["mem"],
+        ports_free=tuple(p for p in range(low, high + 1) if p not in taken),
+        schedulable=schedulable(agent), port_range=(low, high),
+        ports_taken=frozenset(p for p in taken if not low <= p <= high))
+
+
+# registration ---------------------------------------------------------------------------
+
+def _check_url(url: Any) -> str:
+    if not isinstance(url, str) or urlsplit(url).scheme not in URL_SCHEMES:
+        raise InvalidRequest("invalid agent URL", details=[{
+            "path": "url", "message": "a Docker engine URL: tcp://host:2375, unix:///path, "
+                                      "ssh://user@host"}])
+    return url
+
+
+def _check_port_range(port_range: Any) -> tuple[int, int]:
+    try:
+        low, high = (int(p) for p in port_range)
+    except (TypeError, ValueError):
+        low, high = 0, -1
+    if not 1 <= low <= high <= 65535:
+        raise InvalidRequest("invalid port range", details=[{
+            "path": "port_range", "message": "[low, high] with 1 <= low <= high <= 65535"}])
+    return low, high
+
+
+def _check_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
+    problems = [{"path": f"attributes/{k}", "message": "names are 1-64 of A-Z a-z 0-9 _ . -"}
+                for k in attributes if not ATTRIBUTE.match(str(k))]
+    if problems:
+        raise InvalidRequest("invalid agent attributes", details=problems)
+    return {str(k): str(v) for k, v in attributes.items()}
+
+
+def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        cpus, mem = float(capacity["cpus"]), int(capacity["mem"])
+    except (KeyError, TypeError, ValueError):
+        cpus, mem = -1.0, -1
+    if cpus <= 0 or mem <= 0:
+        raise InvalidRequest("invalid agent capacity", details=[{
+            "path": "capacity", "message": "{\"cpus\": > 0, \"mem\": MiB > 0}"}])
+    return {"cpus": cpus, "mem": mem}
+
+
+def _url_host(url: str) -> str:
+    host = urlsplit(url).hostname
+    return host or "127.0.0.1"
+
+
+def _default_id(store: Any, url: str) -> str:
+    host = re.sub(r"[^a-z0-9-]+", "-", _url_host(url).lower()).strip("-") or "local"
+    return f"agent-{host}"
+
+
+def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = None,
+                   port_range: Sequence[int] | None = None,
+                   capacity: Mapping[str, Any] | None = None, *, agent_id: str | None = None,
+                   address: str | None = None, actor: str = "",
+                   docker: Any = None) -> dict[str, Any]:
+    """Register a Docker engine as an agent (or update the agent of that id).
+
+    Capacity is read from the engine (``DockerAgent.info()``) unless given; so is the
+    ``hostname`` attribute. Reservations of an existing agent are kept.
+
+    :raises InvalidRequest: for a bad URL, port range, attribute or capacity.
+    :raises AgentExists: when another agent has that URL.
+    :raises AgentUnreachable: when the engine must be asked and does not answer.
+    """
+    _check_url(url)
+    low, high = _check_port_range(port_range or DEFAULT_PORT_RANGE)
+    attrs = _check_attributes(attributes or {})
+    agent_id = agent_id or _default_id(store, url)
+    info = _engine_info(url, docker, required=capacity is None)
+    cap = _check_capacity(capacity) if capacity else {"cpus": info["cpus"], "mem": info["mem"]}
+    attrs.setdefault("hostname", info.get("hostname") or agent_id)
+    now = time.time()
+
+    def change(tx: Tx) -> dict[str, Any]:
+        for other in store.agents.list():
+            if other["url"] == url and other["id"] != agent_id:
+                raise AgentExists(f"{url} is registered as {other['id']}", agent=other["id"])
+        current = tx.get(store.agents.key(agent_id)) or {}
+        doc = {**current, "id": agent_id, "url": url, "address": address or _url_host(url),
+               "attributes": attrs, "capacity": cap, "port_range": [low, high],
+               "allocated": current.get("allocated") or {"cpus": 0.0, "mem": 0, "ports": []},
+               "drain": bool(current.get("drain")),
+               "last_seen": now if info.get("up") else current.get("last_seen", 0),
+               "engine": {"version": info.get("version", "")},
+               "registered_at": current.get("registered_at", now), "registered_by": actor}
+        doc["state"] = _state(doc, up=bool(info.get("up")))
+        written = store.agents.stage_put(tx, doc)
+        tx.event("agent.registered", agent_id, actor, {"url": url})
+        return written
+
+    return store.state.transact(change)
+
+
+register = register_agent
+
+
+def _engine_info(url: str, docker: Any, *, required: bool) -> dict[str, Any]:
+    """The engine's capacity, hostname and version (``up`` says whether it answered).
+
+    :raises AgentUnreachable: when ``required`` and the engine does not answer.
+    """
+    from .docker_agent import DockerAgent
+
+    client = docker or DockerAgent(url, timeout=5)
+    try:
+        return {**client.info(), "up": True}
+    except AgentError:
+        if required:
+            raise
+        return {"up": False}
+    finally:
+        if docker is None:
+            client.close()
+
+
+def _state(agent: Mapping[str, Any], *, up: bool) -> str:
+    if not up:
+        return "unreachable"
+    return "draining" if agent.get("drain") else "up"
+
+
+# reads and changes ----------------------------------------------------------------
+
+def get_agent(store: Any, agent_id: str) -> dict[str, Any]:
+    """An agent with the instances placed on it.
+
+    :raises AgentNotFound:
+    """
+    agent = store.agents.require(agent_id)
+    instances = store.instances.for_agent(agent_id)
+    return {**agent, "instances": sorted(i["id"] for i in instances)}
+
+
+def list_agents(store: Any) -> list[dict[str, Any]]:
+    return store.agents.list()
+
+
+def drain(store: Any, agent_id: str, *, actor: str = "",
+          enqueue: Callable[[str, Sequence[Any]], Any] | None = None) -> dict[str, Any]:
+    """Stop placing on the agent and move its instances away (via the reconciler).
+
+    :raises AgentNotFound:
+    """
+    store.agents.require(agent_id)
+
+    def apply(agent: dict[str, Any]) -> dict[str, Any]:
+        agent["drain"] = True
+        if agent.get("state") == "up":
+            agent["state"] = "draining"
+        return agent
+
+    agent = store.agents.update(agent_id, apply, event="agent.draining", actor=actor)
+    if enqueue is not None:
+        try:
+            enqueue("berth.reconcile", [])
+        except Exception:  # noqa: BLE001 - the periodic reconcile moves them anyway
+            log.warning("could not enqueue a reconcile after draining %s", agent_id)
+    return agent
+
+
+def activate(store: Any, agent_id: str, *, actor: str = "") -> dict[str, Any]:
+    """End a drain: the agent takes new instances again.
+
+    :raises AgentNotFound:
+    """
+    store.agents.require(agent_id)
+
+    def apply(agent: dict[str, Any]) -> dict[str, Any]:
+        agent["drain"] = False
+        if agent.get("state") == "draining":
+            agent["state"] = "up"
+        return agent
+
+    return store.agents.update(agent_id, apply, event="agent.activated", actor=actor)
+
+
+def remove(store: Any, agent_id: str, *, force: bool = False, actor: str = "",
+           pool: AgentPool | None = None) -> None:
+    """Forget an agent; refused while instances remain on it unless ``force``.
+
+    With ``force`` the agent's containers are removed where the engine still answers,
+    and its instance records go (the reconciler places replacements elsewhere).
+
+    :raises AgentNotFound:
+    :raises AgentBusy: instances remain and ``force`` is not set.
+    """
+    agent = store.agents.require(agent_id)
+    instances = store.instances.for_agent(agent_id)
+    if instances and not force:
+        raise AgentBusy(f"{len(instances)} instances remain on {agent_id}", agent=agent_id,
+                        details=[{"path": f"instances/{i['id']}", "message": i["service"]}
+                                 for i in instances],
+                        hint="drain the agent first, or force the removal")
+    if instances:
+        _remove_containers(pool or AgentPool(timeout=5), agent, instances)
+
+    def change(tx: Tx) -> None:
+        for instance in instances:
+            store.instances.stage_remove(tx, instance)
+        store.agents.stage_remove(tx, agent_id)
+        tx.event("agent.removed", agent_id, actor, {"forced": bool(instances)})
+
+    store.state.transact(change)
+
+
+def _remove_containers(pool: AgentPool, agent: Mapping[str, Any],
+                       instances: Iterable[Mapping[str, Any]]) -> None:
+    docker = pool.get(agent)
+    for instance in instances:
+        try:
+            docker.remove(instance.get("container_id") or instance["container"])
+        except AgentError:
+            return  # the engine is away: its containers are beyond reach
+
+
+# heartbeats ---------------------------------------------------------------------------
+
+def heartbeat(store: Any, pool: AgentPool, *, unreachable_timeout: float,
+              now: float | None = None) -> dict[str, list[str]]:
+    """Ping every agent; record who answered and who is now unreachable.
+
+    Returns ``{"up": [...], "unreachable": [...]}`` of agents whose state changed.
+    """
+    agents = store.agents.list()
+    if not agents:
+        return {"up": [], "unreachable": []}
+    with ThreadPoolExecutor(max_workers=min(16, len(agents))) as threads:
+        answers = list(threads.map(lambda a: pool.heartbeat_client(a).is_up(), agents))
+    changed: dict[str, list[str]] = {"up": [], "unreachable": []}
+    stamp = time.time() if now is None else now
+    for agent, up in zip(agents, answers, strict=True):
+        before = agent.get("state")
+        if up:
+            store.agents.seen(agent["id"], stamp)
+            if before == _state(agent, up=True):
+                continue
+        last_seen = float(agent.get("last_seen") or 0)
+        updated = store.agents.update(agent["id"], lambda a, up=up, seen=last_seen: _beat(
+            a, up, stamp, seen, unreachable_timeout))
+        if updated and updated.get("state") != before:
+            kind = "unreachable" if updated["state"] == "unreachable" else "up"
+            changed[kind].append(agent["id"])
+            store.state.publish_event(f"agent.{updated['state']}", agent["id"], "worker", {})
+    return changed
+
+
+def _beat(agent: dict[str, Any], up: bool, now: float, last_seen: float,
+          timeout: float) -> dict[str, Any] | None:
+    """The agent after one ping; None when nothing changes."""
+    if up:
+        agent["last_seen"] = now
+        agent["state"] = _state(agent, up=True)
+        return agent
+    if agent.get("state") != "unreachable" and now - last_seen > timeout:
+        agent["state"] = "unreachable"
+        return agent
+    return None
+
+
+class AgentPool:
+    """``DockerAgent`` clients by URL, shared by the threads of one process."""
+
+    def __init__(self, timeout: float = 10, heartbeat_timeout: float = 2) -> None:
+        self.timeout = timeout
+        self.heartbeat_timeout = heartbeat_timeout
+        self._clients: dict[tuple[str, float], Any] = {}
+        self._lock = threading.Lock()
+
+    def _client(self, url: str, timeout: float) -> Any:
+        from .docker_agent import DockerAgent
+
+        with self._lock:
+            key = (url, timeout)
+            if key not in self._clients:
+                self._clients[key] = DockerAgent(url, timeout=timeout)
+            return self._clients[key]
+
+    def get(self, agent: Mapping[str, Any]) -> Any:
+        """The client of an agent record."""
+        return self._client(agent["url"], self.timeout)
+
+    def heartbeat_client(self, agent: Mapping[str, Any]) -> Any:
+        """A client with a short timeout, for pings."""
+        return self._client(agent["url"], self.heartbeat_timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            for client in self._clients.values():
+                client.close()
+            self._clients.clear()

@@ -1,0 +1,64 @@
+"""The Celery application of the workers (a factory: nothing happens at import time).
+
+Reliability settings, all in one place: JSON only; a task is acknowledged after it
+ran (``acks_late``) and given back when its worker dies (``task_reject_on_worker_lost``);
+each worker process reserves one message at a time (prefetch 1); time limits; the
+broker's visibility timeout outlasts the longest task, so a message is only handed
+out again once its first run cannot still be going. Every task is idempotent: a re-run
+converges and never creates a second container for an instance.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+from typing import Any
+
+from celery import Celery
+from celery.signals import worker_process_init
+
+from .settings import WorkerSettings
+
+__all__ = ["create_celery", "TASK_NAMES"]
+
+log = logging.getLogger(__name__)
+
+TASK_NAMES = ("berth.deploy", "berth.reconcile", "berth.reconcile_service",
+              "berth.heartbeat", "berth.refresh_repositories")
+
+
+def create_celery(settings: WorkerSettings | None = None) -> Celery:
+    """A Celery app for ``settings`` (read from the environment when not given)."""
+    settings = settings or WorkerSettings.from_env()
+    app = Celery("berth", broker=settings.broker, include=["worker.tasks"])
+    hard = float(settings.task_time_limit)
+    app.conf.update(
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        task_ignore_result=True, result_backend=None,
+        task_acks_late=True, task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1, worker_concurrency=settings.concurrency,
+        task_time_limit=hard, task_soft_time_limit=max(1.0, hard - 30),
+        broker_transport_options={"visibility_timeout": int(hard + 300)},
+        broker_connection_retry_on_startup=True, broker_connection_max_retries=None,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        worker_send_task_events=False, task_send_sent_event=False,
+        enable_utc=True, timezone="UTC",
+    )
+    app.berth_settings = settings  # type: ignore[attr-defined]
+    worker_process_init.connect(_die_with_parent, weak=False, dispatch_uid="berth-pdeathsig")
+    return app
+
+
+def _die_with_parent(**_: Any) -> None:
+    """Make a pool process die with the worker (a SIGKILLed worker leaves no orphans)."""
+    die_with_parent()
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        log.debug("PR_SET_PDEATHSIG is not available here")

@@ -1,0 +1,511 @@
+"""The one funnel for Docker SDK calls: every change on an agent goes through here.
+
+``DockerAgent(url)`` wraps docker-py for one engine (``tcp://127.0.0.2:2375``,
+``unix:///run/docker.sock``, ``ssh://…``). It turns ``docker.errors.*``, ``requests``
+timeouts and connection errors into :mod:`worker.errors` (``AgentUnreachable``,
+``ImageUnavailable``, ``ContainerError``; all ``AgentError``) here and only here.
+
+What it offers (``docs/architecture.md``, "Docker funnel"):
+
+- ``ping()``, ``is_up()``, ``info()`` — reachability and capacity of the engine;
+- ``has_image(ref)``, ``image_labels(ref)``, ``ensure_image(ref, peers=…,
+  tarball_dir=…)``, ``pull_image``, ``copy_image_from``, ``import_image``,
+  ``save_image``, ``load_image`` — images with or without a registry;
+- ``run_instance(name, spec, labels=…, env=…, ports=…, address=…)`` — create and start
+  one container from a service spec (see :mod:`worker.containers`), idempotent by
+  container name;
+- ``find(name_or_id)``, ``list_instances(labels)``, ``remove(name_or_id)``, ``kill``,
+  ``events()`` (an :class:`EventStream`: iterate, ``close()`` from another thread),
+  ``logs()``, ``exec_check()``.
+
+One ``DockerAgent`` may be shared by threads (the connection pool is thread-safe);
+event streams and exec checks use connections of their own.
+
+The client connects lazily (API version negotiated on first use), so building a
+``DockerAgent`` for an engine that is down never raises; the first call does.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+import urllib3.exceptions
+
+from worker.containers import ContainerEvent, ContainerInfo, ExecResult, container_config
+from worker.errors import AgentError, AgentUnreachable, ContainerError, ImageUnavailable
+
+__all__ = ["DockerAgent", "ContainerInfo", "ContainerEvent", "EventStream", "ExecResult",
+           "tarball_name", "BERTH_LABEL"]
+
+BERTH_LABEL = "berth.service"
+LIFECYCLE = ("create", "start", "die", "stop", "kill", "oom", "destroy")
+_UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
+                urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+
+
+def tarball_name(ref: str) -> str:
+    """File name under which an image tarball is kept: ``berth/hello:1.0.0`` →
+    ``berth_hello_1.0.0.tar``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", ref).strip("._") + ".tar"
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    """Split ``repo[:tag]`` into repository and tag (``latest`` when absent)."""
+    repo, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return ref, "latest"
+    return repo, tag
+
+
+class EventStream:
+    """Iterate Berth container events; ``close()`` (from any thread) ends the loop."""
+
+    def __init__(self, agent: DockerAgent, stream: Any, api: Any) -> None:
+        self._agent, self._stream, self._api = agent, stream, api
+
+    def __iter__(self) -> Iterator[ContainerEvent]:
+        with self._agent._funnel("read events"):
+            for raw in self._stream:
+                if raw.get("Type", "container") == "container":
+                    yield ContainerEvent.from_api(raw)
+
+    def close(self) -> None:
+        """Stop the stream; a loop over it ends."""
+        try:
+            self._stream.close()
+        finally:
+            self._api.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class DockerAgent:
+    """One Docker engine, reached through docker-py; every call funnels errors."""
+
+    def __init__(self, url: str, *, timeout: float = 10) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DockerAgent({self.url!r})"
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @contextmanager
+    def _funnel(self, action: str, *, subject: str = "") -> Iterator[None]:
+        """Turn docker-py and requests errors raised inside into ``AgentError``s.
+
+        :raises AgentUnreachable: the engine did not answer.
+        :raises ImageUnavailable: an image is missing or could not be fetched.
+        :raises ContainerError: the engine refused or failed the request.
+        """
+        try:
+            yield
+        except AgentError:
+            raise
+        except docker.errors.ImageNotFound as exc:
+            raise self._error(ImageUnavailable, action, _explain(exc), subject) from exc
+        except docker.errors.APIError as exc:
+            raise self._error(ContainerError, action, _explain(exc), subject) from exc
+        except _UNREACHABLE as exc:
+            raise self._error(AgentUnreachable, action, self._reason(exc), subject) from exc
+        except docker.errors.DockerException as exc:
+            cls = AgentUnreachable if _is_connection_trouble(exc) else ContainerError
+            raise self._error(cls, action, self._reason(exc), subject) from exc
+
+    def _reason(self, exc: BaseException) -> str:
+        """A short reason for a failed connection (urllib3's own text is very long)."""
+        chain: list[BaseException] = []
+        cursor: BaseException | None = exc
+        while cursor is not None and len(chain) < 10:
+            chain.append(cursor)
+            cursor = cursor.__cause__ or cursor.__context__
+        if any(isinstance(e, ConnectionRefusedError) for e in chain):
+            return "connection refused"
+        if any(isinstance(e, (TimeoutError, requests.exceptions.Timeout,
+                              urllib3.exceptions.TimeoutError)) for e in chain):
+            return f"no answer within {self.timeout:g}s"
+        text = str(chain[0])
+        return text if len(text) <= 300 else text[:297] + "..."
+
+    def _error(self, cls: type[AgentError], action: str, reason: str,
+               subject: str = "") -> AgentError:
+        """Build a worker error that names this agent, the action and the reason."""
+        what = f"{action} {subject}".strip()
+        return cls(f"{self.url}: {what} failed: {reason}",
+                   details=[{"path": f"agents/{self.url}", "message": reason}])
+
+    @property
+    def client(self) -> docker.DockerClient:
+        """The docker-py client, built on first use (negotiates the API version).
+
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        with self._lock:
+            if self._client is None:
+                with self._funnel("connect"):
+                    self._client = docker.DockerClient(base_url=self.url, version="auto",
+                                                       timeout=self.timeout)
+            return self._client
+
+    @property
+    def api(self) -> docker.APIClient:
+        """The low-level API client (fewer round trips than the high-level one)."""
+        return self.client.api
+
+    def _side_client(self, timeout: float | None) -> docker.APIClient:
+        """A separate low-level client with its own timeout (events, exec checks)."""
+        return docker.APIClient(base_url=self.url, version=self.api.api_version,
+                                timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection pool (the agent can be used again afterwards)."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- engine ---------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        """Return True when the engine answers ``/_ping``.
+
+        :raises AgentUnreachable: it does not.
+        """
+        with self._funnel("ping"):
+            return bool(self.api.ping())
+
+    def is_up(self) -> bool:
+        """Return whether the engine answers, never raising."""
+        try:
+            return self.ping()
+        except AgentError:
+            return False
+
+    def info(self) -> dict[str, Any]:
+        """Return ``{"cpus", "mem" (MiB), "hostname", "version"}`` of the engine.
+
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        with self._funnel("read engine info"):
+            raw = self.api.info()
+        return {"cpus": float(raw.get("NCPU", 0)), "mem": int(raw.get("MemTotal", 0)) >> 20,
+                "hostname": raw.get("Name", ""), "version": raw.get("ServerVersion", "")}
+
+    # -- images ----------------------------------------------------------------------
+
+    def has_image(self, ref: str) -> bool:
+        """Return whether the engine holds the image ``ref``."""
+        return self.image_labels(ref) is not None
+
+    def image_labels(self, ref: str) -> dict[str, str] | None:
+        """Return the labels of image ``ref`` ({} when it has none), None when absent."""
+        try:
+            with self._funnel("inspect image", subject=ref):
+                raw = self.api.inspect_image(ref)
+        except ImageUnavailable:
+            return None
+        except ContainerError as exc:     # a 404 that docker-py did not classify
+            if "no such image" in exc.message.lower():
+                return None
+            raise
+        return dict((raw.get("Config") or {}).get("Labels") or {})
+
+    def ensure_image(self, ref: str, *, peers: Iterable[DockerAgent | str] = (),
+                     tarball_dir: str | os.PathLike[str] | None = None) -> str:
+        """Make sure ``ref`` is on this engine; return where it came from.
+
+        Tries, in order: already present (``"present"``), a registry pull (``"pull"``),
+        a copy from a peer agent that has it (``"peer:<url>"``), the tarball
+        ``<tarball_dir>/<tarball_name(ref)>`` (``"tarball"``).
+
+        :raises ImageUnavailable: no source had it (details list every attempt).
+        :raises AgentUnreachable: this engine did not answer.
+        """
+        if self.has_image(ref):
+            return "present"
+        tried: list[dict[str, str]] = []
+        for source, attempt in self._image_sources(ref, peers, tarball_dir):
+            try:
+                attempt()
+                if self.has_image(ref):
+                    return source
+                tried.append({"path": source, "message": "image still missing afterwards"})
+            except AgentUnreachable as exc:
+                if source == "pull" or source == "tarball":
+                    raise
+                tried.append({"path": source, "message": exc.message})
+            except AgentError as exc:
+                tried.append({"path": source, "message": exc.message})
+        raise ImageUnavailable(f"{self.url}: image {ref} is not available from any source",
+                               details=tried)
+
+    def _image_sources(self, ref: str, peers: Iterable[DockerAgent | str],
+                       tarball_dir: str | os.PathLike[str] | None) -> Iterator[tuple[str, Any]]:
+        """Yield ``(name, callable)`` for each place the image may come from."""
+        yield "pull", lambda: self.pull_image(ref)
+        for peer in peers:
+            other = peer if isinstance(peer, DockerAgent) else DockerAgent(peer)
+            if other.url != self.url:
+                yield f"peer:{other.url}", lambda other=other: self.copy_image_from(other, ref)
+        if tarball_dir is not None:
+            path = Path(tarball_dir) / tarball_name(ref)
+            if path.is_file():
+                yield "tarball", lambda: self.load_image(path)
+
+    def pull_image(self, ref: str) -> None:
+        """Pull ``ref`` from its registry.
+
+        :raises ImageUnavailable: the registry refused or cannot be reached.
+        """
+        repo, tag = _split_ref(ref)
+        with self._funnel("pull image", subject=ref):
+            try:
+                for message in self.api.pull(repo, tag=tag, stream=True, decode=True):
+                    _raise_on_stream_error(message)
+            except docker.errors.APIError as exc:
+                raise self._error(ImageUnavailable, "pull image", _explain(exc), ref) from exc
+
+    def copy_image_from(self, peer: DockerAgent, ref: str) -> None:
+        """Stream ``ref`` from ``peer`` (``docker save``) into this engine (``docker load``)."""
+        with peer._funnel("save image", subject=ref):
+            chunks = peer.api.get_image(ref)
+            with self._funnel("load image", subject=ref):
+                for message in self.api.load_image(chunks):
+                    _raise_on_stream_error(message)
+
+    def import_image(self, rootfs: bytes, ref: str, changes: Sequence[str] = ()) -> None:
+        """``docker import`` a root file system tar as ``ref`` with Dockerfile ``changes``.
+
+        :raises ContainerError: the engine refused the import.
+        """
+        repo, tag = _split_ref(ref)
+        with self._funnel("import image", subject=ref):
+            self.api.import_image(src=rootfs, repository=repo, tag=tag, changes=list(changes))
+
+    def save_image(self, ref: str, path: str | os.PathLike[str]) -> Path:
+        """Write ``ref`` as a ``docker save`` tarball to ``path`` (atomically)."""
+        target = Path(path)
+        partial = target.with_name(target.name + ".part")
+        with self._funnel("save image", subject=ref), open(partial, "wb") as out:
+            for chunk in self.api.get_image(ref):
+                out.write(chunk)
+        partial.replace(target)
+        return target
+
+    def load_image(self, path: str | os.PathLike[str]) -> None:
+        """Load a ``docker save`` tarball into this engine."""
+        with self._funnel("load image", subject=str(path)), open(path, "rb") as data:
+            for message in self.api.load_image(data):
+                _raise_on_stream_error(message)
+
+    # -- containers ------------------------------------------------------------------
+
+    def run_instance(self, name: str, spec: Mapping[str, Any], *, labels: Mapping[str, str],
+                     env: Mapping[str, str] | None = None,
+                     ports: Mapping[str, int] | Sequence[int] = (),
+                     address: str = "") -> str:
+        """Create and start container ``name`` from a service spec; return its id.
+
+        Idempotent: an existing container of that name is reused (and started when
+        it is not running). ``ports`` are the assigned host ports (name → port, or a
+        list in spec order); they reach the container as ``PORT0…``/``PORT_<NAME>``
+        and ``HOST`` is ``address``. See :func:`worker.containers.container_config`.
+
+        :raises ImageUnavailable: the image is not on this engine.
+        :raises ContainerError: the engine refused to create or start it.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        existing = self.find(name)
+        if existing is not None and existing.running:
+            return existing.id
+        if existing is not None:
+            container_id = existing.id
+        else:
+            config = container_config(name, spec, labels=labels, env=env or {},
+                                      ports=ports, address=address)
+            container_id = self._create(name, config)
+        try:
+            with self._funnel("start container", subject=name):
+                self.api.start(container_id)
+        except ContainerError:
+            self.remove(container_id)   # a retry creates it afresh
+            raise
+        return container_id
+
+    def _create(self, name: str, config: Mapping[str, Any]) -> str:
+        """Create the container; on a name conflict (a concurrent run) reuse the winner."""
+        host_config = self.api.create_host_config(**config["host_config"])
+        try:
+            with self._funnel("create container", subject=name):
+                created = self.api.create_container(host_config=host_config,
+                                                    **config["container"])
+        except ContainerError:
+            winner = self.find(name)
+            if winner is None:
+                raise
+            return winner.id
+        return str(created["Id"])
+
+    def find(self, name_or_id: str) -> ContainerInfo | None:
+        """Return the container named (or with id) ``name_or_id``, or None."""
+        with self._funnel("list containers"):
+            found = self.api.containers(all=True, filters={"name": f"^/{re.escape(name_or_id)}$"})
+            if not found and re.fullmatch(r"[0-9a-f]{12,64}", name_or_id):
+                found = self.api.containers(all=True, filters={"id": name_or_id})
+        return ContainerInfo.from_api(found[0]) if found else None
+
+    def list_instances(self, labels: Mapping[str, str | None] | Iterable[str] = (BERTH_LABEL,)
+                       ) -> list[ContainerInfo]:
+        """Return every container (running or not) carrying ``labels``.
+
+        ``labels`` is a mapping (``{"berth.service": "web"}``; a None value matches any
+        value) or label names; the default lists all Berth containers, none lists every
+        container of the engine.
+        """
+        if isinstance(labels, Mapping):
+            wanted = [k if v is None else f"{k}={v}" for k, v in labels.items()]
+        else:
+            wanted = list(labels)
+        with self._funnel("list containers"):
+            raw = self.api.containers(all=True, filters={"label": wanted} if wanted else None)
+        return [ContainerInfo.from_api(r) for r in raw]
+
+    def remove(self, name_or_id: str, *, stop_timeout: float | None = None) -> bool:
+        """Remove a container (killing it, or stopping it first with a grace period).
+
+        Returns False when it did not exist (missing is fine).
+        """
+        try:
+            with self._funnel("remove container", subject=name_or_id):
+                if stop_timeout is not None:
+                    self.api.stop(name_or_id, timeout=int(stop_timeout))
+                self.api.remove_container(name_or_id, force=True, v=False)
+        except ContainerError as exc:
+            if _is_missing(exc):
+                return False
+            raise
+        return True
+
+    def kill(self, name_or_id: str) -> None:
+        """Send SIGKILL to a running container (fault tests, benches)."""
+        with self._funnel("kill container", subject=name_or_id):
+            self.api.kill(name_or_id)
+
+    def events(self, since: float | None = None, until: float | None = None,
+               actions: Sequence[str] = LIFECYCLE) -> EventStream:
+        """Return a stream of lifecycle events of Berth-labelled containers.
+
+        Iterate it (blocks until the next event); ``close()`` from another thread ends
+        the loop; with ``until`` it ends by itself. Uses its own connection. Exec
+        events (command health checks) are left out unless asked for in ``actions``.
+        """
+        api = self._side_client(timeout=None)
+        filters = {"type": "container", "label": [BERTH_LABEL], "event": list(actions)}
+        with self._funnel("follow events"):
+            stream = api.events(since=since, until=until, decode=True, filters=filters)
+        return EventStream(self, stream, api)
+
+    def logs(self, name_or_id: str, tail: int | str = 100, follow: bool = False
+             ) -> str | Iterator[str]:
+        """Return the last ``tail`` lines of stdout+stderr, or follow them as text chunks.
+
+        A followed stream ends quietly when the engine goes idle longer than the
+        agent's timeout or the container stops.
+        """
+        with self._funnel("read logs", subject=name_or_id):
+            raw = self.api.logs(name_or_id, stdout=True, stderr=True, tail=tail,
+                                follow=follow, stream=follow)
+        if not follow:
+            return raw.decode("utf-8", "replace")
+        return _decoded(raw)
+
+    def exec_check(self, name_or_id: str, cmd: str | Sequence[str], timeout: float = 5
+                   ) -> ExecResult:
+        """Run ``cmd`` (a string runs with ``/bin/sh -c``) inside a container.
+
+        Returns the exit code and output; a command still running after ``timeout``
+        seconds gives ``exit_code=None`` (a failed check).
+        """
+        argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
+        with self._funnel("exec", subject=name_or_id):
+            exec_id = self.api.exec_create(name_or_id, argv, stdout=True, stderr=True)["Id"]
+        with self._funnel("exec", subject=name_or_id):
+            output = _run_with_deadline(lambda: self.api.exec_start(exec_id), timeout)
+        if output is None:
+            return ExecResult(None, f"timed out after {timeout:g}s")
+        with self._funnel("inspect exec", subject=name_or_id):
+            code = self.api.exec_inspect(exec_id).get("ExitCode")
+        return ExecResult(code, output.decode("utf-8", "replace"))
+
+
+def _run_with_deadline(call: Any, timeout: float) -> Any:
+    """Run ``call`` in a helper thread; None when it is not done within ``timeout``.
+
+    docker-py reads exec output with socket timeouts disabled, so the deadline is
+    kept here; a command that hangs keeps its (daemon) reader thread until it ends.
+    """
+    box: list[Any] = []
+    thread = threading.Thread(target=lambda: box.append(_capture(call)), daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not box:
+        return None
+    outcome = box[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def _capture(call: Any) -> Any:
+    """The result of ``call``, or the exception it raised."""
+    try:
+        return call()
+    except Exception as exc:  # handed back to the caller's thread
+        return exc
+
+
+def _decoded(chunks: Iterable[bytes]) -> Iterator[str]:
+    """Decode a followed log stream, ending quietly on idle timeout or disconnect."""
+    try:
+        for chunk in chunks:
+            yield chunk.decode("utf-8", "replace")
+    except (*_UNREACHABLE, OSError):
+        return
+
+
+def _raise_on_stream_error(message: Any) -> None:
+    """Raise when a progress message of pull/load carries an error."""
+    if isinstance(message, Mapping) and (message.get("error") or message.get("errorDetail")):
+        detail = message.get("errorDetail") or {}
+        raise docker.errors.APIError(str(message.get("error") or detail.get("message")))
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    """The engine's own words for a refused request."""
+    return str(exc.explanation or exc)
+
+
+def _is_missing(exc: AgentError) -> bool:
+    """Whether the engine answered 404 (no such container)."""
+    return isinstance(exc.__cause__, docker.errors.NotFound)
+
+
+def _is_connection_trouble(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in ("connection", "timed out", "timeout", "api version"))

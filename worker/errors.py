@@ -1,0 +1,164 @@
+"""Errors of the cluster side (store, service operations, deployer, Docker funnel).
+
+Same shape as :mod:`catalog.errors`: every error carries data, never HTTP. The server
+maps ``code`` to a status in one handler; the CLI maps it to a message and an exit code.
+
+    WorkerError                       code
+    ├── NotFound                      not_found
+    │   ├── ServiceNotFound           service_not_found
+    │   ├── DeploymentNotFound        deployment_not_found
+    │   ├── InstanceNotFound          instance_not_found
+    │   ├── GenerationNotFound        generation_not_found
+    │   └── AgentNotFound             agent_not_found
+    ├── Conflict                      conflict
+    │   ├── ServiceExists             service_exists
+    │   ├── DeploymentInProgress      deployment_in_progress
+    │   ├── ConcurrentChange          concurrent_change     (compare-and-set lost a race)
+    │   ├── AgentExists               agent_exists
+    │   └── AgentBusy                 agent_busy            (instances remain on it)
+    ├── InvalidRequest                invalid_request       (a bad count, name or range)
+    └── AgentError                    agent_error           (the Docker funnel's failures)
+        ├── AgentUnreachable          agent_unreachable
+        ├── ImageUnavailable          image_unavailable
+        └── ContainerError            container_error
+
+``details`` is a list of ``{"path": ..., "message": ...}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = [
+    "WorkerError",
+    "NotFound",
+    "ServiceNotFound",
+    "DeploymentNotFound",
+    "InstanceNotFound",
+    "GenerationNotFound",
+    "AgentNotFound",
+    "Conflict",
+    "ServiceExists",
+    "DeploymentInProgress",
+    "ConcurrentChange",
+    "AgentExists",
+    "AgentBusy",
+    "InvalidRequest",
+    "AgentError",
+    "AgentUnreachable",
+    "ImageUnavailable",
+    "ContainerError",
+]
+
+Problem = dict[str, str]
+
+
+class WorkerError(Exception):
+    """Root of every error the cluster side raises."""
+
+    code = "worker_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Iterable[Mapping[str, Any]] = (),
+        hint: str | None = None,
+        **data: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.data = data
+        self.details: list[Problem] = [
+            {"path": str(d.get("path", "")), "message": str(d.get("message", ""))}
+            for d in details
+        ]
+
+    @property
+    def errors(self) -> list[Problem]:
+        """The problems (alias of :attr:`details`, as on ``CatalogError``)."""
+        return self.details
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body every adapter shows: ``{"error", "message", "details"}``."""
+        body: dict[str, Any] = {"error": self.code, "message": self.message,
+                                "details": self.details}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.message
+        lines = [self.message] + [f"  {d['path']}: {d['message']}" for d in self.details]
+        return "\n".join(lines)
+
+
+class NotFound(WorkerError):
+    code = "not_found"
+
+
+class ServiceNotFound(NotFound):
+    code = "service_not_found"
+
+
+class DeploymentNotFound(NotFound):
+    code = "deployment_not_found"
+
+
+class InstanceNotFound(NotFound):
+    code = "instance_not_found"
+
+
+class GenerationNotFound(NotFound):
+    code = "generation_not_found"
+
+
+class AgentNotFound(NotFound):
+    code = "agent_not_found"
+
+
+class Conflict(WorkerError):
+    code = "conflict"
+
+
+class ServiceExists(Conflict):
+    code = "service_exists"
+
+
+class DeploymentInProgress(Conflict):
+    code = "deployment_in_progress"
+
+
+class ConcurrentChange(Conflict):
+    code = "concurrent_change"
+
+
+class AgentExists(Conflict):
+    code = "agent_exists"
+
+
+class AgentBusy(Conflict):
+    code = "agent_busy"
+
+
+class InvalidRequest(WorkerError):
+    code = "invalid_request"
+
+
+class AgentError(WorkerError):
+    code = "agent_error"
+
+
+class AgentUnreachable(AgentError):
+    code = "agent_unreachable"
+
+
+class ImageUnavailable(AgentError):
+    code = "image_unavailable"
+
+
+class ContainerError(AgentError):
+    code = "container_error"

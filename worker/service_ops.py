@@ -1,0 +1,388 @@
+"""The one write path for a service's desired state (what the server calls).
+
+Every change writes the Service record, its generation history and a new Deployment
+record in one transaction, publishes the events in that same transaction, then
+enqueues ``berth.deploy`` by name. A change while another deployment of the service is
+queued or running is refused (:class:`DeploymentInProgress`) unless ``force`` is given,
+which cancels the running one first; uninstall always supersedes. Every call records
+its actor. Nothing here touches an agent: the deployer does, in a worker.
+
+If the broker cannot take the task the records stay written and the reconciler,
+which re-drives queued deployments nobody runs, picks the deployment up.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .errors import (
+    DeploymentInProgress,
+    GenerationNotFound,
+    InvalidRequest,
+    ServiceExists,
+    ServiceNotFound,
+)
+from .store.base import Tx
+from .store.cluster import ACTIVE_DEPLOYMENT
+
+__all__ = ["ServiceOps", "new_deployment", "SERVICE_NAME", "MAX_INSTANCES"]
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+MAX_INSTANCES = 1000
+Enqueue = Callable[[str, Sequence[Any]], Any]
+
+
+def new_deployment(service: str, kind: str, generation: int, instances: int,
+                   actor: str, **extra: Any) -> dict[str, Any]:
+    """A fresh, queued Deployment record."""
+    now = time.time()
+    doc = {"id": "d-" + secrets.token_hex(6), "service": service, "kind": kind,
+           "status": "queued", "generation": generation, "instances": instances,
+           "steps": [], "progress": {"total": instances, "placed": 0, "started": 0,
+                                     "healthy": 0},
+           "error": None, "actor": actor, "created_at": now, "updated_at": now,
+           "finished_at": None}
+    doc.update(extra)
+    return doc
+
+
+def _package_identity(package: Any) -> dict[str, str]:
+    """``{"name", "version", "repository"}`` from a mapping or a ``catalog.Package``."""
+    if isinstance(package, Mapping):
+        return {k: str(package.get(k) or "") for k in ("name", "version", "repository")}
+    return {"name": str(getattr(package, "name", "")),
+            "version": str(getattr(package, "version", "")),
+            "repository": str(getattr(package, "repository", ""))}
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not SERVICE_NAME.match(name):
+        raise InvalidRequest("invalid service name", details=[{
+            "path": "name", "message": "1-40 characters: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"}])
+    return name
+
+
+def _check_count(count: Any) -> int:
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_INSTANCES:
+        raise InvalidRequest("invalid instance count", details=[{
+            "path": "instances", "message": f"an integer from 0 to {MAX_INSTANCES}"}])
+    return count
+
+
+class ServiceOps:
+    """Install, scale, update, roll back, restart and uninstall services; read them."""
+
+    def __init__(self, store: Any, enqueue: Enqueue | None = None) -> None:
+        self.store = store
+        self.enqueue = enqueue
+
+    # writes -------------------------------------------------------------------
+    def install(self, name: str, spec: Mapping[str, Any] | None = None, *,
+                package: Any = None, options: Mapping[str, Any] | None = None,
+                instances: int | None = None, actor: str = "") -> dict[str, Any]:
+        """Write a new service (generation 1) and its install deployment, atomically.
+
+        Returns ``{"service": …, "deployment": …}``.
+
+        :raises ServiceExists: when the name is taken.
+        :raises InvalidRequest: for a bad name or instance count.
+        """
+        _check_name(name)
+        spec = copy.deepcopy(dict(spec or {}))
+        count = _check_count(instances if instances is not None else spec.get("instances", 1))
+        spec["instances"] = count
+        now = time.time()
+        service = {"name": name, "package": _package_identity(package or {}),
+                   "options": dict(options or {}), "spec": spec, "instances": count,
+                   "generation": 1, "status": "deploying", "deployment": None,
+                   "created_at": now, "updated_at": now, "created_by": actor,
+                   "updated_by": actor}
+        deployment = new_deployment(name, "install", 1, count, actor)
+        service["deployment"] = deployment["id"]
+
+        def change(tx: Tx) -> dict[str, Any]:
+            if tx.get(self.store.services.key(name)) is not None:
+                raise ServiceExists(f"a service named {name!r} exists", service=name,
+                                    details=[{"path": "name", "message": "taken"}])
+            written = self.store.services.stage_put(tx, service)
+            self.store.services.stage_generation(tx, name, _generation_entry(
+                service, "install", actor))
+            dep = self.store.deployments.stage_put(tx, deployment)
+            tx.event("service.created", name, actor, {"generation": 1, "instances": count})
+            tx.event("deployment.created", dep["id"], actor, {"service": name,
+                                                                "kind": "install"})
+            return {"service": written, "deployment": dep}
+
+        result = self.store.state.transact(change)
+        self._enqueue_deploy(result["deployment"]["id"])
+        return result
+
+    def scale(self, name: str, instances: int, *, actor: str = "",
+              force: bool = False) -> dict[str, Any]:
+        """Change the instance count; returns the deployment.
+
+        :raises ServiceNotFound, DeploymentInProgress, InvalidRequest:
+        """
+        count = _check_count(instances)
+
+        def apply(service: dict[str, Any]) -> None:
+            service["instances"] = count
+            service["spec"]["instances"] = count
+
+        return self._change(name, "scale", apply, actor=actor, force=force,
+                            new_generation=False)
+
+    def update(self, name: str, *, spec: Mapping[str, Any], package: Any = None,
+               options: Mapping[str, Any] | None = None, instances: int | None = None,
+               actor: str = "", force: bool = False) -> dict[str, Any]:
+        """Move a service to a new spec (another version or options): a rolling upgrade.
+
+        The instance count stays unless ``instances`` is given.
+
+        :raises ServiceNotFound, DeploymentInProgress, InvalidRequest:
+        """
+        new_spec = copy.deepcopy(dict(spec))
+
+        def apply(service: dict[str, Any]) -> None:
+            total = _check_count(instances if instances is not None else service["instances"])
+            if package is not None:
+                service["package"] = _package_identity(package)
+            if options is not None:
+                service["options"] = dict(options)
+            service["spec"] = {**new_spec, "instances": total}
+            service["instances"] = total
+
+        return self._change(name, "upgrade", apply, actor=actor, force=force)
+
+    def rollback(self, name: str, generation: int | None = None, *, actor: str = "",
+                 force: bool = False) -> dict[str, Any]:
+        """Return to an earlier generation (the previous one by default) as a new one.
+
+        The instance count stays as it is: scaling is not part of a generation.
+
+        :raises ServiceNotFound, GenerationNotFound, DeploymentInProgress:
+        """
+        current = self.get_service(name)
+        target = self._rollback_target(name, int(current["generation"]), generation)
+
+        def apply(service: dict[str, Any]) -> None:
+            service["package"] = dict(target.get("package") or {})
+            service["options"] = dict(target.get("options") or {})
+            service["spec"] = {**copy.deepcopy(target["spec"]),
+                               "instances": service["instances"]}
+
+        return self._change(name, "rollback", apply, actor=actor, force=force,
+                            extra={"rollback_to": int(target["generation"])})
+
+    def restart(self, name: str, *, actor: str = "", force: bool = False) -> dict[str, Any]:
+        """Replace every instance with a fresh one of the same spec (a new generation).
+
+        :raises ServiceNotFound, DeploymentInProgress:
+        """
+        return self._change(name, "restart", lambda service: None, actor=actor, force=force)
+
+    def uninstall(self, name: str, *, actor: str = "") -> dict[str, Any]:
+        """Stop and remove every instance, then the service; returns the deployment.
+
+        A deployment in progress is cancelled (uninstall supersedes it); uninstalling a
+        service already being removed returns the running uninstall.
+
+        :raises ServiceNotFound:
+        """
+        def change(tx: Tx) -> dict[str, Any]:
+            service = self._locked_service(tx, name)
+            running = self._active(tx, service)
+            if running and running["kind"] == "uninstall":
+                return running
+            if running:
+                self._stage_cancel(tx, running, actor, "superseded by uninstall")
+            deployment = new_deployment(name, "uninstall", int(service["generation"]),
+                                        0, actor)
+            service.update(status="deleting", deployment=deployment["id"],
+                           updated_at=time.time(), updated_by=actor)
+            self.store.services.stage_put(tx, service)
+            dep = self.store.deployments.stage_put(tx, deployment)
+            tx.event("service.deleting", name, actor, {})
+            tx.event("deployment.created", dep["id"], actor, {"service": name,
+                                                                "kind": "uninstall"})
+            return dep
+
+        deployment = self.store.state.transact(change)
+        self._enqueue_deploy(deployment["id"])
+        return deployment
+
+    def cancel_deployment(self, deployment_id: str, *, actor: str = "") -> dict[str, Any]:
+        """Stop a queued or running deployment where it is; a finished one is returned.
+
+        The service keeps the instances it has; for an install or scale its desired
+        count becomes what is there, so the reconciler does not undo the cancel.
+
+        :raises DeploymentNotFound:
+        """
+        self.store.deployments.require(deployment_id)
+
+        def change(tx: Tx) -> dict[str, Any]:
+            deployment = tx.get(self.store.deployments.key(deployment_id))
+            if deployment is None or deployment["status"] not in ACTIVE_DEPLOYMENT:
+                return deployment or self.store.deployments.require(deployment_id)
+            return self._stage_cancel(tx, deployment, actor, "cancelled by " + (actor or "?"))
+
+        return self.store.state.transact(change)
+
+    # reads --------------------------------------------------------------------
+    def get_service(self, name: str) -> dict[str, Any]:
+        """:raises ServiceNotFound:"""
+        return self.store.services.require(name)
+
+    def list_services(self) -> list[dict[str, Any]]:
+        return self.store.services.list()
+
+    def list_instances(self, name: str) -> list[dict[str, Any]]:
+        """A service's instances, oldest first (empty for an unknown name)."""
+        return self.store.instances.for_service(name)
+
+    def generations(self, name: str) -> list[dict[str, Any]]:
+        """A service's generations, newest last."""
+        return self.store.services.generations(name)
+
+    def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+        """:raises DeploymentNotFound:"""
+        return self.store.deployments.require(deployment_id)
+
+    def list_deployments(self, service: str | None = None,
+                         limit: int = 50) -> list[dict[str, Any]]:
+        """Recent deployments, newest first."""
+        return self.store.deployments.list(service=service, limit=limit)
+
+    def describe(self, name: str) -> dict[str, Any]:
+        """A service with its instances and current deployment.
+
+        :raises ServiceNotFound:
+        """
+        service = self.get_service(name)
+        current = service.get("deployment")
+        return {**service, "instances_list": self.list_instances(name),
+                "current_deployment": self.store.deployments.get(current) if current else None}
+
+    # helpers ------------------------------------------------------------------
+    def _change(self, name: str, kind: str, apply: Callable[[dict[str, Any]], Any], *,
+                actor: str, force: bool, new_generation: bool = True,
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Apply a change to a service and start its deployment, in one transaction."""
+        def change(tx: Tx) -> dict[str, Any]:
+            service = self._locked_service(tx, name)
+            if service.get("status") == "deleting":
+                raise DeploymentInProgress(f"service {name!r} is being uninstalled",
+                                           service=name)
+            running = self._active(tx, service)
+            if running and not force:
+                raise DeploymentInProgress(
+                    f"deployment {running['id']} of {name!r} is {running['status']}",
+                    service=name, deployment=running["id"],
+                    hint="wait for it, cancel it, or force")
+            if running:
+                self._stage_cancel(tx, running, actor, f"superseded by {kind}")
+            apply(service)
+            if new_generation:
+                service["generation"] = int(service["generation"]) + 1
+            deployment = new_deployment(name, kind, int(service["generation"]),
+                                        int(service["instances"]), actor, **(extra or {}))
+            service.update(status="deploying", deployment=deployment["id"],
+                           updated_at=time.time(), updated_by=actor)
+            self.store.services.stage_put(tx, service)
+            if new_generation:
+                self.store.services.stage_generation(tx, name, _generation_entry(
+                    service, kind, actor))
+            dep = self.store.deployments.stage_put(tx, deployment)
+            tx.event("service.updated", name, actor, {"kind": kind,
+                                                       "generation": service["generation"],
+                                                       "instances": service["instances"]})
+            tx.event("deployment.created", dep["id"], actor, {"service": name, "kind": kind})
+            return dep
+
+        deployment = self.store.state.transact(change)
+        self._enqueue_deploy(deployment["id"])
+        return deployment
+
+    def _locked_service(self, tx: Tx, name: str) -> dict[str, Any]:
+        service = tx.get(self.store.services.key(name))
+        if service is None:
+            raise ServiceNotFound(f"no service {name!r}", service=name)
+        return service
+
+    def _active(self, tx: Tx, service: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The service's current deployment if it is queued or running."""
+        current = service.get("deployment")
+        if not current:
+            return None
+        deployment = tx.get(self.store.deployments.key(current))
+        if deployment and deployment["status"] in ACTIVE_DEPLOYMENT:
+            return deployment
+        return None
+
+    def _stage_cancel(self, tx: Tx, deployment: dict[str, Any], actor: str,
+                      reason: str) -> dict[str, Any]:
+        """Queue the cancellation of a deployment and the service's follow-up."""
+        now = time.time()
+        deployment.update(status="cancelled", error=reason, updated_at=now, finished_at=now)
+        deployment["steps"] = list(deployment.get("steps") or []) + [
+            {"name": "cancel", "status": "done", "message": reason, "at": now}]
+        written = self.store.deployments.stage_put(tx, deployment)
+        tx.event("deployment.cancelled", deployment["id"], actor,
+                 {"service": deployment["service"], "reason": reason})
+        service = tx.get(self.store.services.key(deployment["service"]))
+        if service and service.get("deployment") == deployment["id"]:
+            if deployment["kind"] in ("install", "scale", "recover"):
+                live = self.store.instances.ids_for_service(service["name"])
+                service["instances"] = len(live)
+                service["spec"]["instances"] = len(live)
+            service.update(deployment=None, updated_at=now, updated_by=actor,
+                           status="degraded" if service["status"] != "deleting" else "deleting")
+            self.store.services.stage_put(tx, service)
+        return written
+
+    def _rollback_target(self, name: str, current: int,
+                         generation: int | None) -> dict[str, Any]:
+        """The generation entry a rollback returns to.
+
+        :raises GenerationNotFound:
+        """
+        history = self.store.services.generations(name)
+        if generation is None:
+            earlier = [g for g in history if int(g["generation"]) < current]
+            if not earlier:
+                raise GenerationNotFound(f"{name!r} has no earlier generation", service=name)
+            return earlier[-1]
+        for entry in history:
+            if int(entry["generation"]) == int(generation):
+                return entry
+        known = [g["generation"] for g in history]
+        raise GenerationNotFound(f"{name!r} has no generation {generation}", service=name,
+                                 details=[{"path": "generation", "message": f"known: {known}"}])
+
+    def _enqueue_deploy(self, deployment_id: str) -> None:
+        """Hand the deployment to the workers (the reconciler re-drives it if this fails)."""
+        if self.enqueue is None:
+            return
+        try:
+            self.enqueue("berth.deploy", [deployment_id])
+        except Exception:  # noqa: BLE001 - the record is durable; the reconciler re-drives it
+            log.warning("could not enqueue deployment %s; the reconciler will pick it up",
+                        deployment_id, exc_info=True)
+
+
+def _generation_entry(service: Mapping[str, Any], kind: str, actor: str) -> dict[str, Any]:
+    return {"generation": int(service["generation"]), "kind": kind,
+            "package": dict(service.get("package") or {}),
+            "options": copy.deepcopy(service.get("options") or {}),
+            "spec": copy.deepcopy(service["spec"]), "instances": int(service["instances"]),
+            "created_at": time.time(), "actor": actor}

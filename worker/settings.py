@@ -1,0 +1,89 @@
+"""Settings of the worker processes, read once from ``BERTH_…`` environment variables.
+
+Defaults live here in code; tests and the test bed inject their own values
+(``WorkerSettings(...)`` or ``WorkerSettings.from_env({...})``). Times are seconds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker (and whoever sends it tasks) needs to know."""
+
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str = ""                 # empty: the Redis of ``redis_url``
+    prefix: str = "berth:"               # key prefix of every state record
+    unreachable_timeout: float = 30.0    # agent silent this long → unreachable, instances moved
+    heartbeat_interval: float = 5.0      # how often every agent is pinged
+    reconcile_interval: float = 10.0     # periodic list-by-label on every agent
+    refresh_interval: float = 60.0       # how often remote repositories are looked at
+    allowed_host_paths: tuple[str, ...] = ()   # empty: the catalog's default allow-list
+    docker_timeout: float = 10.0         # per Docker API call
+    image_dir: str = ""                  # image tarballs for agents with no registry
+    deploy_lock_ttl: float = 10.0        # a deployer holding a service renews this lock
+    stuck_after: float = 20.0            # an unlocked, unfinished deployment this old is re-driven
+    health_poll: float = 0.2             # how often a deployment looks at new instances
+    stop_timeout: float = 3.0            # SIGTERM → SIGKILL grace when stopping an instance
+    backoff_base: float = 1.0            # first delay after an instance failed to start
+    backoff_max: float = 60.0            # longest delay between replacements of a failing service
+    max_start_attempts: int = 5          # failed starts of one deployment before it fails
+    task_time_limit: float = 3600.0      # hard limit of one task (deployments may wait on health)
+    events_maxlen: int = 10000           # the event stream keeps about this many entries
+    concurrency: int = 4                 # worker processes (or threads) of ``python -m worker``
+    watch_events: bool = True            # follow Docker events for fast replacement
+
+    @property
+    def broker(self) -> str:
+        """The Celery broker URL (the state Redis unless set apart)."""
+        return self.broker_url or self.redis_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        """Settings from ``BERTH_<FIELD>`` variables (``os.environ`` by default).
+
+        :raises ValueError: naming the variable when a value does not parse.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            name = _ENV_NAMES.get(field.name, "BERTH_" + field.name.upper())
+            raw = env.get(name)
+            if raw is None or raw == "":
+                continue
+            values[field.name] = _parse(name, raw, field.default)
+        return cls(**values)
+
+
+_ENV_NAMES = {"image_dir": "BERTH_IMAGE_DIR", "prefix": "BERTH_REDIS_PREFIX",
+              "concurrency": "BERTH_WORKER_CONCURRENCY"}
+
+
+def _parse(name: str, raw: str, default: Any) -> Any:
+    """One value, typed like the field's default.
+
+    :raises ValueError: naming the variable.
+    """
+    try:
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            value = float(raw)
+            if value < 0:
+                raise ValueError("negative")
+            return value
+        if isinstance(default, tuple):
+            parts = raw.replace(",", ":").split(":")
+            return tuple(p.strip() for p in parts if p.strip())
+    except ValueError as exc:
+        raise ValueError(f"{name}={raw!r}: {exc}") from None
+    return raw

@@ -1,0 +1,249 @@
+"""The shared base of every sub-store: connection, keys, JSON documents, events.
+
+A record is a JSON document at one key, carrying a ``rev`` that grows by one on every
+write. Writes go through :meth:`RedisState.transact`: the keys a change reads are
+WATCHed, the change is computed in Python, and the writes (documents, index sets and
+the event describing the change) are committed in one MULTI/EXEC — all or nothing. A
+concurrent writer makes EXEC fail and the change is recomputed on fresh data, so no
+update is ever lost and no reader sees half of one.
+
+The event stream ``<prefix>events`` (a Redis stream, capped near ``events_maxlen``)
+records every state change as ``{"type", "subject", "actor", "at", "data"}``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from ..errors import ConcurrentChange
+
+__all__ = ["RedisState", "Tx", "dumps", "loads"]
+
+T = TypeVar("T")
+EVENTS_MAXLEN = 10000
+
+
+def dumps(doc: Any) -> str:
+    """A compact JSON text (records are read far more often than they are looked at)."""
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+def loads(raw: Any) -> Any:
+    """A JSON document from Redis (text or bytes), or None for a missing key."""
+    if raw is None:
+        return None
+    return json.loads(raw)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Tx:
+    """One optimistic transaction: reads are WATCHed, writes are queued until commit."""
+
+    def __init__(self, state: RedisState, pipe: Any) -> None:
+        self.state = state
+        self._pipe = pipe
+        self._docs: dict[str, Any] = {}
+        self._revs: dict[str, int] = {}
+        self._ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The document at ``key`` (watched: a concurrent write restarts the transaction)."""
+        if key not in self._docs:
+            self._pipe.watch(key)
+            self._docs[key] = loads(self._pipe.get(key))
+            self._revs[key] = int((self._docs[key] or {}).get("rev", 0))
+        found = self._docs[key]
+        return copy.deepcopy(found) if found is not None else None
+
+    def members(self, key: str) -> set[str]:
+        """The members of a set (watched)."""
+        self._pipe.watch(key)
+        return {_text(m) for m in self._pipe.smembers(key)}
+
+    def put(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Queue a write of ``doc`` with its ``rev`` one above the stored one."""
+        self.get(key)
+        doc = dict(doc)
+        doc["rev"] = self._revs[key] + 1
+        self._docs[key] = doc
+        self._ops.append(("set", (key, dumps(doc)), {}))
+        return doc
+
+    def delete(self, key: str) -> None:
+        """Queue the removal of a document."""
+        self.get(key)
+        self._docs[key] = None
+        self._ops.append(("delete", (key,), {}))
+
+    def call(self, command: str, *args: Any, **kwargs: Any) -> None:
+        """Queue any other redis-py command (``sadd``, ``zadd``, ``rpush`` …)."""
+        self._ops.append((command, args, kwargs))
+
+    def event(self, type_: str, subject: str, actor: str = "",
+              data: dict[str, Any] | None = None) -> None:
+        """Queue an event so that it is published only if the change commits."""
+        fields = self.state.event_fields(type_, subject, actor, data)
+        self._ops.append(("xadd", (self.state.events_key, fields),
+                          {"maxlen": self.state.events_maxlen, "approximate": True}))
+
+    def _commit(self) -> None:
+        self._pipe.multi()
+        for command, args, kwargs in self._ops:
+            getattr(self._pipe, command)(*args, **kwargs)
+        self._pipe.execute()
+
+
+class RedisState:
+    """A Redis connection with a key prefix, transactions and the event stream."""
+
+    def __init__(self, redis_client: Any, prefix: str = "berth:",
+                 events_maxlen: int = EVENTS_MAXLEN) -> None:
+        self.redis = redis_client
+        self.prefix = prefix
+        self.events_maxlen = events_maxlen
+        self.events_key = prefix + "events"
+
+    @classmethod
+    def connect(cls, url: str) -> Any:
+        """A redis-py client for ``url`` that rides out a Redis restart.
+
+        Commands are retried with exponential backoff (about 10 s in all) on connection
+        errors, so a worker resumes on its own when Redis comes back.
+        """
+        tcp = {} if url.startswith("unix:") else {"socket_keepalive": True}
+        return redis.Redis.from_url(
+            url, decode_responses=True, health_check_interval=15,
+            socket_connect_timeout=5, **tcp,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 12),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+
+    def key(self, *parts: Any) -> str:
+        """The full key of a record: the prefix, then the parts joined by ``:``."""
+        return self.prefix + ":".join(str(p) for p in parts)
+
+    # documents ----------------------------------------------------------------
+    def get_doc(self, key: str) -> dict[str, Any] | None:
+        """The document at ``key`` or None."""
+        return loads(self.redis.get(key))
+
+    def get_docs(self, keys: Iterable[str]) -> list[dict[str, Any] | None]:
+        """Several documents in one round trip (None where missing)."""
+        keys = list(keys)
+        if not keys:
+            return []
+        return [loads(raw) for raw in self.redis.mget(keys)]
+
+    def transact(self, fn: Callable[[Tx], T], *, retries: int = 100) -> T:
+        """Run ``fn(tx)`` and commit its writes atomically; recompute on a race.
+
+        ``fn`` may raise to abort (nothing is written). It must only read through
+        ``tx`` so that every read is watched.
+
+        :raises ConcurrentChange: when ``retries`` attempts all lost a race.
+        """
+        for attempt in range(retries):
+            with self.redis.pipeline(transaction=True) as pipe:
+                tx = Tx(self, pipe)
+                try:
+                    result = fn(tx)
+                    tx._commit()
+                    return result
+                except redis.WatchError:
+                    time.sleep(min(0.001 * attempt, 0.05))
+        raise ConcurrentChange("the record kept changing; try again")
+
+    def create_doc(self, key: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+        """Write ``doc`` (rev 1) unless the key exists; the written doc or None."""
+        def change(tx: Tx) -> dict[str, Any] | None:
+            if tx.get(key) is not None:
+                return None
+            return tx.put(key, doc)
+
+        return self.transact(change)
+
+    def cas_update(self, key: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None],
+                   *, event: tuple[str, str, str] | None = None) -> dict[str, Any] | None:
+        """Apply ``fn`` to the current document and write the result (compare-and-set).
+
+        ``fn`` returning None leaves the document as it is. Returns the new document,
+        or None when the key does not exist. ``event`` is ``(type, subject, actor)``.
+        """
+        def change(tx: Tx) -> dict[str, Any] | None:
+            current = tx.get(key)
+            if current is None:
+                return None
+            updated = fn(current)
+            if updated is None:
+                return current
+            written = tx.put(key, updated)
+            if event:
+                tx.event(event[0], event[1], event[2], {"rev": written["rev"]})
+            return written
+
+        return self.transact(change)
+
+    def cas_put(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+        """Write ``doc`` only if the stored ``rev`` still equals ``doc["rev"]``.
+
+        :raises ConcurrentChange: when someone else wrote in between.
+        """
+        def change(tx: Tx) -> dict[str, Any]:
+            current = tx.get(key) or {}
+            if int(current.get("rev", 0)) != int(doc.get("rev", 0)):
+                raise ConcurrentChange("the record changed since it was read",
+                                       details=[{"path": key, "message":
+                                                 f"rev {doc.get('rev')} is not "
+                                                 f"{current.get('rev', 0)}"}])
+            return tx.put(key, doc)
+
+        return self.transact(change)
+
+    # events -------------------------------------------------------------------
+    def event_fields(self, type_: str, subject: str, actor: str = "",
+                     data: dict[str, Any] | None = None) -> dict[str, str]:
+        """The stream entry of one event."""
+        return {"type": type_, "subject": subject, "actor": actor or "",
+                "at": repr(time.time()), "data": dumps(data or {})}
+
+    def publish_event(self, type: str, subject: str, actor: str = "",  # noqa: A002
+                      data: dict[str, Any] | None = None) -> str:
+        """Append an event to the stream; returns its id."""
+        fields = self.event_fields(type, subject, actor, data)
+        return _text(self.redis.xadd(self.events_key, fields, maxlen=self.events_maxlen,
+                                     approximate=True))
+
+    def read_events(self, last_id: str = "0-0", count: int = 100,
+                    block_ms: int | None = None) -> list[dict[str, Any]]:
+        """Events after ``last_id`` (``"$"``: only new ones), oldest first.
+
+        With ``block_ms`` the call waits that long for a first event.
+        """
+        reply = self.redis.xread({self.events_key: last_id}, count=count, block=block_ms)
+        events = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                events.append(_event(entry_id, fields))
+        return events
+
+    def last_event_id(self) -> str:
+        """The id of the newest event ("0-0" when there is none)."""
+        entries = self.redis.xrevrange(self.events_key, count=1)
+        return _text(entries[0][0]) if entries else "0-0"
+
+
+def _event(entry_id: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+    raw = {_text(k): _text(v) for k, v in fields.items()}
+    return {"id": _text(entry_id), "type": raw.get("type", ""),
+            "subject": raw.get("subject", ""), "actor": raw.get("actor", ""),
+            "at": float(raw.get("at") or 0), "data": loads(raw.get("data")) or {}}

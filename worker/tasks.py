@@ -1,0 +1,122 @@
+"""The worker's tasks, by name: thin — take an id, re-read state, call plain code.
+
+``berth.deploy(deployment_id)``, ``berth.reconcile()``, ``berth.reconcile_service(name)``,
+``berth.heartbeat()``, ``berth.refresh_repositories()``. Reliability options sit on the
+decorators; clients (store, Docker pool) are built once per process, after the fork.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import shared_task
+
+from .agents import AgentPool
+from .deploy import Deployer
+from .errors import AgentError
+from .reconcile import Reconciler
+from .settings import WorkerSettings
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = (AgentError, redis.ConnectionError, redis.TimeoutError)
+RETRIES = {"autoretry_for": RETRYABLE, "max_retries": 3, "retry_backoff": 2,
+           "retry_backoff_max": 30, "retry_jitter": True}
+
+
+@dataclass
+class Context:
+    """What a worker process keeps between tasks."""
+
+    settings: WorkerSettings
+    store: Any
+    pool: AgentPool
+    deployer: Deployer
+    reconciler: Reconciler
+
+
+_contexts: dict[int, Context] = {}
+
+
+def context(app: Any) -> Context:
+    """This process's context (built on first use, after any fork)."""
+    pid = os.getpid()
+    if pid not in _contexts:
+        settings = getattr(app, "berth_settings", None) or WorkerSettings.from_env()
+        store = Store.from_url(settings.redis_url, prefix=settings.prefix)
+        store.state.events_maxlen = settings.events_maxlen
+        pool = AgentPool(timeout=settings.docker_timeout)
+
+        def enqueue(name: str, args: Any) -> Any:
+            return app.send_task(name, args=list(args))
+
+        _contexts.clear()
+        _contexts[pid] = Context(settings, store, pool, Deployer(store, pool, settings),
+                                 Reconciler(store, pool, settings, enqueue))
+    return _contexts[pid]
+
+
+@shared_task(name="berth.deploy", bind=True, acks_late=True, **RETRIES)
+def deploy(self: Any, deployment_id: str) -> str | None:
+    """Drive one deployment to its end (idempotent: a re-run converges)."""
+    ctx = context(self.app)
+    try:
+        result = ctx.deployer.run(deployment_id)
+    except AgentError as error:
+        if self.request.retries >= self.max_retries:
+            ctx.deployer.fail(deployment_id, f"agent error: {error.message}")
+            return "failed"
+        raise
+    return (result or {}).get("status")
+
+
+@shared_task(name="berth.reconcile", bind=True, acks_late=True, **RETRIES)
+def reconcile(self: Any) -> dict[str, Any] | None:
+    """One reconciliation pass (skipped while another pass runs)."""
+    ctx = context(self.app)
+    guard = ctx.store.state.key("lock", "reconcile")
+    ttl = int(max(ctx.settings.reconcile_interval * 3, 30) * 1000)
+    if not ctx.store.redis.set(guard, os.getpid(), nx=True, px=ttl):
+        return None
+    try:
+        return ctx.reconciler.reconcile()
+    finally:
+        ctx.store.redis.delete(guard)
+
+
+@shared_task(name="berth.reconcile_service", bind=True, acks_late=True, **RETRIES)
+def reconcile_service(self: Any, name: str) -> str | None:
+    """Check one service now and recover it in place (behind Docker events)."""
+    ctx = context(self.app)
+    ctx.store.redis.delete(ctx.store.state.key("pending", "reconcile", name))
+    result = ctx.reconciler.reconcile_service(name)
+    return (result or {}).get("status")
+
+
+@shared_task(name="berth.heartbeat", bind=True, acks_late=True, **RETRIES)
+def heartbeat(self: Any) -> dict[str, list[str]]:
+    """Ping every agent; an agent gone silent gets its instances replaced."""
+    ctx = context(self.app)
+    changed = ctx.reconciler.heartbeat()
+    if changed["unreachable"] or changed["up"]:
+        self.app.send_task("berth.reconcile", args=[])
+    return changed
+
+
+@shared_task(name="berth.refresh_repositories", bind=True, acks_late=True, max_retries=0)
+def refresh_repositories(self: Any) -> Any:
+    """Fetch remote repositories again (``worker.remotes.refresh_all`` when present)."""
+    try:
+        remotes = importlib.import_module("worker.remotes")
+    except ImportError:
+        return None
+    refresh_all = getattr(remotes, "refresh_all", None)
+    if refresh_all is None:
+        return None
+    return refresh_all(context(self.app).store)

@@ -1,0 +1,366 @@
+"""The local test bed: real Redis, three Docker engines, the hello images, a worker.
+
+``Testbed(var_dir, lane=0)`` starts and stops real parts on this machine (see
+``docs/architecture.md`` and ``shared/TESTBED.md``). Lane ``L`` keeps side-by-side
+runs apart:
+
+=================  ==============================================================
+Redis              ``127.0.0.1:(6390+L)``, AOF on, data in ``var_dir/redis``
+agents             ``agent-1..3`` at ``tcp://127.0.(10+L).2..4:2375``
+                   (lane 0: ``127.0.0.2..4``); host ports of agent ``i``:
+                   ``20000 + L*1000 + (i-1)*300 … +299``
+engine folders     ``/tmp/berth-L/agentN/{data,exec}`` (short: unix sockets live there)
+logs               ``var_dir/log/*.log`` (never the terminal)
+server (serve)     ``127.0.0.1:8080`` (lane 0) or ``18080+L``
+=================  ==============================================================
+
+``start()`` installs missing Debian packages with apt, stops leftovers of an earlier
+run of the same lane (by pidfile), starts Redis and the engines in parallel, waits
+for each, builds the images under ``universe/images`` and loads them on every agent,
+removes stale Berth containers, registers the agents, then starts the worker (and
+the server with ``serve=True``). The state goes to ``var_dir/testbed.json`` so that
+``Testbed.load(var_dir).stop()`` works from another process. ``stop()`` stops exactly
+what was started, by pid. Fault helpers: ``kill_worker``, ``start_worker``,
+``stop_agent``/``start_agent``, ``restart_redis``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from worker import processes as proc
+from worker.docker_agent import DockerAgent
+from worker.errors import AgentUnreachable
+from worker.images import build_images
+
+__all__ = ["Testbed", "AgentSpec", "TestbedError", "lane_agents", "redis_port", "server_port"]
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGES = REPO / "universe" / "images"
+AGENT_COUNT = 3
+ZONES, RACKS = ("a", "b", "c"), ("r1", "r1", "r2")
+TestbedError = proc.TestbedError
+
+
+def redis_port(lane: int) -> int:
+    return 6390 + lane
+
+
+def server_port(lane: int) -> int:
+    return 8080 if lane == 0 else 18080 + lane
+
+
+class AgentSpec(dict):  # type: ignore[type-arg]
+    """One agent of the bed: ``id``, ``url``, ``address``, ``port_range``, ``attributes``."""
+
+    @property
+    def id(self) -> str:
+        return str(self["id"])
+
+    @property
+    def url(self) -> str:
+        return str(self["url"])
+
+    @property
+    def address(self) -> str:
+        return str(self["address"])
+
+    @property
+    def port_range(self) -> tuple[int, int]:
+        low, high = self["port_range"]
+        return int(low), int(high)
+
+
+def lane_agents(lane: int, count: int = AGENT_COUNT) -> list[AgentSpec]:
+    """The agents of a lane: addresses, URLs, port ranges and attributes."""
+    agents = []
+    for i in range(1, count + 1):
+        address = f"127.0.0.{i + 1}" if lane == 0 else f"127.0.{10 + lane}.{i + 1}"
+        low = 20000 + lane * 1000 + (i - 1) * 300
+        agents.append(AgentSpec(
+            id=f"agent-{i}", url=f"tcp://{address}:2375", address=address,
+            port_range=[low, low + 299],
+            attributes={"hostname": f"agent-{i}", "zone": ZONES[(i - 1) % 3],
+                        "rack": RACKS[(i - 1) % 3]}))
+    return agents
+
+
+class Testbed:
+    """Real Redis + Docker engines + worker (+ server) for one lane."""
+
+    __test__ = False   # not a test class, though pytest would collect it by its name
+
+    # Worker settings for a quick bed (tests): read them, do not hard-code them.
+    reconcile_interval = 1.0
+    unreachable_timeout = 6.0
+    heartbeat_interval = 1.0
+
+    def __init__(self, var_dir: str | os.PathLike[str], lane: int = 0, *,
+                 worker_env: dict[str, str] | None = None) -> None:
+        self.var_dir = Path(var_dir).resolve()
+        self.lane = lane
+        self.root = Path(f"/tmp/berth-{lane}")  # noqa: S108 - short paths, per the contract
+        self.log_dir = self.var_dir / "log"
+        self.image_dir = self.var_dir / "images"
+        self.redis_url = f"redis://127.0.0.1:{redis_port(lane)}/0"
+        self.server_url = f"http://127.0.0.1:{server_port(lane)}"
+        self.agents = lane_agents(lane)
+        self.images: list[str] = []
+        self.pids: dict[str, int] = {}
+        self.admin_token: str | None = None
+        self.serving = False
+        self.worker_env = dict(worker_env or {})
+
+    # -- state ----------------------------------------------------------------------
+
+    @property
+    def state_file(self) -> Path:
+        return self.var_dir / "testbed.json"
+
+    def save(self) -> None:
+        """Write pids, URLs and the lane to ``var_dir/testbed.json``."""
+        state = {"lane": self.lane, "redis_url": self.redis_url, "pids": self.pids,
+                 "agents": self.agents, "images": self.images, "serving": self.serving,
+                 "server_url": self.server_url if self.serving else None}
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, var_dir: str | os.PathLike[str]) -> Testbed:
+        """The bed described by ``var_dir/testbed.json`` (for ``down``/``status``).
+
+        :raises TestbedError: no bed was started with this folder.
+        """
+        path = Path(var_dir) / "testbed.json"
+        if not path.is_file():
+            raise TestbedError(f"no test bed state in {path}",
+                               hint=f"start one with `berth dev up --var {var_dir}` (make run)")
+        state = json.loads(path.read_text())
+        bed = cls(var_dir, lane=int(state["lane"]))
+        bed.pids = {k: int(v) for k, v in state.get("pids", {}).items()}
+        bed.images = list(state.get("images", []))
+        bed.serving = bool(state.get("serving"))
+        token = bed.var_dir / "admin.token"
+        bed.admin_token = token.read_text().strip() if token.is_file() else None
+        return bed
+
+    def status(self) -> dict[str, bool]:
+        """Which of the started processes are alive, by name."""
+        return {name: proc.alive(pid) for name, pid in sorted(self.pids.items())}
+
+    # -- environment -----------------------------------------------------------------
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``BERTH_…`` variables for a worker, server or CLI against this bed."""
+        env = {"BERTH_REDIS_URL": self.redis_url, "BERTH_IMAGE_DIR": str(self.image_dir)}
+        if self.lane != 0:  # test lanes: quick reconciling (lane 0 keeps the defaults)
+            env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
+                       BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),
+                       BERTH_HEARTBEAT_INTERVAL=str(self.heartbeat_interval))
+        return {**env, **self.worker_env}
+
+    def agent(self, which: int | str) -> DockerAgent:
+        """A ``DockerAgent`` for agent ``i`` (1-based) or ``"agent-i"``."""
+        return DockerAgent(self.agents[self._index(which)].url)
+
+    def store(self) -> Any:
+        """A ``worker.store.Store`` on this bed's Redis."""
+        from worker.store import Store
+
+        return Store.from_url(self.redis_url)
+
+    # -- start / stop ----------------------------------------------------------------
+
+    def start(self, *, worker: bool = True, serve: bool = False) -> Testbed:
+        """Start everything (see the module docstring); returns self.
+
+        :raises TestbedError: a part did not come up (naming its log file).
+        """
+        proc.ensure_packages(self.log_dir)
+        self.stop_leftovers()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with ThreadPoolExecutor(max_workers=AGENT_COUNT + 1) as pool:
+            jobs = [pool.submit(self.start_redis)]
+            jobs += [pool.submit(self.start_agent, i) for i in range(1, AGENT_COUNT + 1)]
+            for job in jobs:
+                job.result()
+        self.save()
+        self.images = build_images([self.agent(i) for i in range(1, AGENT_COUNT + 1)],
+                                   IMAGES, self.image_dir)
+        self.remove_containers()
+        self.register_agents()
+        if worker:
+            self.start_worker()
+        if serve:
+            self.start_server()
+        self.save()
+        return self
+
+    def stop(self) -> None:
+        """Stop what this bed started, by pid: server, worker, containers, engines, Redis."""
+        for name in ("server", "worker"):
+            self._stop(name)
+        self.remove_containers()
+        for name in [n for n in self.pids if n.startswith("agent-")]:
+            self._stop(name, grace=30)
+        self._stop("redis")
+        self.serving = False
+        self.save()
+
+    def stop_leftovers(self) -> None:
+        """Stop processes of an earlier run of this lane, found by their pidfiles."""
+        for pidfile in sorted((self.root / "pids").glob("*.pid")):
+            proc.stop_pidfile(pidfile, grace=30)
+        for agent in self.agents:
+            proc.stop_pidfile(self._agent_dir(agent.id) / "docker.pid", grace=30,
+                              program="dockerd")
+
+    def _stop(self, name: str, *, grace: float = 10) -> None:
+        pid = self.pids.pop(name, None)
+        if pid is not None:
+            proc.terminate(pid, grace=grace)
+        (self.root / "pids" / f"{name}.pid").unlink(missing_ok=True)
+
+    def _spawn(self, name: str, argv: list[str], *, marker: str,
+               env: dict[str, str] | None = None) -> int:
+        """Start one process with its output in ``log/<name>.log``; remember its pid.
+
+        ``marker`` is a word of its command line: a leftover pidfile is only acted on
+        while the pid still runs a command with that word.
+        """
+        pid = proc.spawn(argv, self.log_dir / f"{name}.log", env=env, cwd=REPO)
+        self.pids[name] = pid
+        proc.write_pidfile(self.root / "pids" / f"{name}.pid", pid, marker)
+        return pid
+
+    # -- Redis -----------------------------------------------------------------------
+
+    def start_redis(self) -> None:
+        """Start redis-server (AOF, fsync always) and wait for PING."""
+        data = self.var_dir / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        self._spawn("redis", ["redis-server", "--bind", "127.0.0.1",
+                              "--port", str(redis_port(self.lane)), "--dir", str(data),
+                              "--appendonly", "yes", "--appendfsync", "always",
+                              "--save", "", "--protected-mode", "yes"], marker="redis-server")
+        proc.wait_for(lambda: proc.redis_ping(self.redis_url), what="redis",
+                      pid=self.pids["redis"], log=self.log_dir / "redis.log")
+
+    def stop_redis(self) -> None:
+        """Stop Redis gracefully (it writes its AOF)."""
+        self._stop("redis")
+
+    def restart_redis(self) -> None:
+        """Stop and start Redis (fault tests): state comes back from the AOF."""
+        self.stop_redis()
+        self.start_redis()
+        self.save()
+
+    # -- engines ---------------------------------------------------------------------
+
+    def _agent_dir(self, agent_id: str) -> Path:
+        return self.root / agent_id.replace("agent-", "agent")
+
+    def start_agent(self, which: int | str) -> None:
+        """Start one agent's dockerd and wait for ``/_ping``."""
+        spec = self.agents[self._index(which)]
+        folder = self._agent_dir(spec.id)
+        folder.mkdir(parents=True, exist_ok=True)
+        proc.stop_pidfile(folder / "docker.pid", grace=30, program="dockerd")
+        self._spawn(spec.id, [
+            "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
+            "--storage-driver=vfs", "--data-root", str(folder / "data"),
+            "--exec-root", str(folder / "exec"), "--pidfile", str(folder / "docker.pid"),
+            "--cgroup-parent", f"/berth-{self.lane}-{folder.name}", "-H", spec.url],
+                    marker="dockerd")
+        agent = DockerAgent(spec.url, timeout=2)
+        proc.wait_for(agent.is_up, what=spec.id, pid=self.pids[spec.id],
+                      log=self.log_dir / f"{spec.id}.log", timeout=60)
+
+    def stop_agent(self, which: int | str) -> None:
+        """Stop one agent's engine (its containers stop with it)."""
+        self._stop(self.agents[self._index(which)].id, grace=30)
+        self.save()
+
+    def _index(self, which: int | str) -> int:
+        return int(str(which).rsplit("-", 1)[-1]) - 1
+
+    def remove_containers(self) -> int:
+        """Remove every container on the bed's running engines (they are the bed's own)."""
+        removed = 0
+        for i, spec in enumerate(self.agents, start=1):
+            if spec.id not in self.pids:
+                continue
+            agent = self.agent(i)
+            try:
+                for info in agent.list_instances(()):
+                    removed += agent.remove(info.id)
+            except AgentUnreachable:  # a stopped engine keeps its (stopped) containers
+                continue
+        return removed
+
+    def register_agents(self) -> None:
+        """Register (or update) the bed's agents in the store."""
+        from worker.agents import register_agent
+
+        store = self.store()
+        for spec in self.agents:
+            register_agent(store, spec.url, agent_id=spec.id,
+                           attributes=dict(spec["attributes"]),
+                           port_range=tuple(spec.port_range), address=spec.address)
+
+    # -- worker and server -----------------------------------------------------------
+
+    def start_worker(self) -> None:
+        """Start ``python -m worker`` against this bed and wait until it is ready."""
+        log = self.log_dir / "worker.log"
+        offset = proc.log_size(log)
+        self._spawn("worker", [sys.executable, "-m", "worker"], marker="-m worker",
+                    env=self.env)
+        proc.wait_for(lambda: proc.log_says(log, " ready.", offset),
+                      what="worker", pid=self.pids["worker"],
+                      log=self.log_dir / "worker.log", timeout=60)
+        self.save()
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker (fault tests: a crash mid-deployment)."""
+        pid = self.pids.pop("worker", None)
+        if pid is not None:
+            proc.kill(pid)
+        self.save()
+
+    def restart_worker(self) -> None:
+        """Stop the worker gracefully and start a new one."""
+        self._stop("worker")
+        self.start_worker()
+
+    def start_server(self) -> None:
+        """Start the Berth server with gunicorn and make sure an admin token exists."""
+        port = server_port(self.lane)
+        self._spawn("server", [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}",
+                               "--workers", "2", "--threads", "4", "--no-control-socket",
+                               "server.wsgi:app"],
+                    marker="gunicorn", env=self.env)
+        proc.wait_for(lambda: proc.http_answers(self.server_url), what="server",
+                      pid=self.pids["server"], log=self.log_dir / "server.log", timeout=60)
+        self.serving = True
+        self.admin_token = self.ensure_admin_token()
+        self.save()
+
+    def ensure_admin_token(self) -> str:
+        """Read ``var_dir/admin.token``, creating an admin token first when it is missing."""
+        path = self.var_dir / "admin.token"
+        if path.is_file() and path.read_text().strip():
+            return path.read_text().strip()
+        token = proc.run_cli(["admin", "token", "create", "--role", "admin", "--name",
+                              "local", "--raw"], env=self.env, log=self.log_dir / "cli.log")
+        path.touch(mode=0o600)
+        path.chmod(0o600)
+        path.write_text(token + "\n")
+        return token
