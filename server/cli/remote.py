@@ -1,9 +1,417 @@
-"""`berth` commands: remote (placeholder until its owner fills it)."""
+"""`berth` commands that talk to a Berth server through :class:`server.client.BerthClient`.
+
+This module has the catalog and service commands and the shared plumbing;
+``remote_cluster`` has deployments, agents, repositories and ``login``.
+
+Tables for people, ``--json`` for scripts. Errors are one line with the reason and a
+hint, and an exit code from :mod:`server.cli.common`; ``install --wait`` exits 0 only
+when the deployment succeeded.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+
+from .common import (
+    EXIT_AUTH,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    fail,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# plumbing -------------------------------------------------------------------------
+def _client() -> Any:
+    from server.client import BerthClient
+
+    return BerthClient.from_env()
+
+
+def _exit_code(status: int) -> int:
+    if status in (401, 403):
+        return EXIT_AUTH
+    if status == 404:
+        return EXIT_NOT_FOUND
+    if status == 409:
+        return EXIT_CONFLICT
+    if status in (400, 413, 415, 422):
+        return EXIT_INVALID
+    return EXIT_UNAVAILABLE
+
+
+_HINTS = {401: "set BERTH_TOKEN or run `berth login`",
+          403: "ask an admin for a token with a higher role",
+          409: "see `berth deployments` or pick another name"}
+
+
+def api_command(func: F) -> F:
+    """Turn API errors into one line, a hint and an exit code (no traceback)."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from server.client import BerthAPIError
+
+        try:
+            return func(*args, **kwargs)
+        except BerthAPIError as exc:
+            fail(exc.message, hint=exc.hint or _HINTS.get(exc.status),
+                 code=_exit_code(exc.status), details=exc.details)
+
+    return wrapper  # type: ignore[return-value]
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+wait_option = click.option("--wait", is_flag=True,
+                           help="Wait for the deployment to end; the exit code says how.")
+
+
+def _print_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
+    """Plain aligned columns."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+             for row in cells]
+    return "\n".join(lines)
+
+
+def parse_set(pairs: Sequence[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``a.b=c`` pairs merged into ``base``; values parse as JSON when they can."""
+    options = dict(base or {})
+    for pair in pairs:
+        path, sep, raw = pair.partition("=")
+        if not sep or not path or any(not p for p in path.split(".")):
+            raise click.BadParameter(f"{pair!r} is not key.path=value", param_hint="--set")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        node = options
+        parts = path.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[parts[-1]] = value
+    return options
+
+
+def _read_options(path: str | None) -> dict[str, Any]:
+    if not path:
+        return {}
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        value = json.loads(text)
+    except (OSError, ValueError) as exc:
+        fail(f"cannot read options from {path}: {exc}", code=EXIT_INVALID)
+    if not isinstance(value, dict):
+        fail(f"{path}: the options must be a JSON object", code=EXIT_INVALID)
+    return value
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    """``NAME@RANGE`` → (name, range or None)."""
+    name, _, version = ref.partition("@")
+    return name, version or None
+
+
+def _constraints(values: Sequence[str]) -> list[list[str]]:
+    parsed = []
+    for value in values:
+        parts = value.split(":")
+        if len(parts) not in (2, 3) or not all(parts[:2]):
+            raise click.BadParameter(f"{value!r} is not attribute:OPERATOR[:value]",
+                                     param_hint="--constraint")
+        parsed.append(parts)
+    return parsed
+
+
+# waiting --------------------------------------------------------------------------
+def _progress_line(d: dict[str, Any]) -> str:
+    p = d.get("progress") or {}
+    total = int(p.get("total") or 0)
+    healthy = int(p.get("healthy") or 0)
+    width = 24
+    filled = int(width * healthy / total) if total else 0
+    step = next((s for s in reversed(d.get("steps") or []) if s.get("status") != "pending"), {})
+    return (f"[{'#' * filled}{'.' * (width - filled)}] {healthy}/{total} healthy "
+            f"(placed {p.get('placed', 0)}, started {p.get('started', 0)}) "
+            f"{d.get('status', '')}: {step.get('name', '')} {step.get('message', '')}").rstrip()
+
+
+def wait_and_report(client: Any, deployment: dict[str, Any], as_json: bool) -> None:
+    """Wait for a deployment with a live progress line; exit non-zero unless it succeeded."""
+    tty = sys.stderr.isatty() and not as_json
+    last = [""]
+
+    def show(d: dict[str, Any]) -> None:
+        line = _progress_line(d)
+        if line == last[0] or as_json:
+            return
+        last[0] = line
+        if tty:
+            click.echo("\r\033[K" + line[:200], nl=False, err=True)
+        else:
+            click.echo(line, err=True)
+
+    final = client.wait_for_deployment(deployment["id"], on_progress=show)
+    if tty:
+        click.echo("", err=True)
+    if as_json:
+        _print_json(final)
+    if final.get("status") != "succeeded":
+        error = final.get("error")
+        reason = error.get("message", "") if isinstance(error, dict) else str(error or "")
+        fail(f"deployment {final['id']} {final.get('status')}" + (f": {reason}" if reason else ""),
+             hint=f"see `berth deployments --id {final['id']}`", code=EXIT_FAILED)
+    if not as_json:
+        click.echo(f"deployment {final['id']} succeeded")
+
+
+def _answer(client: Any, answer: dict[str, Any], as_json: bool, wait: bool, what: str) -> None:
+    deployment = answer["deployment"]
+    if wait:
+        if not as_json:
+            click.echo(f"{what}: deployment {deployment['id']}")
+        wait_and_report(client, deployment, as_json)
+    elif as_json:
+        _print_json(answer)
+    else:
+        click.echo(f"{what}: deployment {deployment['id']} {deployment.get('status', '')}")
+        click.echo(f"follow it with `berth deployments --id {deployment['id']}`")
+
+
+# catalog ----------------------------------------------------------------------------
+@click.command()
+@click.argument("query", required=False, default="")
+@click.option("--tag", help="Only packages with this tag.")
+@click.option("--page", type=click.IntRange(1), default=1)
+@click.option("--per-page", type=click.IntRange(1, 100), default=24)
+@json_option
+@api_command
+def search(query: str, tag: str | None, page: int, per_page: int, as_json: bool) -> None:
+    """Search the catalog."""
+    result = _client().search(query, tag=tag, page=page, per_page=per_page)
+    if as_json:
+        return _print_json(result)
+    rows = [(p["name"], p["version"], (p.get("description") or "")[:60]) for p in result["items"]]
+    click.echo(table(rows, ("NAME", "VERSION", "DESCRIPTION")))
+    click.echo(f"{result['total']} package(s), page {result['page']}")
+
+
+@click.command()
+@click.argument("ref")
+@json_option
+@api_command
+def show(ref: str, as_json: bool) -> None:
+    """Show a package (NAME or NAME@VERSION)."""
+    name, version = _split_ref(ref)
+    client = _client()
+    pkg = client.package_version(name, version) if version else client.package(name)
+    if as_json:
+        return _print_json(pkg)
+    for label, key in (("name", "name"), ("version", "version"), ("title", "title"),
+                       ("description", "description"), ("maintainer", "maintainer"),
+                       ("website", "website"), ("repository", "repository")):
+        if pkg.get(key):
+            click.echo(f"{label + ':':13} {pkg[key]}")
+    if pkg.get("tags"):
+        click.echo(f"{'tags:':13} {', '.join(pkg['tags'])}")
+    if pkg.get("versions"):
+        click.echo(f"{'versions:':13} {', '.join(v['version'] for v in pkg['versions'][:10])}")
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@api_command
+def versions(name: str, as_json: bool) -> None:
+    """List a package's versions, newest first."""
+    items = _client().versions(name)
+    if as_json:
+        return _print_json(items)
+    click.echo(table([(v["version"], v.get("yanked") or "", ", ".join(v.get("unsupported") or []))
+                      for v in items], ("VERSION", "YANKED", "UNSUPPORTED")))
+
+
+# services -----------------------------------------------------------------------------
+@click.command()
+@click.argument("ref")
+@click.option("--name", help="Service name (default: the package name).")
+@click.option("--options", "options_file", help="JSON file of options ('-' for stdin).")
+@click.option("--set", "sets", multiple=True, help="An option as key.path=value (repeatable).")
+@click.option("--instances", type=click.IntRange(0, 1000))
+@click.option("--constraint", "constraints", multiple=True,
+              help="attribute:OPERATOR[:value], added to the package's own (repeatable).")
+@wait_option
+@json_option
+@api_command
+def install(ref: str, name: str | None, options_file: str | None, sets: Sequence[str],
+            instances: int | None, constraints: Sequence[str], wait: bool,
+            as_json: bool) -> None:
+    """Install NAME[@RANGE] as a service."""
+    package, version = _split_ref(ref)
+    options = parse_set(sets, _read_options(options_file))
+    client = _client()
+    answer = client.install(package, version=version, name=name, options=options or None,
+                            instances=instances, constraints=_constraints(constraints) or None)
+    service = answer.get("service") or {}
+    what = f"installing {service.get('name', name or package)} " \
+           f"({(service.get('package') or {}).get('version', version or '')})"
+    _answer(client, answer, as_json, wait, what)
+
+
+@click.command()
+@json_option
+@api_command
+def services(as_json: bool) -> None:
+    """List installed services."""
+    items = _client().services()
+    if as_json:
+        return _print_json(items)
+    rows = [(s["name"], (s.get("package") or {}).get("name", ""),
+             (s.get("package") or {}).get("version", ""), s.get("status", ""),
+             f"{(s.get('counts') or {}).get('healthy', 0)}/{s.get('instances', 0)}")
+            for s in items]
+    click.echo(table(rows, ("NAME", "PACKAGE", "VERSION", "STATUS", "HEALTHY")))
+
+
+@click.command()
+@click.argument("name")
+@json_option
+@api_command
+def status(name: str, as_json: bool) -> None:
+    """Show a service and each of its instances."""
+    svc = _client().service(name)
+    if as_json:
+        return _print_json(svc)
+    pkg = svc.get("package") or {}
+    counts = svc.get("counts") or {}
+    click.echo(f"{svc['name']}: {pkg.get('name', '')} {pkg.get('version', '')} "
+               f"generation {svc.get('generation', '')}, {svc.get('status', '')}, "
+               f"{counts.get('healthy', 0)}/{svc.get('instances', 0)} healthy")
+    rows = [(i["id"], i.get("agent", ""), i.get("state", ""), i.get("health", ""),
+             ",".join(f"{k}={v}" for k, v in (i.get("ports") or {}).items()),
+             i.get("address", "")) for i in svc.get("instances_list") or []]
+    click.echo(table(rows, ("INSTANCE", "AGENT", "STATE", "HEALTH", "PORTS", "ADDRESS")))
+
+
+@click.command()
+@click.argument("name")
+@click.argument("instances", type=click.IntRange(0, 1000))
+@wait_option
+@json_option
+@api_command
+def scale(name: str, instances: int, wait: bool, as_json: bool) -> None:
+    """Change a service's instance count."""
+    client = _client()
+    _answer(client, {"deployment": client.scale(name, instances)["deployment"]}, as_json, wait,
+            f"scaling {name} to {instances}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("range_", metavar="[@RANGE]", required=False)
+@click.option("--options", "options_file", help="JSON file of options ('-' for stdin).")
+@click.option("--set", "sets", multiple=True, help="An option as key.path=value (repeatable).")
+@wait_option
+@json_option
+@api_command
+def upgrade(name: str, range_: str | None, options_file: str | None, sets: Sequence[str],
+            wait: bool, as_json: bool) -> None:
+    """Upgrade a service to another version (newest by default) and/or options."""
+    version = range_.lstrip("@") if range_ else None
+    options = parse_set(sets, _read_options(options_file)) or None
+    client = _client()
+    answer = client.upgrade(name, version=version, options=options)
+    _answer(client, answer, as_json, wait, f"upgrading {name}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--generation", type=click.IntRange(1), help="Default: the previous one.")
+@wait_option
+@json_option
+@api_command
+def rollback(name: str, generation: int | None, wait: bool, as_json: bool) -> None:
+    """Return a service to an earlier generation."""
+    client = _client()
+    _answer(client, client.rollback(name, generation), as_json, wait, f"rolling back {name}")
+
+
+@click.command()
+@click.argument("name")
+@wait_option
+@json_option
+@api_command
+def restart(name: str, wait: bool, as_json: bool) -> None:
+    """Replace every instance of a service."""
+    client = _client()
+    _answer(client, client.restart(name), as_json, wait, f"restarting {name}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@wait_option
+@json_option
+@api_command
+def uninstall(name: str, yes: bool, wait: bool, as_json: bool) -> None:
+    """Stop and remove every instance of a service, then the service."""
+    if not yes and not click.confirm(f"Uninstall {name} and remove all its containers?"):
+        fail("not confirmed", hint="pass --yes in scripts", code=EXIT_FAILED)
+    client = _client()
+    _answer(client, client.uninstall(name), as_json, wait, f"uninstalling {name}")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("instance", required=False)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new output.")
+@click.option("--tail", type=click.IntRange(0, 10000), default=100)
+@api_command
+def logs(name: str, instance: str | None, follow: bool, tail: int) -> None:
+    """Print an instance's output (the first instance by default)."""
+    client = _client()
+    if not instance:
+        found = client.service(name).get("instances_list") or []
+        if not found:
+            fail(f"service {name} has no instances", code=EXIT_NOT_FOUND)
+        instance = found[0]["id"]
+    out = click.get_binary_stream("stdout")
+    try:
+        for chunk in client.logs(name, instance, tail=tail, follow=follow):
+            out.write(chunk)
+            out.flush()
+    except KeyboardInterrupt:
+        pass
+
+
+COMMANDS = (search, show, versions, install, services, status, scale, upgrade, rollback,
+            restart, uninstall, logs)
 
 
 def register(cli: click.Group) -> None:
-    """Add this module's commands to the `berth` group."""
+    """Add the remote commands to the `berth` group (``repo`` may exist already)."""
+    from . import remote_cluster
+
+    for command in COMMANDS + remote_cluster.COMMANDS:
+        cli.add_command(command)
+    repo = cli.commands.get("repo")
+    if not isinstance(repo, click.Group):
+        repo = click.Group("repo", help="List, add and remove repositories.")
+        cli.add_command(repo)
+    for command in remote_cluster.REPO_COMMANDS:
+        repo.add_command(command)

@@ -1,0 +1,180 @@
+"""What every API view shares: strict JSON bodies, query parameters, responses.
+
+Bodies are parsed strictly (no NaN or Infinity, bounded depth and number size) and
+validated against the request schemas in ``openapi.json``, so the document and the
+server cannot disagree; every problem is reported at once (422).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import g, jsonify, request
+from flask_wtf.csrf import validate_csrf
+from wtforms import ValidationError
+
+from ..auth import check_role, current_identity
+from ..errors import ApiError
+from .schema import validator
+
+MAX_DEPTH = 32
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+
+
+class BadRequest(ApiError):
+    code = "bad_request"
+    status = 400
+
+
+class UnsupportedMediaType(ApiError):
+    code = "unsupported_media_type"
+    status = 415
+
+
+class Invalid(ApiError):
+    code = "invalid"
+    status = 422
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]}… is too large")
+    return value
+
+
+def parse_json(data: bytes) -> Any:
+    """Parse a request body strictly.
+
+    :raises BadRequest: for malformed JSON, NaN/Infinity, huge numbers or deep nesting.
+    """
+    try:
+        text = data.decode("utf-8")
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_parse_float)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        message = str(exc) if not isinstance(exc, RecursionError) else "nested too deeply"
+        raise BadRequest("the body is not valid JSON", details=[
+            {"path": "body", "message": message[:200]}]) from None
+    if _depth(value) > MAX_DEPTH:
+        raise BadRequest("the body is nested too deeply", details=[
+            {"path": "body", "message": f"at most {MAX_DEPTH} levels of arrays and objects"}])
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest (iterative: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def json_body(schema: str | None = None, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, validated against a request schema of openapi.json.
+
+    :raises UnsupportedMediaType: when the body is not ``application/json``.
+    :raises BadRequest: when it does not parse.
+    :raises Invalid: listing every schema problem.
+    """
+    data = request.get_data(cache=True)
+    if not data and optional:
+        value: Any = {}
+    else:
+        if request.mimetype != "application/json":
+            raise UnsupportedMediaType("send the body as application/json", details=[
+                {"path": "Content-Type", "message": f"got {request.mimetype or 'nothing'}"}])
+        value = parse_json(data)
+    if not isinstance(value, dict):
+        raise Invalid("the body must be a JSON object",
+                      details=[{"path": "body", "message": f"got {type(value).__name__}"}])
+    if schema:
+        problems = validate(schema, value)
+        if problems:
+            raise Invalid("the request is invalid", details=problems)
+    return value
+
+
+def validate(schema: str, value: Any) -> list[dict[str, str]]:
+    """Every problem of ``value`` against a component schema, as ``{path, message}``."""
+    problems = []
+    for error in sorted(validator(schema).iter_errors(value), key=lambda e: list(e.path)):
+        path = "/".join(str(p) for p in error.absolute_path)
+        problems.append({"path": f"body/{path}" if path else "body",
+                         "message": _short(error.message)})
+    return problems
+
+
+def _short(message: str) -> str:
+    return message if len(message) <= 300 else message[:297] + "..."
+
+
+def query_int(name: str, default: int, *, low: int, high: int) -> int:
+    """An integer query parameter within bounds.
+
+    :raises Invalid: naming the parameter.
+    """
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or len(raw) > 9 or not low <= int(raw) <= high:
+        raise Invalid(f"query parameter {name!r} is invalid", details=[
+            {"path": f"query/{name}", "message": f"an integer from {low} to {high}"}])
+    return int(raw)
+
+
+def query_str(name: str, *, max_length: int = 200) -> str | None:
+    """A string query parameter (None when absent).
+
+    :raises Invalid: when it is too long.
+    """
+    raw = request.args.get(name)
+    if raw is not None and len(raw) > max_length:
+        raise Invalid(f"query parameter {name!r} is too long", details=[
+            {"path": f"query/{name}", "message": f"at most {max_length} characters"}])
+    return raw or None
+
+
+def query_bool(name: str) -> bool:
+    return (request.args.get(name) or "").lower() in ("1", "true", "yes", "on")
+
+
+def allow(role: str) -> str:
+    """Check the caller has ``role`` (and CSRF for session callers); returns the actor.
+
+    API clients authenticate with bearer tokens; a browser session calling an unsafe
+    method must also send the CSRF token in ``X-CSRFToken``.
+    """
+    identity = check_role(role)
+    by_session = identity.authenticated and "Authorization" not in request.headers
+    if request.method in UNSAFE and by_session:
+        try:
+            validate_csrf(request.headers.get("X-CSRFToken", ""))
+        except ValidationError as exc:
+            raise ApiError("missing or stale CSRF token", code="csrf_failed", status=403,
+                           details=[{"path": "X-CSRFToken", "message": str(exc)}]) from None
+    return identity.actor
+
+
+def actor() -> str:
+    return current_identity().actor
+
+
+def accepted(body: dict[str, Any], location: str | None = None) -> Any:
+    """A 202 answer with a Location header."""
+    response = jsonify(body)
+    response.status_code = 202
+    if location:
+        response.headers["Location"] = location
+    g.setdefault("answered", True)
+    return response

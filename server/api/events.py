@@ -1,0 +1,104 @@
+"""``/events``: the state-change stream as server-sent events (the audit log).
+
+Each event carries its Redis stream id as the SSE ``id``, so a client that
+reconnects with ``Last-Event-ID`` resumes where it stopped. A response is bounded:
+it ends after ``limit`` events or ``timeout`` seconds, and EventSource clients
+reconnect by themselves (``retry`` is sent first).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, request, stream_with_context
+
+from ..context import current_berth
+from .common import Invalid, allow, query_int, query_str
+
+STREAM_ID = re.compile(r"^(\$|0|\d{1,20}-\d{1,20}|\d{1,20})$")
+HEARTBEAT_SECONDS = 10
+
+
+def register(bp: Blueprint) -> None:
+    """Add the event stream route to the API blueprint."""
+    bp.add_url_rule("/events", view_func=events, methods=["GET"])
+
+
+def events() -> Any:
+    """Stream state changes as ``text/event-stream`` from ``Last-Event-ID`` on."""
+    allow("viewer")
+    berth = current_berth()
+    settings = berth.settings
+    since = request.headers.get("Last-Event-ID") or request.args.get("since") or "$"
+    if not STREAM_ID.match(since):
+        raise Invalid("Last-Event-ID is not a stream id",
+                      details=[{"path": "Last-Event-ID", "message": "like 1764198000000-0"}])
+    limit = query_int("limit", settings.events_max, low=1, high=settings.events_max)
+    timeout = query_int("timeout", 60, low=0, high=600)
+    prefix = query_str("type", max_length=100) or ""
+    key = berth.store.state.key("events")
+    if since == "$":  # resolve "now" once, so a reconnect never misses what came between
+        since = _last_id(berth.redis, key)
+    stream = _stream(berth.redis, key, since, limit, timeout, prefix)
+    return Response(stream_with_context(stream), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+def _last_id(redis: Any, key: str) -> str:
+    """The id of the newest event (``0`` when the stream is empty)."""
+    newest = redis.xrevrange(key, count=1)
+    return _text(newest[0][0]) if newest else "0"
+
+
+def _stream(redis: Any, key: str, since: str, limit: int, timeout: int,
+            prefix: str) -> Iterator[str]:
+    """SSE lines: events after ``since``, heartbeat comments while waiting."""
+    yield "retry: 2000\n\n"
+    sent, deadline = 0, time.monotonic() + timeout
+    while sent < limit:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        block = int(min(left, HEARTBEAT_SECONDS) * 1000) or 1
+        try:
+            batch = redis.xread({key: since}, count=min(100, limit - sent), block=block)
+        except Exception:  # noqa: BLE001 - Redis went away mid-stream: end it, client retries
+            yield ": store unavailable\n\n"
+            return
+        if not batch:
+            yield ": keep-alive\n\n"
+            continue
+        for entry_id, fields in batch[0][1]:
+            since = _text(entry_id)
+            event = {"id": since, **decode_event(fields)}
+            if prefix and not str(event.get("type", "")).startswith(prefix):
+                continue
+            sent += 1
+            yield f"id: {since}\nevent: {event.get('type', 'message')}\n" \
+                  f"data: {json.dumps(event, separators=(',', ':'))}\n\n"
+
+
+def decode_event(fields: dict[Any, Any]) -> dict[str, Any]:
+    """One stream entry as an event dict, whichever way the store wrote it."""
+    flat = {_text(k): _text(v) for k, v in fields.items()}
+    for name in ("event", "json", "payload"):
+        if name in flat:
+            try:
+                return json.loads(flat[name])
+            except ValueError:
+                break
+    event: dict[str, Any] = {}
+    for name, value in flat.items():
+        try:
+            event[name] = json.loads(value) if name in ("data", "at") else value
+        except ValueError:
+            event[name] = value
+    return event
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

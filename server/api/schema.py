@@ -1,0 +1,36 @@
+"""The OpenAPI document and validators from its request schemas.
+
+Publishing's modules add their own paths and schemas by exposing ``OPENAPI_PATHS`` /
+``OPENAPI_SCHEMAS``; they are merged in here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from .openapi import document
+
+
+@cache
+def openapi() -> dict[str, Any]:
+    """The OpenAPI 3.1 document, built once per process."""
+    from . import publish, repositories
+
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {}
+    for module in (publish, repositories):
+        paths.update(getattr(module, "OPENAPI_PATHS", {}) or {})
+        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}) or {})
+    doc = document(paths)
+    doc["components"]["schemas"] = {**doc["components"]["schemas"], **schemas}
+    return doc
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    """A validator for ``#/components/schemas/<name>``."""
+    return Draft202012Validator({"$ref": f"#/components/schemas/{name}",
+                                 "components": openapi()["components"]})

@@ -1,0 +1,284 @@
+"""The Python client of Berth's API (``requests``), used by the CLI and by scripts.
+
+    from server.client import BerthClient
+    client = BerthClient.from_env()          # BERTH_URL, BERTH_TOKEN or `berth login`
+    answer = client.install("hello", instances=3)
+    client.wait_for_deployment(answer["deployment"]["id"])
+
+Every call goes through :meth:`BerthClient._raise_for_status`, which turns an error
+body ``{"error", "message", "details"}`` (or a connection failure) into
+:class:`BerthAPIError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+class BerthAPIError(Exception):
+    """An error answer of the API, or no answer (``status`` 0)."""
+
+    def __init__(self, code: str, message: str, details: list[dict[str, str]] | None = None,
+                 status: int = 0, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details or []
+        self.status = status
+        self.hint = hint
+
+    def __str__(self) -> str:
+        lines = [f"{self.message} ({self.code})"]
+        lines += [f"  {d.get('path', '')}: {d.get('message', '')}" for d in self.details]
+        return "\n".join(lines)
+
+
+def config_path() -> Path:
+    """Where ``berth login`` keeps the URL and token (``$XDG_CONFIG_HOME/berth``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "berth" / "config.json"
+
+
+def load_config() -> dict[str, str]:
+    """The saved login, or an empty dict."""
+    try:
+        data = json.loads(config_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def save_config(url: str, token: str) -> Path:
+    """Save a login readable by the owner only."""
+    path = config_path()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"url": url, "token": token}, handle)
+    return path
+
+
+class BerthClient:
+    """One Berth server: its URL, a token, a requests session."""
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 timeout: float = 30.0, session: requests.Session | None = None) -> None:
+        self.url = (url or DEFAULT_URL).rstrip("/")
+        self.api = self.url + "/api/v1"
+        self.token = token or None
+        self.timeout = timeout
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = "berth-client"
+        if self.token:
+            self.session.headers["Authorization"] = f"Bearer {self.token}"
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> BerthClient:
+        """``BERTH_URL`` / ``BERTH_TOKEN``, else the saved login, else the default URL."""
+        saved = load_config()
+        url = os.environ.get("BERTH_URL") or saved.get("url") or DEFAULT_URL
+        token = os.environ.get("BERTH_TOKEN") or saved.get("token")
+        return cls(url, token, **kwargs)
+
+    # the one funnel --------------------------------------------------------------
+    def request(self, method: str, path: str, *, json_body: Any = None,
+                params: Mapping[str, Any] | None = None, stream: bool = False,
+                timeout: float | None = None) -> requests.Response:
+        """Send one request and return the response if it succeeded.
+
+        :raises BerthAPIError: for an error answer or when the server cannot be reached.
+        """
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self.session.request(
+                method, self.api + path, json=json_body, params=query, stream=stream,
+                timeout=timeout or self.timeout)
+        except requests.Timeout as exc:
+            raise BerthAPIError("timeout", f"{self.url} did not answer in time",
+                                hint="is the server overloaded?") from exc
+        except requests.RequestException as exc:
+            raise BerthAPIError("unreachable", f"cannot reach {self.url}",
+                                [{"path": "url", "message": str(exc)[:200]}],
+                                hint="check BERTH_URL and that the server runs") from exc
+        self._raise_for_status(response)
+        return response
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response) -> None:
+        """Turn an error answer into :class:`BerthAPIError`.
+
+        :raises BerthAPIError: when the status is 400 or above.
+        """
+        if response.status_code < 400:
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "error" not in body:
+            text = (response.text or response.reason or "").strip()[:200]
+            raise BerthAPIError("http_error", f"HTTP {response.status_code}: {text}",
+                                status=response.status_code)
+        details = body.get("details") if isinstance(body.get("details"), list) else []
+        raise BerthAPIError(str(body["error"]), str(body.get("message", "")), details,
+                            response.status_code, body.get("hint"))
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params).json()
+
+    def _send(self, method: str, path: str, body: Any = None) -> Any:
+        response = self.request(method, path, json_body=body)
+        return response.json() if response.content else None
+
+    # catalog -----------------------------------------------------------------------
+    def search(self, query: str = "", *, tag: str | None = None,
+               repository: str | None = None, page: int = 1, per_page: int = 24) -> dict:
+        return self._get("/packages", q=query or None, tag=tag, repository=repository,
+                         page=page, per_page=per_page)
+
+    def package(self, name: str) -> dict:
+        return self._get(f"/packages/{_seg(name)}")
+
+    def versions(self, name: str) -> list[dict]:
+        return self._get(f"/packages/{_seg(name)}/versions")["items"]
+
+    def package_version(self, name: str, version: str) -> dict:
+        return self._get(f"/packages/{_seg(name)}/versions/{_seg(version)}")
+
+    def render(self, name: str, *, version: str | None = None,
+               options: Mapping[str, Any] | None = None, instances: int | None = None) -> dict:
+        return self._send("POST", f"/packages/{_seg(name)}/render",
+                          _drop_none(version=version, options=options, instances=instances))
+
+    # services ----------------------------------------------------------------------
+    def install(self, package: str, *, version: str | None = None, name: str | None = None,
+                options: Mapping[str, Any] | None = None, instances: int | None = None,
+                constraints: Sequence[Sequence[str]] | None = None) -> dict:
+        """Install a package; returns ``{"service", "deployment"}``."""
+        body = _drop_none(package=package, version=version, name=name, options=options,
+                          instances=instances,
+                          constraints=[list(c) for c in constraints] if constraints else None)
+        return self._send("POST", "/services", body)
+
+    def services(self) -> list[dict]:
+        return self._get("/services")["items"]
+
+    def service(self, name: str) -> dict:
+        return self._get(f"/services/{_seg(name)}")
+
+    def history(self, name: str) -> list[dict]:
+        return self._get(f"/services/{_seg(name)}/history")["items"]
+
+    def scale(self, name: str, instances: int) -> dict:
+        return self._send("PATCH", f"/services/{_seg(name)}", {"instances": instances})
+
+    def upgrade(self, name: str, *, version: str | None = None,
+                options: Mapping[str, Any] | None = None) -> dict:
+        body = _drop_none(version=version, options=options) or {"version": "*"}
+        return self._send("PATCH", f"/services/{_seg(name)}", body)
+
+    def rollback(self, name: str, generation: int | None = None) -> dict:
+        return self._send("POST", f"/services/{_seg(name)}/rollback",
+                          _drop_none(generation=generation))
+
+    def restart(self, name: str) -> dict:
+        return self._send("POST", f"/services/{_seg(name)}/restart", {})
+
+    def uninstall(self, name: str) -> dict:
+        return self._send("DELETE", f"/services/{_seg(name)}")
+
+    def logs(self, name: str, instance: str, *, tail: int = 100,
+             follow: bool = False) -> Iterator[bytes]:
+        """An instance's output, chunk by chunk (forever with ``follow``)."""
+        response = self.request("GET", f"/services/{_seg(name)}/instances/{_seg(instance)}/logs",
+                                params={"tail": tail, "follow": 1 if follow else None},
+                                stream=True, timeout=None if follow else self.timeout)
+        return response.iter_content(chunk_size=None)
+
+    # deployments -------------------------------------------------------------------
+    def deployments(self, service: str | None = None, limit: int = 50) -> list[dict]:
+        return self._get("/deployments", service=service, limit=limit)["items"]
+
+    def deployment(self, deployment_id: str) -> dict:
+        return self._get(f"/deployments/{_seg(deployment_id)}")
+
+    def cancel_deployment(self, deployment_id: str) -> dict:
+        return self._send("DELETE", f"/deployments/{_seg(deployment_id)}")
+
+    def wait_for_deployment(self, deployment_id: str, *,
+                            on_progress: Callable[[dict], None] | None = None,
+                            timeout: float = 600.0, interval: float = 0.5) -> dict:
+        """Poll a deployment until it ends; returns its final record.
+
+        :raises BerthAPIError: ``timeout`` when it has not ended in time.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            deployment = self.deployment(deployment_id)
+            if on_progress:
+                on_progress(deployment)
+            if deployment.get("status") in FINAL:
+                return deployment
+            if time.monotonic() > deadline:
+                raise BerthAPIError("timeout", f"deployment {deployment_id} did not end in "
+                                    f"{timeout:.0f}s", hint="see `berth deployments`")
+            time.sleep(interval)
+
+    # agents and repositories ---------------------------------------------------------
+    def agents(self) -> list[dict]:
+        return self._get("/agents")["items"]
+
+    def agent(self, agent_id: str) -> dict:
+        return self._get(f"/agents/{_seg(agent_id)}")
+
+    def add_agent(self, url: str, *, agent_id: str | None = None,
+                  attributes: Mapping[str, str] | None = None,
+                  capacity: Mapping[str, Any] | None = None,
+                  port_range: Sequence[int] | None = None) -> dict:
+        body = _drop_none(url=url, id=agent_id, attributes=dict(attributes or {}) or None,
+                          capacity=capacity, port_range=list(port_range) if port_range else None)
+        return self._send("POST", "/agents", body)
+
+    def drain_agent(self, agent_id: str) -> dict:
+        return self._send("POST", f"/agents/{_seg(agent_id)}/drain")
+
+    def remove_agent(self, agent_id: str, *, force: bool = False) -> None:
+        self.request("DELETE", f"/agents/{_seg(agent_id)}", params={"force": 1 if force else None})
+
+    def repositories(self) -> list[dict]:
+        answer = self._get("/repositories")
+        return answer["items"] if isinstance(answer, dict) else answer
+
+    def add_repository(self, name: str, url: str, *, priority: int | None = None) -> dict:
+        return self._send("POST", "/repositories", _drop_none(name=name, url=url,
+                                                              priority=priority))
+
+    def remove_repository(self, name: str) -> None:
+        self.request("DELETE", f"/repositories/{_seg(name)}")
+
+    # meta --------------------------------------------------------------------------
+    def whoami(self) -> dict:
+        return self._get("/whoami")
+
+    def health(self) -> dict:
+        return self._get("/healthz")
+
+
+def _seg(value: str) -> str:
+    """A path segment, quoted (no ``/`` may slip through)."""
+    return quote(str(value), safe="")
+
+
+def _drop_none(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}

@@ -1,0 +1,186 @@
+"""The one object a Berth server process keeps: ``app.extensions["berth"]``.
+
+:class:`Berth` holds the settings, the state store, the catalog source, the
+``ServiceOps`` write path and the function that enqueues worker tasks. Nothing in it
+is state another process needs: every record lives in Redis, so several servers can
+run side by side against one Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any
+
+from flask import current_app
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[str, Sequence[Any]], Any]
+
+
+class Berth:
+    """The server's collaborators, built on first use from :class:`Settings`."""
+
+    def __init__(self, settings: Settings, *, enqueue: Enqueue | None = None,
+                 redis_client: Any = None, catalog: Any = None) -> None:
+        self.settings = settings
+        self._enqueue = enqueue
+        self._redis_client = redis_client
+        self._catalog = catalog
+        self.metrics_paused_until = 0.0  # see server.api.meta: set after a Redis failure
+
+    @cached_property
+    def redis(self) -> Any:
+        """The Redis client, with short socket timeouts so a dead Redis answers 503 fast."""
+        if self._redis_client is not None:
+            return self._redis_client
+        return connect_redis(self.settings.redis_url, self.settings.redis_timeout)
+
+    @cached_property
+    def store(self) -> Any:
+        """The state store (``worker.store.Store``) on :attr:`redis`."""
+        from worker.store import Store
+
+        return Store(self.redis)
+
+    @cached_property
+    def catalog(self) -> Any:
+        """The catalog source: ``.get()`` returns the current ``catalog.Catalog``."""
+        if self._catalog is not None:
+            return self._catalog
+        try:
+            from .catalog_source import CatalogSource
+        except ImportError:  # publishing's source not there yet: the universe alone
+            return UniverseSource(self.settings)
+        return CatalogSource(self.settings, self.store)
+
+    @cached_property
+    def ops(self) -> Any:
+        """The one write path for desired state (``worker.service_ops.ServiceOps``)."""
+        from worker.service_ops import ServiceOps
+
+        return ServiceOps(self.store, self.enqueue)
+
+    @cached_property
+    def operations(self) -> Any:
+        """The application layer both blueprints call (:class:`server.operations.Operations`)."""
+        from .operations import Operations
+
+        return Operations(self)
+
+    def enqueue(self, task_name: str, args: Sequence[Any] = ()) -> Any:
+        """Send a task to the workers by name; never runs it here."""
+        if self._enqueue is not None:
+            return self._enqueue(task_name, list(args))
+        return self.celery.send_task(task_name, args=list(args), retry=False)
+
+    @cached_property
+    def celery(self) -> Any:
+        """A Celery app used only to send tasks (built lazily; the broker may be down)."""
+        try:
+            from worker.celery_app import create_celery
+
+            from worker.settings import WorkerSettings
+
+            app = create_celery(_worker_settings(WorkerSettings, self.settings))
+        except ImportError:
+            from celery import Celery
+
+            app = Celery("berth", broker=self.settings.broker)
+            app.conf.task_serializer = "json"
+        app.conf.broker_connection_timeout = self.settings.redis_timeout
+        app.conf.broker_connection_retry = False
+        app.conf.broker_transport_options = {
+            **dict(app.conf.broker_transport_options or {}),
+            "socket_timeout": self.settings.redis_timeout,
+            "socket_connect_timeout": self.settings.redis_timeout,
+            "max_retries": 0,
+        }
+        return app
+
+    def secret_key(self) -> str:
+        """The session signing key: the setting, else one shared key kept in Redis.
+
+        Keeping a generated key in Redis lets several servers verify each other's
+        sessions; if Redis cannot be reached at start-up a process-local key is used
+        (sessions then last until that process restarts).
+        """
+        if self.settings.secret_key:
+            return self.settings.secret_key
+        try:
+            key = self.store.state.key("secret_key")
+            self.redis.set(key, secrets.token_urlsafe(48), nx=True)
+            value = self.redis.get(key)
+            return value.decode() if isinstance(value, bytes) else str(value)
+        except Exception:  # noqa: BLE001 - any Redis trouble: fall back, say so
+            log.warning("BERTH_SECRET_KEY unset and Redis unreachable: using a per-process key")
+            return secrets.token_urlsafe(48)
+
+
+def _worker_settings(cls: Any, settings: Settings) -> Any:
+    """Worker settings for the task-sending Celery app, from the server's environment."""
+    env = dict(settings.extra)
+    env.setdefault("BERTH_REDIS_URL", settings.redis_url)
+    env.setdefault("BERTH_BROKER_URL", settings.broker)
+    try:
+        return cls.from_env(env)
+    except TypeError:
+        return cls.from_env()
+
+
+def connect_redis(url: str, timeout: float) -> Any:
+    """A redis-py client whose calls fail within ``timeout`` when Redis is away.
+
+    redis-py retries failed commands with exponential backoff by default; the server
+    wants one quick retry (a dropped connection after a Redis restart) and then an
+    error it can answer as 503.
+    """
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    try:
+        from worker.store.base import RedisState
+
+        client = RedisState.connect(url)
+    except ImportError:
+        client = redis.Redis.from_url(url, decode_responses=True)
+    kwargs = client.connection_pool.connection_kwargs
+    if client.connection_pool.connection_class is redis.UnixDomainSocketConnection:
+        kwargs.pop("socket_keepalive", None)  # TCP-only option
+        kwargs.pop("socket_keepalive_options", None)
+    kwargs["socket_timeout"] = timeout
+    kwargs["socket_connect_timeout"] = timeout
+    client.set_retry(Retry(NoBackoff(), 1))
+    return client
+
+
+def current_berth() -> Berth:
+    """The :class:`Berth` of the current Flask app."""
+    return current_app.extensions["berth"]
+
+
+class UniverseSource:
+    """The catalog of the default universe alone (until publishing's source exists)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._catalog: Any = None
+
+    def get(self) -> Any:
+        """Load the universe once and keep it."""
+        if self._catalog is None:
+            from pathlib import Path
+
+            from catalog.index import Catalog
+            from catalog.loader import load_repository_dir
+
+            repo, _problems = load_repository_dir(
+                Path(self.settings.universe_dir), name="universe", priority=100)
+            self._catalog = Catalog([repo])
+        return self._catalog

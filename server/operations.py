@@ -1,0 +1,399 @@
+"""The application layer: what the API and the store front both do.
+
+Views parse input and call one method here; this module resolves packages and
+versions through the catalog, validates options, renders the spec, and hands
+desired state to ``ServiceOps`` (the one write path). It never touches an agent,
+except to read an instance's logs.
+
+Every method returns plain JSON-ready dicts (records as the store keeps them, with
+secret option values masked) and raises ``CatalogError``, ``WorkerError`` or
+:class:`server.errors.ApiError`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from catalog.errors import CatalogError
+from catalog.options import mask_secrets, resolve_options, upgrade_options
+from catalog.render import render_service
+from catalog.spec import mask_spec
+
+from .errors import ApiError
+
+SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+MAX_INSTANCES = 1000
+
+
+class InvalidRequest(ApiError):
+    """A request field is wrong (422, every problem listed)."""
+
+    code = "invalid"
+    status = 422
+
+
+class NotFoundError(ApiError):
+    code = "not_found"
+    status = 404
+
+
+def check_service_name(name: Any, path: str = "name") -> str:
+    """The name if it is a valid service name.
+
+    :raises InvalidRequest: naming the field.
+    """
+    if not isinstance(name, str) or not SERVICE_NAME.match(name):
+        raise InvalidRequest("invalid service name", details=[{
+            "path": path, "message": "1-40 characters: lower-case letters, digits and '-', "
+            "starting and ending with a letter or digit"}])
+    return name
+
+
+def check_instances(count: Any, path: str = "instances") -> int | None:
+    """The instance count if valid (None stays None).
+
+    :raises InvalidRequest: naming the field.
+    """
+    if count is None:
+        return None
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_INSTANCES:
+        raise InvalidRequest("invalid instance count", details=[{
+            "path": path, "message": f"an integer from 0 to {MAX_INSTANCES}"}])
+    return count
+
+
+class PageCache:
+    """Search pages of the current catalog, least recently used dropped first.
+
+    A catalog never changes once built (a new one replaces it when repositories
+    change), so a page computed from it stays right as long as that catalog is
+    current; the cache empties itself when it sees another catalog. Per process,
+    and nothing another process needs.
+    """
+
+    def __init__(self, size: int = 2048) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._catalog: Any = None
+        self._pages: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+
+    def get(self, catalog: Any, key: tuple[Any, ...],
+            compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """The page for ``key`` in ``catalog``, computed on a miss."""
+        with self._lock:
+            if catalog is not self._catalog:
+                self._catalog, self._pages = catalog, OrderedDict()
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+                return page
+        page = compute()
+        with self._lock:
+            if catalog is self._catalog:
+                self._pages[key] = page
+                while len(self._pages) > self.size:
+                    self._pages.popitem(last=False)
+        return page
+
+
+class Operations:
+    """Install, change and inspect services; browse the catalog."""
+
+    def __init__(self, berth: Any) -> None:
+        self.berth = berth
+        self.pages = PageCache()
+
+    @property
+    def ops(self) -> Any:
+        return self.berth.ops
+
+    @property
+    def store(self) -> Any:
+        return self.berth.store
+
+    def catalog(self) -> Any:
+        """The current catalog (rebuilt by its source when repositories change)."""
+        return self.berth.catalog.get()
+
+    # catalog -----------------------------------------------------------------
+    def search(self, query: str = "", *, tag: str | None = None, repository: str | None = None,
+               page: int = 1, per_page: int = 24) -> dict[str, Any]:
+        """One page of search results: ``{"items", "total", "page", "per_page"}``."""
+        catalog = self.catalog()
+
+        def compute() -> dict[str, Any]:
+            result = catalog.search(query, tag=tag, repository=repository, page=page,
+                                    per_page=per_page)
+            return {"items": [p.summary() for p in result.items], "total": result.total,
+                    "page": result.page, "per_page": result.per_page}
+
+        cached = self.pages.get(catalog, (query, tag, repository, page, per_page), compute)
+        return {**cached, "items": [dict(item) for item in cached["items"]]}
+
+    def tags(self) -> list[dict[str, Any]]:
+        return [{"tag": t, "count": n} for t, n in self.catalog().tags()]
+
+    def featured(self) -> list[dict[str, Any]]:
+        return [p.summary() for p in self.catalog().featured()]
+
+    def package(self, name: str) -> dict[str, Any]:
+        """The newest version of a package in full, with its version list.
+
+        :raises PackageNotFound: when no repository has it.
+        """
+        versions = self.catalog().versions(name)
+        newest = self.catalog().resolve(name)
+        body = newest.to_dict()
+        body["versions"] = [_version_entry(p) for p in versions]
+        return body
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of a package, newest first."""
+        return [_version_entry(p) for p in self.catalog().versions(name)]
+
+    def package_version(self, name: str, version: str) -> dict[str, Any]:
+        """One version in full (package.json fields, config schema, resource, README)."""
+        return self.catalog().resolve(name, version, include_yanked=True).to_dict()
+
+    def package_object(self, name: str, version: str | None = None) -> Any:
+        """The ``catalog.Package`` a name and optional version or range resolve to."""
+        return self.catalog().resolve(name, version or None)
+
+    def render(self, name: str, *, version: str | None = None,
+               options: Mapping[str, Any] | None = None, instances: int | None = None,
+               service_name: str | None = None,
+               constraints: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+        """The spec an install would write, secrets masked; nothing is installed."""
+        package = self.package_object(name, version)
+        service = check_service_name(service_name or package.name)
+        resolved = resolve_options(package, dict(options or {}))
+        spec = render_service(package, resolved, service_name=service,
+                              instances=check_instances(instances),
+                              constraints=_constraints(constraints))
+        return {"package": _identity(package), "name": service,
+                "options": mask_secrets(package.config_schema, resolved),
+                "spec": mask_spec(spec, package, resolved)}
+
+    # services: writes --------------------------------------------------------
+    def install(self, actor: str, *, package: str, version: str | None = None,
+                name: str | None = None, options: Mapping[str, Any] | None = None,
+                instances: int | None = None,
+                constraints: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+        """Resolve, validate, render and write a new service; returns service and deployment.
+
+        :raises ServiceExists: when the name is taken (409).
+        """
+        pkg = self.package_object(package, version)
+        service_name = check_service_name(name or pkg.name)
+        resolved = resolve_options(pkg, dict(options or {}))
+        spec = render_service(pkg, resolved, service_name=service_name,
+                              instances=check_instances(instances),
+                              constraints=_constraints(constraints))
+        result = self.ops.install(
+            name=service_name, package=_identity(pkg), options=resolved, spec=spec,
+            instances=spec.get("instances", 1), actor=actor)
+        service, deployment = _pair(result)
+        return {"service": self._masked(service), "deployment": deployment}
+
+    def scale(self, actor: str, name: str, instances: int) -> dict[str, Any]:
+        """Change the instance count; returns the deployment."""
+        count = check_instances(instances)
+        return self.ops.scale(name, count, actor=actor)
+
+    def upgrade(self, actor: str, name: str, *, version: str | None = None,
+                options: Mapping[str, Any] | None = None,
+                instances: int | None = None) -> dict[str, Any]:
+        """Move a service to another version and/or options; returns the deployment.
+
+        The old options are merged over the new version's defaults (keys it does not
+        know are dropped), then the given options over that.
+        """
+        service = self.ops.get_service(name)
+        old = service.get("package") or {}
+        pkg = self.package_object(old.get("name", ""), version)
+        merged = upgrade_options(service.get("options") or {}, pkg)
+        if options:
+            merged = _deep_merge(merged, options)
+        resolved = resolve_options(pkg, merged)
+        count = check_instances(instances)
+        spec = render_service(pkg, resolved, service_name=name,
+                              instances=count if count is not None else service.get("instances"))
+        return self.ops.update(name, package=_identity(pkg), options=resolved, spec=spec,
+                               instances=count, actor=actor)
+
+    def upgrade_preview(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """What an upgrade would start from: the merged options (masked) and the package."""
+        service = self.ops.get_service(name)
+        pkg = self.package_object((service.get("package") or {}).get("name", ""), version)
+        merged = upgrade_options(service.get("options") or {}, pkg)
+        return {"package": _identity(pkg), "options": mask_secrets(pkg.config_schema, merged),
+                "config_schema": pkg.config_schema}
+
+    def rollback(self, actor: str, name: str, generation: int | None = None) -> dict[str, Any]:
+        """Return to an earlier generation (the previous one by default)."""
+        return self.ops.rollback(name, generation, actor=actor)
+
+    def restart(self, actor: str, name: str) -> dict[str, Any]:
+        """Replace every instance with a fresh one of the same generation."""
+        return self.ops.restart(name, actor=actor)
+
+    def uninstall(self, actor: str, name: str) -> dict[str, Any]:
+        """Stop and remove every instance, then the service; returns the deployment."""
+        return self.ops.uninstall(name, actor=actor)
+
+    # services: reads ---------------------------------------------------------
+    def services(self) -> list[dict[str, Any]]:
+        """Every service with instance counts (desired, running, healthy)."""
+        result = []
+        for service in self.ops.list_services():
+            instances = self.ops.list_instances(service["name"])
+            result.append({**self._masked(service), "counts": _counts(service, instances)})
+        return result
+
+    def status(self, name: str) -> dict[str, Any]:
+        """A service, desired and actual: ``instances_list`` has each instance with agent,
+        state, health, ports (``instances`` stays the desired count)."""
+        service = self.ops.get_service(name)
+        instances = self.ops.list_instances(name)
+        return {**self._masked(service), "counts": _counts(service, instances),
+                "instances_list": instances}
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """A service's generations, newest last, options masked."""
+        self.ops.get_service(name)
+        return [self._masked(g) for g in self.ops.generations(name)]
+
+    def deployments(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Recent deployments, newest first."""
+        return self.ops.list_deployments(service=service, limit=limit)
+
+    def deployment(self, deployment_id: str) -> dict[str, Any]:
+        return self.ops.get_deployment(deployment_id)
+
+    def cancel_deployment(self, actor: str, deployment_id: str) -> dict[str, Any]:
+        return self.ops.cancel_deployment(deployment_id, actor=actor)
+
+    def logs(self, name: str, instance_id: str | None = None, *, tail: int = 100,
+             follow: bool = False) -> Iterator[bytes]:
+        """An instance's container output, read from its agent (the server's one read).
+
+        :raises NotFoundError: when the service has no such instance.
+        """
+        from worker.docker_agent import DockerAgent
+
+        instance = self._instance(name, instance_id)
+        agent = self.store.agents.get(instance.get("agent") or "")
+        if agent is None:
+            raise NotFoundError(f"instance {instance['id']} is on no known agent",
+                                code="agent_not_found")
+        docker = DockerAgent(agent["url"])
+        output = docker.logs(instance.get("container_id") or instance["container"],
+                             tail=tail, follow=follow)
+        if isinstance(output, bytes | str):
+            return iter([output if isinstance(output, bytes) else output.encode()])
+        return (c if isinstance(c, bytes) else str(c).encode() for c in output)
+
+    def _instance(self, name: str, instance_id: str | None) -> dict[str, Any]:
+        instances = self.ops.list_instances(name)
+        for instance in instances:
+            if instance_id in (None, instance["id"]):
+                return instance
+        raise NotFoundError(f"service {name!r} has no instance {instance_id or ''}".strip(),
+                            code="instance_not_found")
+
+    # agents ------------------------------------------------------------------
+    def agents(self) -> list[dict[str, Any]]:
+        return self.store.agents.list()
+
+    def agent(self, agent_id: str) -> dict[str, Any]:
+        from worker import agents
+
+        return agents.get_agent(self.store, agent_id)
+
+    def add_agent(self, actor: str, *, url: str, agent_id: str | None = None,
+                  attributes: Mapping[str, str] | None = None,
+                  capacity: Mapping[str, Any] | None = None,
+                  port_range: Sequence[int] | None = None) -> dict[str, Any]:
+        """Register a Docker engine as an agent (capacity read from it unless given)."""
+        from worker import agents
+
+        return agents.register(self.store, url, agent_id=agent_id,
+                               attributes=dict(attributes or {}),
+                               capacity=dict(capacity) if capacity else None,
+                               port_range=tuple(port_range) if port_range else None,
+                               actor=actor)
+
+    def drain_agent(self, actor: str, agent_id: str) -> dict[str, Any]:
+        from worker import agents
+
+        return agents.drain(self.store, agent_id, actor=actor, enqueue=self.berth.enqueue)
+
+    def remove_agent(self, actor: str, agent_id: str, *, force: bool = False) -> None:
+        from worker import agents
+
+        agents.remove(self.store, agent_id, force=force, actor=actor)
+
+    # helpers -----------------------------------------------------------------
+    def _masked(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """A service or generation record with secret option values masked."""
+        record = dict(record)
+        ident = record.get("package") or {}
+        try:
+            pkg = self.catalog().resolve(ident.get("name", ""), ident.get("version"),
+                                         include_yanked=True)
+        except CatalogError:
+            pkg = None
+        options = record.get("options") or {}
+        if pkg is not None:
+            record["options"] = mask_secrets(pkg.config_schema, options)
+            if record.get("spec"):
+                record["spec"] = mask_spec(record["spec"], pkg, options)
+        else:  # the package is gone from every repository: show no option values
+            record["options"] = {k: "********" for k in options}
+            if record.get("spec"):
+                spec = dict(record["spec"])
+                spec["env"] = {k: "********" for k in spec.get("env") or {}}
+                record["spec"] = spec
+        return record
+
+
+def _identity(package: Any) -> dict[str, str]:
+    return {"name": package.name, "version": package.version, "repository": package.repository}
+
+
+def _version_entry(package: Any) -> dict[str, Any]:
+    return {"version": package.version, "yanked": package.yanked,
+            "unsupported": list(package.unsupported), "repository": package.repository}
+
+
+def _pair(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """ServiceOps.install's answer as (service, deployment)."""
+    if isinstance(result, Mapping):
+        return dict(result["service"]), dict(result["deployment"])
+    service, deployment = result
+    return dict(service), dict(deployment)
+
+
+def _constraints(constraints: Sequence[Sequence[str]] | None) -> tuple[tuple[str, ...], ...]:
+    return tuple(tuple(str(part) for part in c) for c in constraints or ())
+
+
+def _counts(service: Mapping[str, Any], instances: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    running = [i for i in instances if i.get("state") == "running"]
+    healthy = [i for i in running if i.get("health") in ("healthy", "none")]
+    return {"desired": int(service.get("instances") or 0), "instances": len(instances),
+            "running": len(running), "healthy": len(healthy)}
+
+
+def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,94 @@
+"""The server's settings: ``BERTH_*`` environment variables with defaults in code.
+
+Read once per process by :func:`Settings.from_env`; tests inject their own values
+through ``create_app(config)`` (keys named like the variables, e.g. ``BERTH_REDIS_URL``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ROLES = ("viewer", "maintainer", "admin")
+_DEFAULT_UNIVERSE = str(Path(__file__).resolve().parent.parent / "universe")
+
+
+class SettingsError(ValueError):
+    """A setting has a value Berth cannot use (names the variable)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server reads from its environment."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = ""  # empty: the Redis URL
+    secret_key: str = ""  # empty: a shared key kept in Redis (see server.context)
+    universe_dir: str = _DEFAULT_UNIVERSE
+    anonymous_role: str = "viewer"  # viewer | none
+    max_body: int = 16 * 1024 * 1024  # bytes; bundles are the biggest bodies
+    redis_timeout: float = 2.0  # seconds for connect and each command
+    session_cookie_secure: bool = False
+    session_lifetime: int = 12 * 3600  # seconds
+    events_max: int = 1000  # events one /events response sends before it ends
+    events_block_ms: int = 15000  # how long /events waits for a new event
+    log_tail_max: int = 10000
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, Any] | None = None) -> Settings:
+        """Build settings from ``BERTH_*`` variables (``os.environ`` by default).
+
+        :raises SettingsError: when a value has the wrong type or is not allowed.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = "BERTH_" + f.name.upper()
+            if f.name == "extra" or name not in env:
+                continue
+            values[f.name] = _convert(name, env[name], f.type)
+        values["extra"] = {k: str(v) for k, v in env.items() if k.startswith("BERTH_")}
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    @property
+    def broker(self) -> str:
+        """The Celery broker URL (the Redis URL unless set)."""
+        return self.broker_url or self.redis_url
+
+    def check(self) -> None:
+        """Refuse values that make no sense.
+
+        :raises SettingsError: naming the variable.
+        """
+        if self.anonymous_role not in ("viewer", "none"):
+            raise SettingsError("BERTH_ANONYMOUS_ROLE must be 'viewer' or 'none'")
+        if self.max_body <= 0:
+            raise SettingsError("BERTH_MAX_BODY must be a positive number of bytes")
+        if self.redis_timeout <= 0:
+            raise SettingsError("BERTH_REDIS_TIMEOUT must be positive")
+
+
+def _convert(name: str, raw: Any, kind: Any) -> Any:
+    """Turn one raw value into the field's type.
+
+    :raises SettingsError: when it does not parse.
+    """
+    if not isinstance(raw, str):
+        return raw
+    kind = str(kind)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r} is not a {kind}") from exc
+    return raw

@@ -1,0 +1,162 @@
+"""The Python client and the `berth` remote commands against a real server in a thread.
+
+The app runs on a loopback port (werkzeug, in this process) over the real Redis; no
+worker runs, so deployments stay queued — what these tests check is the client's
+error funnel, the CLI's tables, JSON, exit codes and one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from werkzeug.serving import make_server
+
+from server.cli import cli
+from server.client import BerthAPIError, BerthClient
+
+
+@pytest.fixture
+def url(app: Any) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def run(url: str, tokens: dict[str, str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any) -> Any:
+    monkeypatch.setenv("BERTH_URL", url)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+
+    def invoke(*args: str, role: str | None = "admin", stdin: str | None = None) -> Any:
+        if role:
+            monkeypatch.setenv("BERTH_TOKEN", tokens[role])
+        else:
+            monkeypatch.delenv("BERTH_TOKEN", raising=False)
+        return CliRunner().invoke(cli, list(args), input=stdin)
+
+    return invoke
+
+
+def test_client_turns_error_bodies_into_berth_api_error(url: str,
+                                                        tokens: dict[str, str]) -> None:
+    client = BerthClient(url, tokens["viewer"])
+    with pytest.raises(BerthAPIError) as caught:
+        client.install("hello")
+    assert caught.value.status == 403 and caught.value.code == "forbidden"
+    with pytest.raises(BerthAPIError) as caught:
+        BerthClient(url, tokens["admin"]).install("hello", options={"nope": 1})
+    assert caught.value.status == 422 and caught.value.details
+    with pytest.raises(BerthAPIError) as caught:
+        BerthClient("http://127.0.0.1:9", "x", timeout=2).services()
+    assert caught.value.status == 0 and caught.value.code == "unreachable"
+
+
+def test_client_install_and_read_back(url: str, tokens: dict[str, str]) -> None:
+    client = BerthClient(url, tokens["admin"])
+    answer = client.install("hello", name="web", instances=2,
+                            constraints=[["hostname", "UNIQUE"]])
+    assert answer["deployment"]["status"] == "queued"
+    assert client.deployment(answer["deployment"]["id"])["service"] == "web"
+    assert [s["name"] for s in client.services()] == ["web"]
+    assert client.service("web")["instances"] == 2
+
+
+def test_cli_search_table_and_json(run: Any) -> None:
+    table = run("search", "hello", role=None)
+    assert table.exit_code == 0, table.output
+    assert table.output.splitlines()[0].split() == ["NAME", "VERSION", "DESCRIPTION"]
+    assert "hello" in table.output
+    as_json = run("search", "hello", "--json", role=None)
+    assert json.loads(as_json.output)["items"][0]["name"] == "hello"
+
+
+def test_cli_install_status_and_deployments(run: Any) -> None:
+    installed = run("install", "hello@1.0.0", "--name", "web", "--instances", "2",
+                    "--set", "message=hi there", "--set", "resources.mem=32", "--json")
+    assert installed.exit_code == 0, installed.output
+    answer = json.loads(installed.output)
+    assert answer["service"]["package"]["version"] == "1.0.0"
+    status = run("status", "web")
+    assert status.exit_code == 0 and "INSTANCE" in status.output
+    listed = run("deployments", "--service", "web")
+    assert answer["deployment"]["id"] in listed.output
+
+
+def test_cli_errors_are_one_line_with_a_hint(run: Any) -> None:
+    denied = run("install", "hello", role="viewer")
+    assert denied.exit_code == 6
+    assert denied.output.startswith("error: ") and "hint:" in denied.output
+    assert "Traceback" not in denied.output
+    missing = run("status", "no-such")
+    assert missing.exit_code == 4 and missing.output.startswith("error: ")
+    invalid = run("install", "hello", "--set", "nope=1")
+    assert invalid.exit_code == 3 and "options" in invalid.output
+    taken = [run("install", "hello", "--name", "dup") for _ in range(2)][1]
+    assert taken.exit_code == 5
+
+
+def test_cli_unreachable_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("BERTH_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    result = CliRunner().invoke(cli, ["services"])
+    assert result.exit_code == 7 and "cannot reach" in result.output
+
+
+def test_cli_login_saves_config(run: Any, url: str, tokens: dict[str, str],
+                                tmp_path: Any) -> None:
+    result = run("login", "--url", url, role=None, stdin=tokens["maintainer"] + "\n")
+    assert result.exit_code == 0, result.output
+    saved = tmp_path / "berth" / "config.json"
+    assert json.loads(saved.read_text())["token"] == tokens["maintainer"]
+    assert oct(saved.stat().st_mode & 0o777) == "0o600"
+    assert BerthClient.from_env().whoami()["role"] == "maintainer"
+    bad = run("login", "--url", url, "--token", "berth_x_y", role=None)
+    assert bad.exit_code == 6
+
+
+def test_parse_set_nests_and_parses_json() -> None:
+    from server.cli.remote import parse_set
+
+    assert parse_set(["a.b=3", "a.c=true", "d=text", 'e=["x"]']) == {
+        "a": {"b": 3, "c": True}, "d": "text", "e": ["x"]}
+
+
+def _end_deployments(app: Any, status: str, stop: threading.Event) -> None:
+    """Play the worker: end every queued deployment with ``status``."""
+    store = app.extensions["berth"].store
+    while not stop.is_set():
+        for deployment in store.deployments.list(limit=10):
+            if deployment["status"] == "queued":
+                store.deployments.update(deployment["id"], lambda d: {
+                    **d, "status": status, "progress": {"total": 1, "healthy": 0},
+                    "error": {"message": "no agent can take it"} if status == "failed" else None})
+        stop.wait(0.05)
+
+
+@pytest.mark.parametrize(("status", "code"), [("succeeded", 0), ("failed", 1)])
+def test_cli_install_wait_exit_code_says_how_it_ended(app: Any, run: Any, status: str,
+                                                      code: int) -> None:
+    stop = threading.Event()
+    worker = threading.Thread(target=_end_deployments, args=(app, status, stop), daemon=True)
+    worker.start()
+    try:
+        result = run("install", "hello", "--name", f"wait-{status}", "--wait")
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+    assert result.exit_code == code, result.output
+    if status == "failed":
+        assert "failed: no agent can take it" in result.output
+    else:
+        assert "succeeded" in result.output
