@@ -1,0 +1,106 @@
+"""Repositories: the list in priority order with stale or error state; add and remove.
+
+The list shows every repository of the current catalog (builtin, hosted, directories
+and remote ones) with the fetch state kept for remote ones, as the API shows them
+(``server.api.repositories.repository_views``). Adding checks the URL against the
+remote-fetching SSRF policy (``worker.remotes``), stores the repository and fetches it
+once; the workers refresh it afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import flash, redirect, render_template, request, url_for
+
+from . import bp, common
+
+NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+MAX_URL = 2000
+RESERVED = ("universe", "hosted")
+
+
+@bp.get("/repositories")
+@common.needs("viewer")
+def repositories() -> Any:
+    """Repositories by priority (lower number wins a package name)."""
+    from server.api.repositories import repository_views
+
+    locations = {r.name: r.location for r in common.catalog().repositories}
+    rows = [
+        {
+            **view,
+            "location": view.get("url") or locations.get(view["name"]),
+            "removable": view.get("kind") == "remote",
+        }
+        for view in repository_views()
+    ]
+    return render_template("storefront/repositories.html", repos=rows)
+
+
+def _check(name: str, url: str, priority: str) -> int:
+    """The priority, once name and URL look right.
+
+    :raises ValueError: saying which field is wrong.
+    """
+    if not NAME.match(name):
+        raise ValueError("Name: 1-40 lower-case letters, digits and '-'.")
+    if name in RESERVED:
+        raise ValueError(f"Name: {name!r} is reserved.")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("URL: an http or https address of a repository index.")
+    try:
+        value = int(priority or 200)
+    except ValueError:
+        raise ValueError("Priority: a whole number (lower wins).") from None
+    if not 0 <= value <= 100000:
+        raise ValueError("Priority: from 0 to 100000 (lower wins).")
+    return value
+
+
+@bp.post("/repositories")
+@common.needs("admin")
+def repository_add() -> Any:
+    """Add a remote repository (URL checked by the SSRF guard) and fetch it once."""
+    from worker import remotes
+
+    name = (request.form.get("name") or "").strip()[:100]
+    url = (request.form.get("url") or "").strip()[:MAX_URL]
+    berth = common.berth()
+    policy = remotes.RemotePolicy.of(berth.settings)
+    try:
+        priority = _check(name, url, (request.form.get("priority") or "").strip()[:10])
+        remotes.check_url(url, policy)
+        record = {"name": name, "url": url, "priority": priority, "format": "berth"}
+        berth.store.repositories.add(record, common.identity().actor)
+    except ValueError as exc:
+        flash(str(exc), "error")
+    except common.user_errors() as exc:
+        common.flash_error(exc)
+    else:
+        result = remotes.refresh(berth.store, name, policy)
+        if result.get("error"):
+            message = f"Repository {name} added, but fetching it failed: {result['error']}"
+            flash(message, "warning")
+        else:
+            flash(f"Repository {name} added.", "success")
+    return redirect(url_for("storefront.repositories"))
+
+
+@bp.post("/repositories/<name>/remove")
+@common.needs("admin")
+def repository_remove(name: str) -> Any:
+    """Remove a remote repository (its packages leave the catalog)."""
+    try:
+        removed = common.berth().store.repositories.remove(name, common.identity().actor)
+    except common.user_errors() as exc:
+        common.flash_error(exc)
+        return redirect(url_for("storefront.repositories"))
+    if removed:
+        flash(f"Repository {name} removed.", "success")
+    else:
+        flash(f"No repository {name}.", "error")
+    return redirect(url_for("storefront.repositories"))

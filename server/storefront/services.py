@@ -1,0 +1,221 @@
+"""Installed services: the list, a service's page and what an admin can do to it.
+
+Scale, restart, rollback and uninstall are plain forms (uninstall asks for the
+service name to be typed). Upgrade shows a form generated from the new version's
+schema, prefilled with the current options merged over the new defaults, and the
+list of what changes. Instance logs are shown and followed by polling a fragment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+
+from . import bp, common, formdata, forms
+
+LOG_TAIL = 300
+MASK = "********"
+
+
+@bp.get("/services")
+@common.needs("viewer")
+def services() -> Any:
+    """Every service with its package, version and instance counts."""
+    return render_template("storefront/services.html", services=common.operations().services())
+
+
+@bp.get("/services/<name>")
+@common.needs("viewer")
+def service(name: str) -> Any:
+    """One service: instances, actions, deployment history."""
+    ops = common.operations()
+    status = ops.status(name)
+    if request.args.get("partial") == "instances":
+        return render_template(
+            "storefront/_instances.html", svc=status, instances=common.instances_of(status)
+        )
+    return render_template(
+        "storefront/service.html",
+        svc=status,
+        instances=common.instances_of(status),
+        history=list(reversed(ops.history(name))),
+        deployments=ops.deployments(service=name, limit=20),
+        versions=_versions(status),
+    )
+
+
+def _versions(status: Mapping[str, Any]) -> list[Any]:
+    try:
+        return list(common.catalog().versions((status.get("package") or {}).get("name", "")))
+    except common.user_errors():
+        return []
+
+
+def _deployment_redirect(deployment: Mapping[str, Any], message: str) -> Any:
+    flash(message, "success")
+    return redirect(url_for("storefront.deployment", deployment_id=deployment["id"]))
+
+
+@bp.post("/services/<name>/scale")
+@common.needs("admin")
+def service_scale(name: str) -> Any:
+    """Change the instance count."""
+    raw = (request.form.get("instances") or "").strip()
+    try:
+        count = int(raw)
+    except ValueError:
+        flash(f"Instances: {raw!r} is not a whole number.", "error")
+        return redirect(url_for("storefront.service", name=name))
+    try:
+        deployment = common.operations().scale(common.identity().actor, name, count)
+    except common.user_errors() as exc:
+        common.flash_error(exc)
+        return redirect(url_for("storefront.service", name=name))
+    return _deployment_redirect(deployment, f"Scaling {name} to {count}.")
+
+
+@bp.post("/services/<name>/restart")
+@common.needs("admin")
+def service_restart(name: str) -> Any:
+    """Replace every instance with a fresh one."""
+    try:
+        deployment = common.operations().restart(common.identity().actor, name)
+    except common.user_errors() as exc:
+        common.flash_error(exc)
+        return redirect(url_for("storefront.service", name=name))
+    return _deployment_redirect(deployment, f"Restarting {name}.")
+
+
+@bp.post("/services/<name>/rollback")
+@common.needs("admin")
+def service_rollback(name: str) -> Any:
+    """Return to an earlier generation (the previous one unless one is chosen)."""
+    raw = (request.form.get("generation") or "").strip()
+    try:
+        generation = int(raw) if raw else None
+        deployment = common.operations().rollback(common.identity().actor, name, generation)
+    except ValueError:
+        flash(f"Generation: {raw!r} is not a number.", "error")
+        return redirect(url_for("storefront.service", name=name))
+    except common.user_errors() as exc:
+        common.flash_error(exc)
+        return redirect(url_for("storefront.service", name=name))
+    return _deployment_redirect(deployment, f"Rolling {name} back.")
+
+
+@bp.post("/services/<name>/uninstall")
+@common.needs("admin")
+def service_uninstall(name: str) -> Any:
+    """Remove the service, once its name is typed to confirm."""
+    if (request.form.get("confirm_name") or "").strip() != name:
+        flash(f"Type the service name “{name}” to confirm the uninstall.", "error")
+        return redirect(url_for("storefront.service", name=name) + "#uninstall")
+    try:
+        ident = common.operations().status(name).get("package") or {}
+        deployment = common.operations().uninstall(common.identity().actor, name)
+    except common.user_errors() as exc:
+        common.flash_error(exc)
+        return redirect(url_for("storefront.service", name=name))
+    flash(f"Uninstalling {name}.", "success")
+    # The service record goes away: the page is told which package's notes to show.
+    return redirect(
+        url_for(
+            "storefront.deployment",
+            deployment_id=deployment["id"],
+            package=ident.get("name"),
+            version=ident.get("version"),
+        )
+    )
+
+
+@bp.route("/services/<name>/upgrade", methods=["GET", "POST"])
+@common.needs("admin")
+def service_upgrade(name: str) -> Any:
+    """Upgrade form (prefilled, with the changes listed); POST starts the upgrade."""
+    ops = common.operations()
+    version = (request.values.get("version") or "").strip() or None
+    preview = ops.upgrade_preview(name, version)
+    schema = preview.get("config_schema") or {}
+    problems: list[dict[str, str]] = []
+    options = preview["options"]
+    if request.method == "POST":
+        options, problems = formdata.parse_form(schema, request.form)
+        if not problems:
+            try:
+                deployment = ops.upgrade(
+                    common.identity().actor,
+                    name,
+                    version=preview["package"]["version"],
+                    options=options,
+                )
+            except common.user_errors() as exc:
+                problems = common.problems_of(exc)
+            else:
+                return _deployment_redirect(
+                    deployment, f"Upgrading {name} to {preview['package']['version']}."
+                )
+        options = formdata.merge(preview["options"], options)
+    status = ops.status(name)
+    fields = forms.build_form(schema, options, keep_secrets=False)
+    loose = formdata.attach_errors(fields, problems)
+    return render_template(
+        "storefront/upgrade.html",
+        svc=status,
+        target=preview["package"],
+        fields=fields,
+        loose=loose,
+        has_errors=bool(problems),
+        changes=diff(status.get("options") or {}, preview["options"]),
+        versions=_versions(status),
+    ), 422 if problems else 200
+
+
+def diff(old: Any, new: Any, path: str = "") -> list[dict[str, Any]]:
+    """What changes between two option objects: ``[{path, kind, old, new}]``."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        changes: list[dict[str, Any]] = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                changes.append({"path": sub, "kind": "removed", "old": _show(old[key]), "new": ""})
+            elif key not in old:
+                changes.append({"path": sub, "kind": "added", "old": "", "new": _show(new[key])})
+            else:
+                changes.extend(diff(old[key], new[key], sub))
+        return changes
+    if old != new:
+        return [
+            {"path": path or "(options)", "kind": "changed", "old": _show(old), "new": _show(new)}
+        ]
+    return []
+
+
+def _show(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "…"
+
+
+@bp.get("/services/<name>/instances/<instance_id>/logs")
+@common.needs("admin")
+def instance_logs(name: str, instance_id: str) -> Any:
+    """An instance's recent output; ``?partial=1`` is the block the page re-polls."""
+    ops = common.operations()
+    try:
+        chunks = ops.logs(name, instance_id, tail=LOG_TAIL)
+        text = b"".join(chunks).decode("utf-8", errors="replace")
+        problem = None
+    except common.user_errors() as exc:
+        text, problem = "", common.error_message(exc)
+    if request.args.get("partial") == "1":
+        return render_template("storefront/_logs.html", text=text, problem=problem)
+    return render_template(
+        "storefront/logs.html",
+        name=name,
+        instance_id=instance_id,
+        text=text,
+        problem=problem,
+        tail=LOG_TAIL,
+    )
