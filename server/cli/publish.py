@@ -1,9 +1,196 @@
-"""`berth` commands: publish (placeholder until its owner fills it)."""
+"""`berth` commands for maintainers and repository admins.
+
+- ``berth package build DIR [-o FILE]`` — lint a package version folder and bundle it
+- ``berth publish BUNDLE|DIR``           — send a bundle to the server (maintainer)
+- ``berth yank NAME VERSION --reason``   — hide a published version from new installs
+- ``berth repo index DIR [-o OUT]``      — write a static index any web server can host
+- ``berth repo refresh NAME``           — fetch a remote repository now (admin)
+
+``berth repo list|add|remove`` live in ``remote.py``; both modules add to one ``repo``
+group, whichever registers first creates it.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
+
+from .common import (
+    EXIT_AUTH,
+    EXIT_CONFLICT,
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_NOT_FOUND,
+    EXIT_UNAVAILABLE,
+    fail,
+)
+
+_STATUS_EXIT = {401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT,
+                400: EXIT_INVALID, 413: EXIT_INVALID, 415: EXIT_INVALID, 422: EXIT_INVALID}
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the `berth` group."""
+    cli.add_command(package_group)
+    cli.add_command(publish)
+    cli.add_command(yank)
+    existing = cli.commands.get("repo")
+    if isinstance(existing, click.Group):
+        for command in repo_group.commands.values():
+            existing.add_command(command)
+    else:
+        cli.add_command(repo_group)
+
+
+def _client() -> Any:
+    from ..client import BerthClient
+
+    return BerthClient.from_env()
+
+
+def _api_fail(error: Any) -> None:
+    """Show an API error and exit with the matching code."""
+    status = int(getattr(error, "status", 0) or 0)
+    code = _STATUS_EXIT.get(status, EXIT_UNAVAILABLE if status == 0 or status >= 500
+                            else EXIT_FAILED)
+    fail(getattr(error, "message", str(error)), hint=getattr(error, "hint", None), code=code,
+         details=getattr(error, "details", None))
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a client call, turning its errors into one-line failures."""
+    from ..client import BerthAPIError
+
+    try:
+        return fn(*args, **kwargs)
+    except BerthAPIError as exc:
+        _api_fail(exc)
+
+
+def _post_bundle(client: Any, data: bytes) -> dict[str, Any]:
+    """POST a bundle through the client's session (the client sends JSON only).
+
+    :raises BerthAPIError: for an error answer or no answer.
+    """
+    import requests
+
+    from ..client import BerthAPIError
+
+    try:
+        response = client.session.post(client.api + "/packages", data=data,
+                                       headers={"Content-Type": "application/gzip"},
+                                       timeout=client.timeout)
+    except requests.RequestException as exc:
+        raise BerthAPIError("unreachable", f"cannot reach {client.url}",
+                            [{"path": "url", "message": str(exc)[:200]}],
+                            hint="check BERTH_URL and that the server runs") from exc
+    client._raise_for_status(response)
+    return response.json()
+
+
+def _bundle_of(path: Path) -> bytes:
+    """The bundle at ``path``, or one built from a package folder (linted first)."""
+    from catalog.bundle import build_bundle, lint_bundle
+
+    if path.is_dir():
+        data = build_bundle(path)
+        _, problems = lint_bundle(data)
+        if problems:
+            fail(f"{path} has {len(problems)} problem(s)", code=EXIT_INVALID, details=problems,
+                 hint="fix them and run `berth lint` again")
+        return data
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}", code=EXIT_INVALID)
+    return b""  # pragma: no cover - fail() exits
+
+
+# package build --------------------------------------------------------------------------
+@click.group("package")
+def package_group() -> None:
+    """Build package bundles."""
+
+
+@package_group.command("build")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the bundle (default: NAME-VERSION.tar.gz here).")
+def package_build(directory: Path, output: Path | None) -> None:
+    """Lint a package version folder and write its bundle (.tar.gz with digests)."""
+    data = _bundle_of(directory)
+    from catalog.bundle import read_bundle
+
+    _, manifest = read_bundle(data)
+    target = output or Path(f"{manifest['name']}-{manifest['version']}.tar.gz")
+    target.write_bytes(data)
+    click.echo(f"wrote {target} ({len(data)} bytes, {len(manifest['files'])} files)")
+
+
+# publish / yank -------------------------------------------------------------------------
+@click.command()
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+def publish(source: Path) -> None:
+    """Publish a bundle (or a package version folder) to the server's hosted repository."""
+    data = _bundle_of(source)
+    answer = _call(_post_bundle, _client(), data)
+    click.echo(f"published {answer['name']} {answer['version']} ({answer.get('digest')})")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("version")
+@click.option("--reason", required=True, help="Why (shown beside the version).")
+def yank(name: str, version: str, reason: str) -> None:
+    """Yank a published version: no new installs or range matches; still listed."""
+    from ..client import _seg
+
+    client = _client()
+    path = f"/packages/{_seg(name)}/versions/{_seg(version)}/yank"
+    _call(client._send, "POST", path, {"reason": reason})
+    click.echo(f"yanked {name} {version}: {reason}")
+
+
+# repositories ---------------------------------------------------------------------------
+@click.group("repo")
+def repo_group() -> None:
+    """Static repository indexes and the server's repositories."""
+
+
+@repo_group.command("index")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("berth-index"), show_default=True,
+              help="Folder to write index.json and packages/ into.")
+def repo_index(directory: Path, output: Path) -> None:
+    """Write a static index of a repository folder for any web server to host."""
+    from catalog.static_index import write_index
+
+    if output.resolve() == directory.resolve():
+        fail("write the index to another folder than the repository", code=EXIT_INVALID)
+    summary = write_index(directory, output)
+    for problem in summary["problems"][:50]:
+        click.echo(f"skipped {problem.get('path')}: {problem.get('message')}", err=True)
+    click.echo(f"{output}: {summary['packages']} packages, {summary['written']} files "
+               f"written, {summary['removed']} removed")
+
+
+@repo_group.command("refresh")
+@click.argument("name")
+def repo_refresh(name: str) -> None:
+    """Fetch a remote repository now (admin)."""
+    from ..client import _seg
+
+    client = _client()
+    _show_refresh(_call(client._send, "POST", f"/repositories/{_seg(name)}/refresh"))
+
+
+def _show_refresh(answer: dict[str, Any]) -> None:
+    result = answer.get("refresh") or {}
+    click.echo(f"{answer['name']}: {result.get('status')} ({answer.get('packages', 0)} "
+               f"packages, {result.get('changed', 0)} changed)")
+    if answer.get("stale"):
+        fail(f"{answer['name']} is stale: {answer.get('error')}", code=EXIT_UNAVAILABLE,
+             hint="its last good copy stays in the catalog")

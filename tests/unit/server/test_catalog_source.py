@@ -1,0 +1,75 @@
+"""The server's catalog source: rebuilt when the Redis generation moves, and robust."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from server.catalog_source import CatalogSource, parse_directory_setting
+from worker.store import Store
+
+UNIVERSE = Path(__file__).resolve().parents[3] / "universe"
+
+
+@dataclass
+class _Settings:
+    universe_dir: str = str(UNIVERSE)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@pytest.fixture
+def store(server_redis_url: str) -> Store:
+    client = redis.Redis.from_url(server_redis_url, decode_responses=True)
+    client.flushdb()
+    return Store(client)
+
+
+def test_directory_setting() -> None:
+    assert parse_directory_setting(" a=/x ; b=/y/z@7;") == [("a", "/x", 150), ("b", "/y/z", 7)]
+    with pytest.raises(ValueError, match="name=path"):
+        parse_directory_setting("nopath")
+    with pytest.raises(ValueError, match="priority"):
+        parse_directory_setting("a=/x@high")
+
+
+def test_rebuilt_only_when_the_generation_moves(store: Store) -> None:
+    source = CatalogSource(_Settings(), store)
+    first = source.get()
+    assert source.get() is first
+    store.repositories.bump()
+    second = source.get()
+    assert second is not first and source.get() is second
+    other = CatalogSource(_Settings(), store)  # another process agrees on the content
+    assert [r.name for r in other.get().repositories] == [r.name for r in second.repositories]
+
+
+def test_redis_down_serves_the_last_catalog(store: Store) -> None:
+    source = CatalogSource(_Settings(), store)
+    built = source.get()
+    down = Store(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
+                             retry=Retry(NoBackoff(), 0)))
+    source.store = down
+    assert source.get() is built
+    cold = CatalogSource(_Settings(), down)  # never saw Redis: the builtin universe alone
+    assert [r.name for r in cold.get().repositories] == ["universe"]
+
+
+def test_configured_directories_and_priorities(store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "team" / "packages" / "team-app" / "1.0.0"
+    shutil.copytree(UNIVERSE / "packages" / "hello" / "1.0.0", folder)
+    meta = json.loads((folder / "package.json").read_text())
+    (folder / "package.json").write_text(json.dumps({**meta, "name": "team-app"}))
+    settings = _Settings(extra={"BERTH_REPOSITORY_DIRS": f"team={tmp_path / 'team'}@20",
+                                "BERTH_HOSTED_PRIORITY": "120"})
+    catalog: Any = CatalogSource(settings, store).get()
+    kinds = {r.name: (r.kind, r.priority) for r in catalog.repositories}
+    assert kinds["team"] == ("directory", 20) and kinds["hosted"] == ("hosted", 120)
+    assert catalog.resolve("team-app").repository == "team"

@@ -1,0 +1,468 @@
+"""Fetching remote repositories: conditional GETs, a size cap, and an SSRF guard.
+
+A Berth remote repository is a static index (see ``catalog.static_index``): the
+listing ``index.json`` is fetched with ``If-None-Match`` / ``If-Modified-Since``; when
+it changed, only the package documents whose digest changed are fetched. A DC/OS
+Universe repository (``format: "dcos"``) is one ``repo-up-to-*.json`` file, fetched
+the same conditional way and split per package.
+
+A refresh either replaces the last good copy in one Redis transaction or changes
+nothing but the repository's ``stale``/``error`` fields: a repository that is down or
+serves garbage keeps its packages (marked stale) and never breaks the rest.
+
+SSRF guard: only ``http``/``https``; the host is resolved and every address checked
+(loopback only with ``BERTH_REPOSITORY_ALLOW_LOOPBACK=1``, private ranges only with
+``BERTH_REPOSITORY_ALLOW_PRIVATE=1``; link-local — where cloud metadata services
+live —, multicast, reserved and unspecified addresses never). The check is repeated
+on the socket's peer address at connect time (no DNS-rebinding window) and for every
+redirect. Proxies from the environment are ignored.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from catalog.errors import InvalidInput, RepositoryError
+from catalog.static_index import (
+    canonical,
+    digest_of,
+    loads_bounded,
+    parse_listing,
+    parse_package_document,
+)
+
+__all__ = ["RemotePolicy", "UnsafeURL", "check_url", "check_address", "refresh",
+           "refresh_all", "Fetcher", "listing_url"]
+
+log = logging.getLogger(__name__)
+USER_AGENT = "berth-repository-client/1"
+
+
+class UnsafeURL(InvalidInput):
+    """A repository URL Berth refuses to fetch (scheme, credentials or address)."""
+
+    code = "url_refused"
+
+
+@dataclass(frozen=True)
+class RemotePolicy:
+    """How remote repositories are fetched (``BERTH_REPOSITORY_*`` variables)."""
+
+    allow_loopback: bool = False
+    allow_private: bool = False
+    connect_timeout: float = 5.0
+    read_timeout: float = 15.0
+    max_listing: int = 32 * 1024 * 1024  # bytes of index.json (decompressed)
+    max_document: int = 4 * 1024 * 1024  # bytes of one package document
+    interval: float = 300.0  # seconds between refreshes of one repository
+    workers: int = 8  # parallel document fetches
+    max_redirects: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, Any] | None = None) -> RemotePolicy:
+        """Read ``BERTH_REPOSITORY_*`` from ``env`` (``os.environ`` by default).
+
+        :raises ValueError: naming a variable whose value does not parse.
+        """
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for name, default in cls.__dataclass_fields__.items():
+            raw = env.get(f"BERTH_REPOSITORY_{name.upper()}")
+            if raw in (None, ""):
+                continue
+            kind = type(default.default)
+            try:
+                values[name] = (str(raw).strip().lower() in ("1", "true", "yes", "on")
+                                if kind is bool else kind(raw))
+            except ValueError:
+                raise ValueError(f"BERTH_REPOSITORY_{name.upper()}={raw!r} is not a "
+                                 f"{kind.__name__}") from None
+        return cls(**values)
+
+    @classmethod
+    def of(cls, settings: Any) -> RemotePolicy:
+        """The policy for a settings object (its ``extra`` variables, else the env)."""
+        if isinstance(settings, RemotePolicy):
+            return settings
+        extra = getattr(settings, "extra", None)
+        return cls.from_env({**os.environ, **dict(extra)} if extra else None)
+
+
+# the SSRF guard ------------------------------------------------------------------------
+def check_address(address: str, policy: RemotePolicy) -> None:
+    """Refuse an IP address the policy does not allow.
+
+    :raises UnsafeURL: naming the address and why.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        if policy.allow_loopback:
+            return
+        reason = "a loopback address (set BERTH_REPOSITORY_ALLOW_LOOPBACK=1 to allow)"
+    elif ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        reason = "a link-local, multicast, reserved or unspecified address"
+    elif ip.is_private or not ip.is_global:
+        if policy.allow_private:
+            return
+        reason = "a private address (set BERTH_REPOSITORY_ALLOW_PRIVATE=1 to allow)"
+    else:
+        return
+    raise UnsafeURL(f"refusing to connect to {address}: {reason}",
+                    errors=[{"path": "url", "message": f"{address} is {reason}"}])
+
+
+def check_url(url: str, policy: RemotePolicy, *, resolve: bool = True) -> None:
+    """Refuse URLs that are not plain http(s) to an allowed address.
+
+    :raises UnsafeURL: with the reason.
+    """
+    parts = urlsplit(url)
+    problem = None
+    if parts.scheme not in ("http", "https"):
+        problem = "only http and https URLs are allowed"
+    elif not parts.hostname:
+        problem = "the URL has no host"
+    elif parts.username or parts.password:
+        problem = "credentials in the URL are not allowed"
+    if problem:
+        raise UnsafeURL(f"refusing {url[:200]!r}: {problem}",
+                        errors=[{"path": "url", "message": problem}])
+    if resolve:
+        for address in _resolve(parts.hostname, parts.port or 443):
+            check_address(address, policy)
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to.
+
+    :raises UnsafeURL: when it does not resolve.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise UnsafeURL(f"cannot resolve {host!r}: {exc}",
+                        errors=[{"path": "url", "message": f"{host} does not resolve"}]) from None
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def _guarded(base: type, policy: RemotePolicy) -> type:
+    """A urllib3 connection class that checks the peer address right after connecting."""
+
+    def _new_conn(self: Any) -> socket.socket:
+        sock = base._new_conn(self)
+        try:
+            check_address(sock.getpeername()[0], policy)
+        except UnsafeURL:
+            sock.close()
+            raise
+        return sock
+
+    return type(f"Guarded{base.__name__}", (base,), {"_new_conn": _new_conn})
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def __init__(self, policy: RemotePolicy) -> None:
+        self._policy = policy
+        super().__init__(pool_connections=4, pool_maxsize=max(4, policy.workers), max_retries=0)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http = type("GuardedPool", (HTTPConnectionPool,),
+                    {"ConnectionCls": _guarded(HTTPConnection, self._policy)})
+        https = type("GuardedSPool", (HTTPSConnectionPool,),
+                     {"ConnectionCls": _guarded(HTTPSConnection, self._policy)})
+        self.poolmanager.pool_classes_by_scheme = {"http": http, "https": https}
+
+
+# fetching ----------------------------------------------------------------------------
+@dataclass
+class Response:
+    """What one conditional GET gave: 200 with a body, or 304."""
+
+    status: int
+    body: bytes = b""
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+class Fetcher:
+    """GETs under the policy: guarded connections, timeouts, caps, checked redirects."""
+
+    def __init__(self, policy: RemotePolicy) -> None:
+        self.policy = policy
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close every session (and its connections) this fetcher opened."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.trust_env = False  # no proxies or .netrc from the environment
+            adapter = _GuardedAdapter(self.policy)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers.update({"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"})
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def get(self, url: str, *, max_bytes: int, etag: str | None = None,
+            last_modified: str | None = None) -> Response:
+        """One GET (conditional when told), following checked redirects.
+
+        :raises RepositoryError: on any network error, a bad status or a body over
+            ``max_bytes`` (counted after gzip decoding, while it streams).
+        :raises UnsafeURL: when the URL or a redirect target is refused.
+        """
+        headers = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        for _hop in range(self.policy.max_redirects + 1):
+            check_url(url, self.policy)
+            try:
+                response = self._session().get(
+                    url, headers=headers, stream=True, allow_redirects=False,
+                    timeout=(self.policy.connect_timeout, self.policy.read_timeout))
+            except requests.RequestException as exc:  # UnsafeURL from a peer passes through
+                raise RepositoryError(f"GET {url} failed: {_network_reason(exc)}",
+                                      path=url) from None
+            with response:
+                if response.is_redirect:
+                    url = urljoin(url, response.headers.get("Location", ""))
+                    continue
+                return self._answer(url, response, max_bytes)
+        raise RepositoryError(f"GET {url}: more than {self.policy.max_redirects} redirects",
+                              path=url)
+
+    def _answer(self, url: str, response: requests.Response, max_bytes: int) -> Response:
+        etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        if response.status_code == 304:
+            return Response(304, b"", etag, modified)
+        if response.status_code != 200:
+            raise RepositoryError(f"GET {url} answered {response.status_code}", path=url)
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes \
+                and "gzip" not in response.headers.get("Content-Encoding", ""):
+            raise RepositoryError(f"GET {url}: {declared} bytes is over the cap of "
+                                  f"{max_bytes}", path=url)
+        return Response(200, self._read(url, response, max_bytes), etag, modified)
+
+    def _read(self, url: str, response: requests.Response, max_bytes: int) -> bytes:
+        """The body, decoded, streamed and capped (a gzip bomb stops at the cap)."""
+        deadline = time.monotonic() + self.policy.read_timeout * 4
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise RepositoryError(f"GET {url}: body over the cap of {max_bytes} "
+                                          "bytes", path=url)
+                if time.monotonic() > deadline:
+                    raise RepositoryError(f"GET {url}: too slow", path=url)
+        except requests.RequestException as exc:
+            raise RepositoryError(f"GET {url} failed: {_short(exc)}", path=url) from None
+        return bytes(body)
+
+
+def _network_reason(exc: requests.RequestException) -> str:
+    """A short reason for a failed request (``connection refused``, ``read timeout``)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, requests.ReadTimeout):
+        return "read timeout"
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
+    return found.group(1).strip().lower() if found else _short(exc)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc)
+    return text if len(text) < 300 else text[:297] + "..."
+
+
+# refreshing --------------------------------------------------------------------------
+def listing_url(url: str) -> tuple[str, str]:
+    """``(listing URL, base URL)`` for a repository URL (folder or ``…/index.json``)."""
+    if urlsplit(url).path.endswith(".json"):
+        return url, url.rsplit("/", 1)[0] + "/"
+    base = url if url.endswith("/") else url + "/"
+    return base + "index.json", base
+
+
+def refresh(store: Any, name: str, settings: Any = None, *, force: bool = True) -> dict[str, Any]:
+    """Refresh one repository; never raises for fetch trouble (it is recorded instead).
+
+    Returns ``{"name", "status", "changed", "removed", "requests", "error"}`` where
+    ``status`` is ``updated``, ``not_modified``, ``skipped`` (refreshed recently and not
+    forced) or ``failed``.
+
+    :raises RepositoryNotFound: when there is no repository of that name.
+    """
+    policy = RemotePolicy.of(settings)
+    record = store.repositories.require(name)
+    result = {"name": name, "status": "skipped", "changed": 0, "removed": 0, "requests": 0,
+              "error": None}
+    interval = float(record.get("interval") or policy.interval)
+    if not force and time.time() - float(record.get("checked_at") or 0) < interval:
+        return result
+    fetcher = Fetcher(policy)
+    sync = _Sync(store, record, fetcher, policy)
+    try:
+        sync.run()
+    except (RepositoryError, InvalidInput) as exc:
+        sync.fail(exc)
+    except Exception as exc:  # noqa: BLE001 - record, never break the caller's loop
+        log.exception("refreshing repository %s", name)
+        sync.fail(RepositoryError(f"unexpected error: {_short(exc)}"))
+    finally:
+        fetcher.close()
+    return {**result, **sync.result}
+
+
+def refresh_all(store: Any, settings: Any = None, *, force: bool = False) -> list[dict[str, Any]]:
+    """Refresh every remote repository that is due (one failing never stops the rest)."""
+    results = []
+    for record in store.repositories.list():
+        if record.get("kind", "remote") != "remote":
+            continue
+        try:
+            results.append(refresh(store, record["name"], settings, force=force))
+        except Exception as exc:  # noqa: BLE001 - e.g. removed meanwhile
+            log.warning("repository %s not refreshed: %s", record.get("name"), exc)
+    return results
+
+
+class _Sync:
+    """One refresh of one repository: conditional listing, changed documents, save."""
+
+    def __init__(self, store: Any, record: dict[str, Any], fetcher: Fetcher,
+                 policy: RemotePolicy) -> None:
+        self.store, self.record, self.fetcher, self.policy = store, record, fetcher, policy
+        self.name = record["name"]
+        self.result: dict[str, Any] = {"requests": 0}
+
+    def run(self) -> None:
+        listing_at, base = listing_url(self.record["url"])
+        has_copy = self.record.get("fetched_at") is not None
+        answer = self._get(listing_at, self.policy.max_listing,
+                           etag=self.record.get("etag") if has_copy else None,
+                           last_modified=self.record.get("last_modified") if has_copy else None)
+        if answer.status == 304:
+            self._unchanged(answer)
+            return
+        if self.record.get("format") == "dcos":
+            wanted = _universe_documents(answer.body, listing_at)
+            self._save(answer, wanted, {})
+            return
+        listing = parse_listing(answer.body)
+        digests = {item["name"]: item["digest"] for item in listing["packages"]}
+        self._save(answer, digests, self._documents(base, digests))
+
+    def _get(self, url: str, cap: int, **conditions: Any) -> Response:
+        self.result["requests"] += 1
+        return self.fetcher.get(url, max_bytes=cap, **conditions)
+
+    def _documents(self, base: str, digests: dict[str, str]) -> dict[str, tuple[str, Any]]:
+        """Fetch the documents whose digest differs from the stored copy, in parallel."""
+        stored = self.store.repositories.digests(self.name)
+        todo = sorted(n for n, d in digests.items() if stored.get(n) != d)
+
+        def one(name: str) -> tuple[str, tuple[str, Any]]:
+            answer = self._get(urljoin(base, f"packages/{name}.json"), self.policy.max_document)
+            document = parse_package_document(answer.body, name=name, digest=digests[name])
+            return name, (digests[name], document)
+
+        if len(todo) <= 1:
+            return dict(one(n) for n in todo)
+        with ThreadPoolExecutor(max_workers=self.policy.workers) as pool:
+            return dict(pool.map(one, todo))
+
+    def _save(self, answer: Response, wanted: Mapping[str, Any],
+              fetched: dict[str, tuple[str, Any]]) -> None:
+        """Store what changed (``wanted``: name → digest, or → (digest, doc) for DC/OS)."""
+        stored = self.store.repositories.digests(self.name)
+        changed = dict(fetched)
+        for pkg, value in wanted.items():
+            if isinstance(value, tuple) and stored.get(pkg) != value[0]:
+                changed[pkg] = value
+        removed = [p for p in stored if p not in wanted]
+        now = time.time()
+        fields = {"etag": answer.etag, "last_modified": answer.last_modified,
+                  "fetched_at": now, "checked_at": now, "stale": False, "error": None,
+                  "packages": len(wanted), "listing_digest": digest_of(answer.body)}
+        self.store.repositories.save_copy(self.name, listing=answer.body, changed=changed,
+                                          removed=removed, fields=fields)
+        self.result.update(status="updated", changed=len(changed), removed=len(removed))
+
+    def _unchanged(self, answer: Response) -> None:
+        """A 304: note the check; rebuild catalogs only if the stale flag clears."""
+        was_stale = bool(self.record.get("stale"))
+        self.store.repositories.update(self.name, bump=was_stale, checked_at=time.time(),
+                                       stale=False, error=None,
+                                       etag=answer.etag or self.record.get("etag"))
+        self.result.update(status="not_modified")
+
+    def fail(self, error: Exception) -> None:
+        """Keep the last good copy; mark the repository stale with the reason."""
+        message = getattr(error, "message", str(error))
+        details = getattr(error, "errors", None) or []
+        if details:
+            message += " (" + "; ".join(f"{d['path']}: {d['message']}" for d in details[:3]) + ")"
+        log.warning("repository %s: refresh failed: %s", self.name, message)
+        try:
+            self.store.repositories.update(self.name, checked_at=time.time(), stale=True,
+                                           error=message[:1000])
+        except Exception as exc:  # noqa: BLE001 - removed meanwhile, or Redis trouble
+            log.warning("repository %s: could not record the failure: %s", self.name, exc)
+        self.result.update(status="failed", error=message[:1000])
+
+
+def _universe_documents(body: bytes, where: str) -> dict[str, tuple[str, Any]]:
+    """A DC/OS ``repo-up-to-*.json`` split per package: name → (digest, document).
+
+    :raises RepositoryError: when it is not such a document.
+    """
+    try:
+        data = loads_bounded(body, 64)
+    except ValueError as exc:
+        raise RepositoryError(f"{where} is not valid JSON: {_short(exc)}", path=where) from None
+    entries = data.get("packages") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise RepositoryError(f"{where} has no 'packages' list", path=where)
+    grouped: dict[str, list[Any]] = {}
+    for entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            grouped.setdefault(entry["name"], []).append(entry)
+    documents = {}
+    for name, group in grouped.items():
+        document = {"packages": group}
+        documents[name] = (digest_of(canonical(document)), document)
+    return documents
