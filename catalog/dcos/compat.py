@@ -1,0 +1,117 @@
+"""What in a Universe package cannot run on plain Docker hosts, with the exact reason.
+
+Two moments:
+
+- :func:`static_reasons` at load time, from the files alone: no Marathon template (a
+  CLI-only package), or a template that starts a Mesos framework scheduler (the DC/OS
+  SDK ``dcos-commons`` schedulers and other frameworks). These become
+  ``Package.unsupported`` and the store front shows them.
+- :func:`app_framework_reasons` at render time, on the rendered app (a framework can
+  depend on options); :mod:`catalog.dcos.convert` adds every field it cannot honour.
+
+A framework scheduler registers with a Mesos master and launches its own tasks through
+the Mesos framework API; a Docker host has no Mesos master, so such a package would
+start a scheduler that waits forever.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from catalog.errors import PackageInvalid
+
+__all__ = ["static_reasons", "app_framework_reasons", "refuse_unsupported_package",
+           "SDK_REASON", "FRAMEWORK_REASON", "CLI_ONLY_REASON", "NO_APP_REASON",
+           "NO_IMAGE_REASON"]
+
+SDK_REASON = ("a DC/OS SDK (dcos-commons) scheduler: it registers with a Mesos master "
+              "and launches its own tasks through the Mesos framework API, which Docker "
+              "hosts do not offer")
+FRAMEWORK_REASON = ("a Mesos framework: it registers with a Mesos master as framework "
+                    "{name!r} and launches its own tasks through the Mesos framework API, "
+                    "which Docker hosts do not offer")
+CLI_ONLY_REASON = ("a DC/OS CLI plugin only (command.json or resource.json 'cli', no "
+                   "marathon.json.mustache): there is no service to run")
+NO_APP_REASON = "no marathon.json.mustache: there is no service to run"
+NO_IMAGE_REASON = ("no Docker image: the app runs a command in the Mesos sandbox (Mesos "
+                   "containerizer) on the agent itself")
+
+# Markers of a dcos-commons scheduler in a template or rendered app.
+_SDK_MARKERS = ("DCOS_COMMONS_API_VERSION", "DCOS_COMMONS_UNINSTALL", "dcos-commons")
+# Env that loads libmesos (a scheduler speaking the framework API) and Mesos master URLs.
+_SCHEDULER_ENV = ("LIBMESOS_URI", "MESOS_NATIVE_JAVA_LIBRARY", "MESOS_NATIVE_LIBRARY")
+_MASTER_RE = re.compile(r"mesos://|zk://[^\s\"]*/mesos\b|master\.mesos:5050")
+# Env names that configure a Mesos framework registration (role, principal, master).
+_FRAMEWORK_ENV_RE = re.compile(r"(^|_)MESOS_(ROLE|PRINCIPAL|MASTER)$|^MESOS_MASTER")
+_FRAMEWORK_LABEL_RE = re.compile(r'"DCOS_PACKAGE_FRAMEWORK_NAME"\s*:\s*"([^"]*)"')
+
+
+def _framework_name(match: re.Match[str] | None, package_json: Mapping[str, Any]) -> str:
+    name = match.group(1) if match else ""
+    return name if name and "{{" not in name else str(package_json.get("name", ""))
+
+
+def static_reasons(package_json: Mapping[str, Any], template: str | None,
+                   cli_only: bool) -> list[str]:
+    """Reasons known from the package files alone (empty = may be installable).
+
+    A framework is recognised by the SDK's labels, by ``"framework": true`` in
+    ``package.json`` ("this package installs a new Mesos framework"), by libmesos in its
+    env or by a Mesos master URL. The ``DCOS_PACKAGE_FRAMEWORK_NAME`` label alone is not
+    enough: plain apps set it too, for the DC/OS UI.
+    """
+    if not template:
+        return [CLI_ONLY_REASON if cli_only else NO_APP_REASON]
+    if any(marker in template for marker in _SDK_MARKERS):
+        return [SDK_REASON]
+    label = _FRAMEWORK_LABEL_RE.search(template)
+    scheduler = any(f'"{name}"' in template for name in _SCHEDULER_ENV)
+    if scheduler or _MASTER_RE.search(template) or package_json.get("framework") is True:
+        return [FRAMEWORK_REASON.format(name=_framework_name(label, package_json))]
+    # Options cannot add keys (their strings are JSON-escaped), so a template that never
+    # names an image never renders one.
+    if '"image"' not in template:
+        return [NO_IMAGE_REASON]
+    return []
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def app_framework_reasons(app: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(json-path, reason)`` when a rendered app is a framework scheduler."""
+    labels = _mapping(app.get("labels"))
+    env = _mapping(app.get("env"))
+    name = str(labels.get("DCOS_PACKAGE_FRAMEWORK_NAME") or app.get("id", "")).strip("/")
+    if any(marker in labels for marker in _SDK_MARKERS[:2]):
+        yield "/labels/DCOS_COMMONS_API_VERSION", SDK_REASON
+        return
+    for key in _SCHEDULER_ENV:
+        if key in env:
+            yield f"/env/{key}", FRAMEWORK_REASON.format(name=name)
+            return
+    for key, value in env.items():
+        if _FRAMEWORK_ENV_RE.search(str(key)) or _MASTER_RE.search(str(value)):
+            yield f"/env/{key}", FRAMEWORK_REASON.format(name=name)
+            return
+    for key in ("cmd", "args"):
+        if _MASTER_RE.search(str(app.get(key) or "")):
+            yield f"/{key}", FRAMEWORK_REASON.format(name=name)
+            return
+
+
+def refuse_unsupported_package(package: Any) -> None:
+    """Stop before rendering a package that cannot run at all.
+
+    :raises PackageInvalid: listing ``package.unsupported``.
+    """
+    reasons = tuple(getattr(package, "unsupported", ()) or ())
+    if reasons:
+        raise PackageInvalid(
+            f"{package.name} {package.version} cannot run on Docker hosts",
+            package=package.name, version=package.version,
+            errors=[{"path": "marathon.json.mustache", "message": r} for r in reasons],
+            hint="see docs/dcos-universe.md for what Berth can run")
