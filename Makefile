@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 VAR ?= var
-APT_PACKAGES := python3-venv docker.io busybox-static redis-server chromium fonts-liberation
+APT_PACKAGES := python3-venv docker.io busybox-static redis-server chromium fonts-liberation \
+                npm wrk iproute2
 PYTEST_ARGS ?=
 
 .PHONY: run stop status test test-unit test-integration test-browser bench lint deps system-deps venv clean

@@ -3,7 +3,8 @@
 Target (2 cores): loading the corpus into a repository <= 2 s (cold: the first load
 of the run; warm: the best of the next three). Also timed, for information: rendering
 and converting the default options of every installable-looking version.
-The corpus folder is ``BERTH_DCOS_CORPUS`` or ``/work/shared/corpus/dcos-universe``.
+The corpus folder is ``BERTH_DCOS_CORPUS`` or ``shared/corpus/dcos-universe`` beside the
+checkout.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-CORPUS = Path(os.environ.get("BERTH_DCOS_CORPUS", "/work/shared/corpus/dcos-universe"))
+CORPUS = Path(os.environ.get("BERTH_DCOS_CORPUS") or
+              Path(__file__).resolve().parents[2] / "shared" / "corpus" / "dcos-universe")
 TARGET_S = 2.0
 
 

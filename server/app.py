@@ -9,7 +9,6 @@ Celery), ``REDIS_CLIENT`` and ``CATALOG`` (an object whose ``get()`` returns a
 
 from __future__ import annotations
 
-import importlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -35,8 +34,6 @@ SECURITY_HEADERS = {
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 _INJECTED = ("ENQUEUE", "REDIS_CLIENT", "CATALOG")
-# Optional blueprints: registered when their module is importable.
-OPTIONAL_BLUEPRINTS = ("server.storefront",)
 
 csrf = CSRFProtect()
 
@@ -86,21 +83,16 @@ def _security_headers(response: Response) -> Response:
 
 
 def _register_blueprints(app: Flask) -> None:
-    """The API (always), CSRF with the API exempt, then the optional blueprints."""
+    """The API (CSRF-exempt: it authenticates by bearer token), the store front and
+    the hosted repository's static index."""
     from .api import bp as api_bp
     from .api import meta
+    from .repo_index import bp as repo_index_bp
+    from .storefront import bp as storefront_bp
 
     csrf.init_app(app)
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)
     meta.init_app(app)
-    for module_name in OPTIONAL_BLUEPRINTS:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # not written yet
-            raise
-        blueprint = getattr(module, "bp", None)
-        if blueprint is not None:
-            app.register_blueprint(blueprint)
+    app.register_blueprint(storefront_bp)
+    app.register_blueprint(repo_index_bp)

@@ -115,6 +115,11 @@ class Operations:
     def store(self) -> Any:
         return self.berth.store
 
+    def _render(self, package: Any, options: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """``render_service`` with this server's host-path allow-list."""
+        return render_service(package, options,
+                              allowed_host_paths=self.berth.settings.host_paths, **kwargs)
+
     def catalog(self) -> Any:
         """The current catalog (rebuilt by its source when repositories change)."""
         return self.berth.catalog.get()
@@ -171,9 +176,9 @@ class Operations:
         package = self.package_object(name, version)
         service = check_service_name(service_name or package.name)
         resolved = resolve_options(package, dict(options or {}))
-        spec = render_service(package, resolved, service_name=service,
-                              instances=check_instances(instances),
-                              constraints=_constraints(constraints))
+        spec = self._render(package, resolved, service_name=service,
+                          instances=check_instances(instances),
+                          constraints=_constraints(constraints))
         return {"package": _identity(package), "name": service,
                 "options": mask_secrets(package.config_schema, resolved),
                 "spec": mask_spec(spec, package, resolved)}
@@ -190,9 +195,9 @@ class Operations:
         pkg = self.package_object(package, version)
         service_name = check_service_name(name or pkg.name)
         resolved = resolve_options(pkg, dict(options or {}))
-        spec = render_service(pkg, resolved, service_name=service_name,
-                              instances=check_instances(instances),
-                              constraints=_constraints(constraints))
+        spec = self._render(pkg, resolved, service_name=service_name,
+                          instances=check_instances(instances),
+                          constraints=_constraints(constraints))
         result = self.ops.install(
             name=service_name, package=_identity(pkg), options=resolved, spec=spec,
             instances=spec.get("instances", 1), actor=actor)
@@ -220,8 +225,8 @@ class Operations:
             merged = _deep_merge(merged, options)
         resolved = resolve_options(pkg, merged)
         count = check_instances(instances)
-        spec = render_service(pkg, resolved, service_name=name,
-                              instances=count if count is not None else service.get("instances"))
+        spec = self._render(pkg, resolved, service_name=name,
+                          instances=count if count is not None else service.get("instances"))
         return self.ops.update(name, package=_identity(pkg), options=resolved, spec=spec,
                                instances=count, actor=actor)
 

@@ -36,6 +36,9 @@ class Settings:
     events_max: int = 1000  # events one /events response sends before it ends
     events_block_ms: int = 15000  # how long /events waits for a new event
     log_tail_max: int = 10000
+    # host folders a spec may mount, ``:`` or ``,`` separated; empty: the catalog's
+    # default (``/srv/berth``). The workers read the same variable and check again.
+    allowed_host_paths: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -55,6 +58,14 @@ class Settings:
         settings = cls(**values)
         settings.check()
         return settings
+
+    @property
+    def host_paths(self) -> tuple[str, ...]:
+        """The host-path allow-list specs are checked against."""
+        from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS
+
+        parts = [p.strip() for p in self.allowed_host_paths.replace(",", ":").split(":")]
+        return tuple(p for p in parts if p) or DEFAULT_ALLOWED_HOST_PATHS
 
     @property
     def broker(self) -> str:

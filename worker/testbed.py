@@ -158,7 +158,10 @@ class Testbed:
     @property
     def env(self) -> dict[str, str]:
         """``BERTH_…`` variables for a worker, server or CLI against this bed."""
-        env = {"BERTH_REDIS_URL": self.redis_url, "BERTH_IMAGE_DIR": str(self.image_dir)}
+        env = {"BERTH_REDIS_URL": self.redis_url, "BERTH_IMAGE_DIR": str(self.image_dir),
+               # the local system serves repositories on this machine, so loopback
+               # addresses are allowed for remote repositories (private ranges are not)
+               "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1"}
         if self.lane != 0:  # test lanes: quick reconciling (lane 0 keeps the defaults)
             env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
                        BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),

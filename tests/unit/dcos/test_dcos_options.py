@@ -11,6 +11,7 @@ from catalog.dcos.options import (
     defaults_of,
     resolve_dcos_options,
     upgrade_dcos_options,
+    validate_dcos_options,
 )
 from catalog.errors import OptionsInvalid, PackageInvalid
 
@@ -99,3 +100,13 @@ def test_an_empty_document_is_not_validated_as_cosmos_did() -> None:
     assert resolve_dcos_options(package(schema), {}) == {}
     with pytest.raises(OptionsInvalid):
         resolve_dcos_options(package(schema), {"other": 1})
+
+
+@pytest.mark.timeout(20)
+def test_a_catastrophic_pattern_is_matched_in_linear_time() -> None:
+    """A maintainer's `(a+)+$` against 'aaa…b' backtracks for ages under Python's `re`;
+    option validation uses RE2, so the mismatch is reported at once."""
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}}
+    with pytest.raises(OptionsInvalid) as caught:
+        validate_dcos_options(schema, {"name": "a" * 60 + "b"})
+    assert [e["path"] for e in caught.value.errors] == ["options/name"]

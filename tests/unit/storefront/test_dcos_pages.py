@@ -9,25 +9,23 @@ their reasons and offer no install link.
 from __future__ import annotations
 
 import html as html_module
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.fixtures.corpus import require_corpus
+
 from .conftest import StaticSource, login
 from .htmlcheck import Page
-
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus" / "dcos-universe"
 
 
 @pytest.fixture(scope="module")
 def dcos_catalog() -> Any:
-    if not (CORPUS / "packages").is_dir():
-        pytest.skip(f"no DC/OS Universe corpus at {CORPUS}")
+    corpus = require_corpus()
     from catalog.dcos.loader import load_universe_dir
     from catalog.index import Catalog
 
-    repo, _problems = load_universe_dir(CORPUS, name="dcos")
+    repo, _problems = load_universe_dir(corpus, name="dcos")
     return Catalog([repo])
 
 

@@ -1,0 +1,61 @@
+"""The server checks host-path mounts against BERTH_ALLOWED_HOST_PATHS, as workers do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.catalog.catalog_testkit import GOOD_TEMPLATE, write_package
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+TEMPLATE = GOOD_TEMPLATE.replace(
+    '"volumes": [{"containerPath": "/data", "name": {{ (service ~ "-data") | tojson }}}]',
+    '"volumes": [{"containerPath": "/data", "hostPath": "/data/berth/media"}]')
+
+
+class StaticSource:
+    def __init__(self, catalog: Any) -> None:
+        self.catalog = catalog
+
+    def get(self) -> Any:
+        return self.catalog
+
+
+@pytest.fixture
+def host_path_catalog(tmp_path: Path) -> Any:
+    from catalog.index import Catalog
+    from catalog.loader import load_repository_dir
+
+    assert TEMPLATE != GOOD_TEMPLATE
+    write_package(tmp_path, "media", template=TEMPLATE)
+    repo, problems = load_repository_dir(tmp_path, name="local")
+    assert not problems
+    return StaticSource(Catalog([repo]))
+
+
+def _render(make_app: Any, catalog: Any, **settings: str) -> Any:
+    app = make_app(CATALOG=catalog, **settings)
+    from server.auth import create_token
+
+    token = create_token(app.extensions["berth"].store, name="t", role="admin")[1]
+    return app.test_client().post("/api/v1/packages/media/render", json={},
+                                  headers=bearer(token))
+
+
+def test_a_host_path_outside_the_default_allow_list_is_refused(make_app: Any,
+                                                                host_path_catalog: Any) -> None:
+    response = _render(make_app, host_path_catalog)
+    assert response.status_code == 422, response.get_json()
+    assert "outside the allowed host paths" in response.get_data(as_text=True)
+
+
+def test_the_admin_allow_list_admits_the_host_path(make_app: Any, host_path_catalog: Any) -> None:
+    response = _render(make_app, host_path_catalog, BERTH_ALLOWED_HOST_PATHS="/srv/berth:/data")
+    assert response.status_code == 200, response.get_json()
+    volumes = response.get_json()["spec"]["volumes"]
+    assert volumes[0]["hostPath"] == "/data/berth/media"
