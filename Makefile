@@ -7,7 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 VAR ?= var
 APT_PACKAGES := python3-venv docker.io busybox-static redis-server chromium fonts-liberation \
-                npm wrk iproute2
+                wrk iproute2
+# commands that may come from elsewhere (Node.js's own npm): installed from Debian only if absent
+APT_COMMANDS := npm
 PYTEST_ARGS ?=
 
 .PHONY: run stop status test test-unit test-integration test-browser bench lint deps system-deps venv clean
@@ -51,6 +53,7 @@ system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	for c in $(APT_COMMANDS); do command -v $$c >/dev/null || missing="$$missing $$c"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
