@@ -340,7 +340,10 @@ class Operations:
     def remove_agent(self, actor: str, agent_id: str, *, force: bool = False) -> None:
         from worker import agents
 
-        agents.remove(self.store, agent_id, force=force, actor=actor)
+        # a forced removal's containers are removed by a worker: the server never
+        # changes anything on an agent
+        agents.remove(self.store, agent_id, force=force, actor=actor,
+                      enqueue=self.berth.enqueue)
 
     # helpers -----------------------------------------------------------------
     def _masked(self, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -262,11 +262,13 @@ def activate(store: Any, agent_id: str, *, actor: str = "") -> dict[str, Any]:
 
 
 def remove(store: Any, agent_id: str, *, force: bool = False, actor: str = "",
-           pool: AgentPool | None = None) -> None:
+           pool: AgentPool | None = None, enqueue: Any = None) -> None:
     """Forget an agent; refused while instances remain on it unless ``force``.
 
-    With ``force`` the agent's containers are removed where the engine still answers,
-    and its instance records go (the reconciler places replacements elsewhere).
+    With ``force`` its instance records go (the reconciler places replacements
+    elsewhere) and its containers are removed where the engine still answers: here,
+    through ``pool``, or — when ``enqueue`` is given, as the server does, since it
+    never changes anything on an agent — by a ``berth.remove_agent_containers`` task.
 
     :raises AgentNotFound:
     :raises AgentBusy: instances remain and ``force`` is not set.
@@ -278,8 +280,8 @@ def remove(store: Any, agent_id: str, *, force: bool = False, actor: str = "",
                         details=[{"path": f"instances/{i['id']}", "message": i["service"]}
                                  for i in instances],
                         hint="drain the agent first, or force the removal")
-    if instances:
-        _remove_containers(pool or AgentPool(timeout=5), agent, instances)
+    if instances and enqueue is None:
+        remove_containers(agent, _container_refs(instances), pool=pool or AgentPool(timeout=5))
 
     def change(tx: Tx) -> None:
         for instance in instances:
@@ -288,16 +290,31 @@ def remove(store: Any, agent_id: str, *, force: bool = False, actor: str = "",
         tx.event("agent.removed", agent_id, actor, {"forced": bool(instances)})
 
     store.state.transact(change)
+    if instances and enqueue is not None:
+        enqueue("berth.remove_agent_containers",
+                [{"id": agent_id, "url": agent["url"]}, _container_refs(instances)])
 
 
-def _remove_containers(pool: AgentPool, agent: Mapping[str, Any],
-                       instances: Iterable[Mapping[str, Any]]) -> None:
+def _container_refs(instances: Iterable[Mapping[str, Any]]) -> list[str]:
+    return [i.get("container_id") or i["container"] for i in instances]
+
+
+def remove_containers(agent: Mapping[str, Any], containers: Iterable[str], *,
+                      pool: AgentPool) -> int:
+    """Remove ``containers`` from a (forgotten) agent's engine; how many went.
+
+    Stops quietly at the first engine error: an engine that is away keeps its
+    containers, beyond Berth's reach.
+    """
     docker = pool.get(agent)
-    for instance in instances:
+    removed = 0
+    for container in containers:
         try:
-            docker.remove(instance.get("container_id") or instance["container"])
+            docker.remove(container)
         except AgentError:
-            return  # the engine is away: its containers are beyond reach
+            break
+        removed += 1
+    return removed
 
 
 # heartbeats ---------------------------------------------------------------------------

@@ -109,6 +109,14 @@ def heartbeat(self: Any) -> dict[str, list[str]]:
     return changed
 
 
+@shared_task(name="berth.remove_agent_containers", bind=True, acks_late=True, **RETRIES)
+def remove_agent_containers(self: Any, agent: dict[str, Any], containers: list[str]) -> int:
+    """Remove the containers of a forcibly removed agent (its records are gone)."""
+    from .agents import remove_containers
+
+    return remove_containers(agent, containers, pool=context(self.app).pool)
+
+
 @shared_task(name="berth.refresh_repositories", bind=True, acks_late=True, max_retries=0)
 def refresh_repositories(self: Any) -> Any:
     """Fetch remote repositories again (``worker.remotes.refresh_all`` when present)."""

@@ -115,3 +115,26 @@ def test_draining_an_agent_moves_its_instances_away(cluster):
         assert cluster.containers("drained", ["agent-1"]) == []
     finally:
         agents.activate(cluster.store, "agent-1", actor="test")
+
+
+def test_a_forcibly_removed_agent_loses_its_containers_and_its_work_moves(cluster, testbed):
+    """Forced removal as the server does it: records go at once, a worker removes the
+    containers from the engine, the reconciler places replacements elsewhere."""
+    from worker import agents
+
+    cluster.wait(cluster.install("evicted", 3))
+    assert cluster.containers("evicted", ["agent-3"])
+    try:
+        agents.remove(cluster.store, "agent-3", force=True, actor="test",
+                      enqueue=lambda n, a: cluster.app.send_task(n, args=list(a)))
+        assert "agent-3" not in cluster.store.agents.ids()
+        engine = testbed.agent(3)  # the store no longer knows it
+        until(lambda: engine.list_instances({"berth.service": "evicted"}) == [], 30,
+              "the worker to remove the containers of agent-3")
+        cluster.app.send_task("berth.reconcile_service", args=["evicted"])
+        moved = until(lambda: (lambda found: serving(found, 3) and all(
+            i["agent"] != "agent-3" for i in found) and found)(cluster.instances("evicted")),
+            40, "3 instances serving away from agent-3")
+        assert len(moved) == 3
+    finally:
+        testbed.register_agents()

@@ -23,7 +23,6 @@ import requests
 
 from catalog.dcos.build import build_repo_json
 from server.client import BerthClient
-from tests.fixtures.live_server import start_server, stop_server
 
 pytestmark = pytest.mark.integration
 
@@ -59,35 +58,22 @@ def universe_url() -> Iterator[str]:
     thread.join(5)
 
 
-@pytest.fixture
-def loopback_server(live_server: Any, tmp_path: Path) -> Iterator[Any]:
-    """A Berth server on the test bed's Redis that may fetch repositories from loopback."""
-    process, url, log = start_server(live_server.redis_url, tmp_path,
-                                     {"BERTH_REPOSITORY_ALLOW_LOOPBACK": "1"})
-    try:
-        yield type(live_server)(url=url, redis_url=live_server.redis_url,
-                                admin_token=live_server.admin_token, log_path=log,
-                                process=process)
-    finally:
-        stop_server(process)
-
-
 def _api(server: Any, method: str, path: str, **kwargs: Any) -> requests.Response:
     return requests.request(method, server.api + path, timeout=60, headers=server.headers(),
                             **kwargs)
 
 
 def test_a_universe_package_installs_and_answers_its_health_check(
-        live_server: Any, loopback_server: Any, universe_url: str) -> None:
+        live_server: Any, universe_url: str) -> None:
     repo = f"dcos-{uuid.uuid4().hex[:6]}"
-    added = _api(loopback_server, "POST", "/repositories",
+    added = _api(live_server, "POST", "/repositories",
                  json={"name": repo, "url": universe_url, "format": "dcos", "priority": 400})
     assert added.status_code == 201, added.text
     try:
         _check_listed(live_server, repo)
         _install_and_probe(live_server, f"dh-{uuid.uuid4().hex[:6]}")
     finally:
-        assert _api(loopback_server, "DELETE", f"/repositories/{repo}").status_code == 204
+        assert _api(live_server, "DELETE", f"/repositories/{repo}").status_code == 204
 
 
 def _check_listed(server: Any, repo: str) -> None:

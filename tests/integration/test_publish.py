@@ -194,10 +194,11 @@ def static_repo(tmp_path: Path) -> Iterator[tuple[ThreadingHTTPServer, str]]:
 
 
 @pytest.fixture
-def loopback_server(live_server: Any, tmp_path: Path) -> Iterator[Any]:
-    """A second Berth server on the same Redis that may fetch from loopback."""
+def guarded_server(live_server: Any, tmp_path: Path) -> Iterator[Any]:
+    """A second Berth server on the same Redis, with the SSRF guard's defaults (the
+    test bed's own server allows loopback repositories; this one does not)."""
     process, url, log = start_server(live_server.redis_url, tmp_path,
-                                     {"BERTH_REPOSITORY_ALLOW_LOOPBACK": "1"})
+                                     {"BERTH_REPOSITORY_ALLOW_LOOPBACK": "0"})
     try:
         yield type(live_server)(url=url, redis_url=live_server.redis_url,
                                 admin_token=live_server.admin_token, log_path=log,
@@ -206,32 +207,32 @@ def loopback_server(live_server: Any, tmp_path: Path) -> Iterator[Any]:
         stop_server(process)
 
 
-def test_remote_repository_sync_304_and_stale(live_server: Any, loopback_server: Any,
+def test_remote_repository_sync_304_and_stale(live_server: Any, guarded_server: Any,
                                               static_repo: tuple[Any, str]) -> None:
     httpd, package = static_repo
     repo = f"rt-{uuid.uuid4().hex[:6]}"
     url = f"http://127.0.0.1:{httpd.server_address[1]}/"
-    refused = _api(live_server, "POST", "/repositories", json={"name": repo, "url": url})
+    refused = _api(guarded_server, "POST", "/repositories", json={"name": repo, "url": url})
     assert refused.status_code == 422 and refused.json()["error"] == "url_refused"
-    added = _api(loopback_server, "POST", "/repositories",
+    added = _api(live_server, "POST", "/repositories",
                  json={"name": repo, "url": url, "priority": 300})
     assert added.status_code == 201, added.text
     try:
         assert added.json()["refresh"]["status"] == "updated" and not added.json()["stale"]
-        for server in (loopback_server, live_server):  # every process agrees
+        for server in (guarded_server, live_server):  # every process agrees
             shown = _api(server, "GET", f"/packages/{package}").json()
             assert shown["repository"] == repo
         httpd.hits.clear()
-        again = _api(loopback_server, "POST", f"/repositories/{repo}/refresh").json()
+        again = _api(live_server, "POST", f"/repositories/{repo}/refresh").json()
         assert again["refresh"]["status"] == "not_modified"
         assert httpd.hits == [("/index.json", 304)]
         httpd.shutdown()
         httpd.server_close()
-        down = _api(loopback_server, "POST", f"/repositories/{repo}/refresh").json()
+        down = _api(live_server, "POST", f"/repositories/{repo}/refresh").json()
         assert down["stale"] and "connection refused" in down["error"]
         _check_stale_but_listed(live_server, repo, package)
     finally:
-        assert _api(loopback_server, "DELETE", f"/repositories/{repo}").status_code == 204
+        assert _api(live_server, "DELETE", f"/repositories/{repo}").status_code == 204
     assert _api(live_server, "GET", f"/packages/{package}").status_code == 404
 
 

@@ -45,3 +45,24 @@ def test_agent_input_errors(client: Any, admin: dict[str, str],
     assert client.post("/api/v1/agents", json=body, headers=admin).status_code == 201
     again = client.post("/api/v1/agents", json={**body, "id": "agent-b"}, headers=admin)
     assert again.status_code == 409 and again.json["error"] == "agent_exists"
+
+
+def test_forced_removal_leaves_the_containers_to_a_worker(app: Any, client: Any,
+                                                          admin: dict[str, str]) -> None:
+    """The server drops the records and enqueues the container removal: it never
+    changes anything on an agent itself."""
+    body = {"url": URL, "id": "agent-f", "capacity": {"cpus": 1, "mem": 512}}
+    assert client.post("/api/v1/agents", json=body, headers=admin).status_code == 201
+    store = app.extensions["berth"].store
+    instance = {"id": "web-1", "service": "web", "agent": "agent-f", "container": "berth-web-1"}
+    store.state.transact(lambda tx: store.instances.stage_put(tx, instance))
+
+    busy = client.delete("/api/v1/agents/agent-f", headers=admin)
+    assert busy.status_code == 409
+    assert busy.json["details"] == [{"path": "instances/web-1", "message": "web"}]
+    assert client.delete("/api/v1/agents/agent-f?force=1", headers=admin).status_code == 204
+    assert store.instances.get("web-1") is None
+    assert client.get("/api/v1/agents/agent-f").status_code == 404
+    calls = app.extensions["berth"]._enqueue.calls
+    assert ("berth.remove_agent_containers",
+            [{"id": "agent-f", "url": URL}, ["berth-web-1"]]) in calls
