@@ -12,11 +12,12 @@ secret option values masked) and raises ``CatalogError``, ``WorkerError`` or
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from catalog.errors import CatalogError
 from catalog.options import mask_secrets, resolve_options, upgrade_options
@@ -79,10 +80,9 @@ class PageCache:
         self.size = size
         self._lock = threading.Lock()
         self._catalog: Any = None
-        self._pages: OrderedDict[tuple[Any, ...], dict[str, Any]] = OrderedDict()
+        self._pages: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 
-    def get(self, catalog: Any, key: tuple[Any, ...],
-            compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    def get(self, catalog: Any, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         """The page for ``key`` in ``catalog``, computed on a miss."""
         with self._lock:
             if catalog is not self._catalog:
@@ -138,6 +138,19 @@ class Operations:
 
         cached = self.pages.get(catalog, (query, tag, repository, page, per_page), compute)
         return {**cached, "items": [dict(item) for item in cached["items"]]}
+
+    def search_json(self, query: str = "", *, tag: str | None = None,
+                    repository: str | None = None, page: int = 1, per_page: int = 24) -> bytes:
+        """:meth:`search` as the API's JSON body, serialized once per catalog and page."""
+        catalog = self.catalog()
+        key = ("json", query, tag, repository, page, per_page)
+
+        def compute() -> Any:
+            found = self.search(query, tag=tag, repository=repository, page=page,
+                                per_page=per_page)
+            return json.dumps(found, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+
+        return cast(bytes, self.pages.get(catalog, key, compute))
 
     def tags(self) -> list[dict[str, Any]]:
         return [{"tag": t, "count": n} for t, n in self.catalog().tags()]

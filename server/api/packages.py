@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from ..context import current_berth
 from .common import allow, json_body, query_int, query_str
@@ -29,10 +29,10 @@ def search_packages() -> Any:
     """Search the catalog: ``{"items", "total", "page", "per_page"}``."""
     allow("viewer")
     query = query_str("q") or ""
-    result = _ops().search(query, tag=query_str("tag"), repository=query_str("repository"),
-                           page=query_int("page", 1, low=1, high=100000),
-                           per_page=query_int("per_page", 24, low=1, high=100))
-    return jsonify(result)
+    body = _ops().search_json(query, tag=query_str("tag"), repository=query_str("repository"),
+                              page=query_int("page", 1, low=1, high=100000),
+                              per_page=query_int("per_page", 24, low=1, high=100))
+    return Response(body, mimetype="application/json")
 
 
 def show_package(name: str) -> Any:
