@@ -94,16 +94,19 @@ class BerthClient:
     # the one funnel --------------------------------------------------------------
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: Mapping[str, Any] | None = None, stream: bool = False,
-                timeout: float | None = None) -> requests.Response:
-        """Send one request and return the response if it succeeded.
+                timeout: float | None = None, data: bytes | None = None,
+                content_type: str | None = None) -> requests.Response:
+        """Send one request (a JSON body, or raw ``data`` of ``content_type``) and
+        return the response if it succeeded.
 
         :raises BerthAPIError: for an error answer or when the server cannot be reached.
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        headers = {"Content-Type": content_type} if content_type else None
         try:
             response = self.session.request(
                 method, self.api + path, json=json_body, params=query, stream=stream,
-                timeout=timeout or self.timeout)
+                timeout=timeout or self.timeout, data=data, headers=headers)
         except requests.Timeout as exc:
             raise BerthAPIError("timeout", f"{self.url} did not answer in time",
                                 hint="is the server overloaded?") from exc
@@ -268,6 +271,22 @@ class BerthClient:
         self.request("DELETE", f"/repositories/{_seg(name)}")
 
     # meta --------------------------------------------------------------------------
+    def refresh_repository(self, name: str) -> dict:
+        """Fetch a remote repository now; its state after (``stale``, ``error``)."""
+        return self._send("POST", f"/repositories/{_seg(name)}/refresh")
+
+    # publishing (maintainer) ------------------------------------------------------
+    def publish(self, bundle: bytes) -> dict:
+        """Publish a bundle (``berth package build`` output) to the hosted repository."""
+        response = self.request("POST", "/packages", data=bundle,
+                                content_type="application/gzip")
+        return response.json()
+
+    def yank(self, name: str, version: str, reason: str) -> dict:
+        """Hide a published version from new installs and range resolution."""
+        return self._send("POST", f"/packages/{_seg(name)}/versions/{_seg(version)}/yank",
+                          {"reason": reason})
+
     def whoami(self) -> dict:
         return self._get("/whoami")
 

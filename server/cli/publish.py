@@ -69,27 +69,6 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         _api_fail(exc)
 
 
-def _post_bundle(client: Any, data: bytes) -> dict[str, Any]:
-    """POST a bundle through the client's session (the client sends JSON only).
-
-    :raises BerthAPIError: for an error answer or no answer.
-    """
-    import requests
-
-    from ..client import BerthAPIError
-
-    try:
-        response = client.session.post(client.api + "/packages", data=data,
-                                       headers={"Content-Type": "application/gzip"},
-                                       timeout=client.timeout)
-    except requests.RequestException as exc:
-        raise BerthAPIError("unreachable", f"cannot reach {client.url}",
-                            [{"path": "url", "message": str(exc)[:200]}],
-                            hint="check BERTH_URL and that the server runs") from exc
-    client._raise_for_status(response)
-    return response.json()
-
-
 def _bundle_of(path: Path) -> bytes:
     """The bundle at ``path``, or one built from a package folder (linted first)."""
     from catalog.bundle import build_bundle, lint_bundle
@@ -135,7 +114,7 @@ def package_build(directory: Path, output: Path | None) -> None:
 def publish(source: Path) -> None:
     """Publish a bundle (or a package version folder) to the server's hosted repository."""
     data = _bundle_of(source)
-    answer = _call(_post_bundle, _client(), data)
+    answer = _call(_client().publish, data)
     click.echo(f"published {answer['name']} {answer['version']} ({answer.get('digest')})")
 
 
@@ -145,11 +124,7 @@ def publish(source: Path) -> None:
 @click.option("--reason", required=True, help="Why (shown beside the version).")
 def yank(name: str, version: str, reason: str) -> None:
     """Yank a published version: no new installs or range matches; still listed."""
-    from ..client import _seg
-
-    client = _client()
-    path = f"/packages/{_seg(name)}/versions/{_seg(version)}/yank"
-    _call(client._send, "POST", path, {"reason": reason})
+    _call(_client().yank, name, version, reason)
     click.echo(f"yanked {name} {version}: {reason}")
 
 
@@ -181,10 +156,7 @@ def repo_index(directory: Path, output: Path) -> None:
 @click.argument("name")
 def repo_refresh(name: str) -> None:
     """Fetch a remote repository now (admin)."""
-    from ..client import _seg
-
-    client = _client()
-    _show_refresh(_call(client._send, "POST", f"/repositories/{_seg(name)}/refresh"))
+    _show_refresh(_call(_client().refresh_repository, name))
 
 
 def _show_refresh(answer: dict[str, Any]) -> None:

@@ -160,3 +160,25 @@ def test_cli_install_wait_exit_code_says_how_it_ended(app: Any, run: Any, status
         assert "failed: no agent can take it" in result.output
     else:
         assert "succeeded" in result.output
+
+
+def test_client_publishes_yanks_and_refreshes(url: str, tokens: dict[str, str],
+                                              tmp_path: Any) -> None:
+    """Scripts publish through the client as `berth publish` does; roles are enforced."""
+    from catalog.bundle import build_bundle
+    from tests.unit.catalog.catalog_testkit import write_package
+
+    bundle = build_bundle(write_package(tmp_path, "scripted", "1.0.0"))
+    with pytest.raises(BerthAPIError) as caught:
+        BerthClient(url, tokens["viewer"]).publish(bundle)
+    assert caught.value.status == 403
+    maintainer = BerthClient(url, tokens["maintainer"])
+    answer = maintainer.publish(bundle)
+    assert (answer["name"], answer["version"]) == ("scripted", "1.0.0")
+    with pytest.raises(BerthAPIError) as caught:
+        maintainer.publish(bundle)
+    assert caught.value.status == 409
+    assert maintainer.yank("scripted", "1.0.0", "superseded")["yanked"] == "superseded"
+    with pytest.raises(BerthAPIError) as caught:
+        BerthClient(url, tokens["admin"]).refresh_repository("no-such-repo")
+    assert caught.value.status == 404
