@@ -227,10 +227,20 @@ def show(ref: str, as_json: bool) -> None:
                        ("website", "website"), ("repository", "repository")):
         if pkg.get(key):
             click.echo(f"{label + ':':13} {pkg[key]}")
+    if pkg.get("format") and pkg["format"] != "berth":
+        upstream = pkg.get("upstreamVersion")
+        click.echo(f"{'format:':13} {pkg['format']}"
+                   + (f" (upstream version {upstream})" if upstream else ""))
     if pkg.get("tags"):
         click.echo(f"{'tags:':13} {', '.join(pkg['tags'])}")
+    if pkg.get("yanked"):
+        click.echo(f"{'yanked:':13} {pkg['yanked']}")
     if pkg.get("versions"):
         click.echo(f"{'versions:':13} {', '.join(v['version'] for v in pkg['versions'][:10])}")
+    if pkg.get("unsupported"):
+        click.echo("cannot run on Docker hosts:")
+        for reason in pkg["unsupported"]:
+            click.echo(f"  - {reason}")
 
 
 @click.command()

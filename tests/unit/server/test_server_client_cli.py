@@ -182,3 +182,42 @@ def test_client_publishes_yanks_and_refreshes(url: str, tokens: dict[str, str],
     with pytest.raises(BerthAPIError) as caught:
         BerthClient(url, tokens["admin"]).refresh_repository("no-such-repo")
     assert caught.value.status == 404
+
+
+def test_show_names_why_a_universe_package_cannot_run(make_app: Any, tokens: dict[str, str],
+                                                      tmp_path: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`berth show` gives the format, the upstream version and every reason."""
+    import shutil
+    from pathlib import Path
+
+    from catalog.dcos.loader import load_universe_dir
+    from catalog.index import Catalog
+
+    source = Path(__file__).resolve().parents[2] / "data" / "dcos-hello"
+    shutil.copytree(source, tmp_path / "repo")
+    meta = tmp_path / "repo" / "packages" / "D" / "dcos-hello" / "0" / "package.json"
+    meta.write_text(meta.read_text().replace('"framework": false', '"framework": true'))
+    repo, problems = load_universe_dir(tmp_path / "repo", name="dcos")
+    assert not problems
+
+    class Source:
+        def get(self) -> Any:
+            return Catalog([repo])
+
+    app = make_app(CATALOG=Source())
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("BERTH_URL", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("BERTH_TOKEN", tokens["viewer"])
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+        shown = CliRunner().invoke(cli, ["show", "dcos-hello"])
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+    assert shown.exit_code == 0, shown.output
+    assert "format:       dcos (upstream version 1.0.0-dcos)" in shown.output
+    assert "cannot run on Docker hosts:" in shown.output
+    assert "framework" in shown.output.split("cannot run on Docker hosts:")[1]
