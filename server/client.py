@@ -263,9 +263,12 @@ class BerthClient:
         answer = self._get("/repositories")
         return answer["items"] if isinstance(answer, dict) else answer
 
-    def add_repository(self, name: str, url: str, *, priority: int | None = None) -> dict:
-        return self._send("POST", "/repositories", _drop_none(name=name, url=url,
-                                                              priority=priority))
+    def add_repository(self, name: str, url: str, *, priority: int | None = None,
+                       format: str | None = None, interval: float | None = None) -> dict:
+        """Add a remote repository: ``format`` ``berth`` (default) or ``dcos`` (a
+        Universe ``repo-up-to-*.json``); ``interval`` seconds between refreshes."""
+        return self._send("POST", "/repositories", _drop_none(
+            name=name, url=url, priority=priority, format=format, interval=interval))
 
     def remove_repository(self, name: str) -> None:
         self.request("DELETE", f"/repositories/{_seg(name)}")

@@ -124,11 +124,22 @@ def repo_list(as_json: bool) -> None:
 @click.argument("name")
 @click.argument("url")
 @click.option("--priority", type=int, help="Lower wins a package name.")
+@click.option("--format", "fmt", type=click.Choice(["berth", "dcos"]),
+              help="berth: a Berth static index (default); dcos: a DC/OS Universe "
+                   "repo-up-to-*.json.")
+@click.option("--interval", type=float, help="Seconds between refreshes.")
 @api_command
-def repo_add(name: str, url: str, priority: int | None) -> None:
+def repo_add(name: str, url: str, priority: int | None, fmt: str | None,
+             interval: float | None) -> None:
     """Add a remote repository by URL."""
-    _client().add_repository(name, url, priority=priority)
-    click.echo(f"repository {name} added")
+    answer = _client().add_repository(name, url, priority=priority, format=fmt,
+                                      interval=interval)
+    line = f"repository {name} added"
+    if isinstance(answer, dict):
+        line += f" ({answer.get('packages', 0)} packages)"
+        if answer.get("stale"):
+            line += f"; stale: {answer.get('error')}"
+    click.echo(line)
 
 
 @click.command("remove")

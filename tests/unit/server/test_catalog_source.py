@@ -73,3 +73,13 @@ def test_configured_directories_and_priorities(store: Store, tmp_path: Path) -> 
     kinds = {r.name: (r.kind, r.priority) for r in catalog.repositories}
     assert kinds["team"] == ("directory", 20) and kinds["hosted"] == ("hosted", 120)
     assert catalog.resolve("team-app").repository == "team"
+
+
+def test_a_universe_checkout_is_a_directory_repository_like_any_other(store: Store) -> None:
+    """A DC/OS Universe folder named in BERTH_REPOSITORY_DIRS is read in its own format."""
+    universe_checkout = Path(__file__).resolve().parents[2] / "data" / "dcos-hello"
+    settings = _Settings(extra={"BERTH_REPOSITORY_DIRS": f"mesosphere={universe_checkout}@50"})
+    catalog: Any = CatalogSource(settings, store).get()
+    package = catalog.resolve("dcos-hello")
+    assert (package.repository, package.format) == ("mesosphere", "dcos")
+    assert package.upstream_version == "1.0.0-dcos" and package.installable

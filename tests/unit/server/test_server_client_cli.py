@@ -7,6 +7,7 @@ error funnel, the CLI's tables, JSON, exit codes and one-line errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -20,8 +21,9 @@ from server.cli import cli
 from server.client import BerthAPIError, BerthClient
 
 
-@pytest.fixture
-def url(app: Any) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """``app`` on a loopback port in a thread, for as long as the block runs."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -30,6 +32,12 @@ def url(app: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def url(app: Any) -> Iterator[str]:
+    with serving(app) as address:
+        yield address
 
 
 @pytest.fixture
@@ -205,19 +213,33 @@ def test_show_names_why_a_universe_package_cannot_run(make_app: Any, tokens: dic
         def get(self) -> Any:
             return Catalog([repo])
 
-    app = make_app(CATALOG=Source())
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        monkeypatch.setenv("BERTH_URL", f"http://127.0.0.1:{server.server_port}")
+    with serving(make_app(CATALOG=Source())) as address:
+        monkeypatch.setenv("BERTH_URL", address)
         monkeypatch.setenv("BERTH_TOKEN", tokens["viewer"])
         monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
         shown = CliRunner().invoke(cli, ["show", "dcos-hello"])
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
     assert shown.exit_code == 0, shown.output
     assert "format:       dcos (upstream version 1.0.0-dcos)" in shown.output
     assert "cannot run on Docker hosts:" in shown.output
     assert "framework" in shown.output.split("cannot run on Docker hosts:")[1]
+
+
+def test_repo_add_sends_format_and_interval(make_app: Any, run: Any, tokens: dict[str, str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`berth repo add --format dcos --interval N` reaches the API; an address the SSRF
+    guard refuses is one line with the reason."""
+    index = "http://127.0.0.1:9/repo-up-to-1.10.json"  # nothing listens on port 9
+    refused = run("repo", "add", "community", index, "--format", "dcos")
+    assert refused.exit_code != 0
+    assert "loopback" in refused.output and "Traceback" not in refused.output
+    bad = run("repo", "add", "community", "http://example.org/", "--format", "helm")
+    assert bad.exit_code == 2 and "'helm' is not one of" in bad.output
+    with serving(make_app(BERTH_REPOSITORY_ALLOW_LOOPBACK="1")) as address:
+        monkeypatch.setenv("BERTH_URL", address)
+        added = run("repo", "add", "community", index, "--format", "dcos",
+                    "--interval", "600", "--priority", "300")
+        assert added.exit_code == 0, added.output
+        assert "repository community added (0 packages); stale:" in added.output
+        listed = json.loads(run("repo", "list", "--json").output)
+    row = next(r for r in listed if r["name"] == "community")
+    assert (row["format"], row["interval"], row["priority"]) == ("dcos", 600, 300)
