@@ -140,7 +140,9 @@ def repository_views() -> list[dict[str, Any]]:
         view = {"name": repo.name, "kind": repo.kind, "priority": repo.priority,
                 "packages": len({p.name for p in repo.packages}),
                 "versions": len(repo.packages), "stale": bool(repo.stale),
-                "error": repo.error, "fetched_at": repo.fetched_at}
+                "error": repo.error, "fetched_at": repo.fetched_at,
+                "format": "dcos" if any(p.format == "dcos" for p in repo.packages)
+                else "berth"}
         if repo.name in records:
             view.update(_remote_view(records.pop(repo.name)))
         views.append(view)

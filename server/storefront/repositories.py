@@ -37,7 +37,11 @@ def repositories() -> Any:
         }
         for view in repository_views()
     ]
-    return render_template("storefront/repositories.html", repos=rows)
+    return render_template("storefront/repositories.html", repos=rows, formats=FORMATS)
+
+
+FORMATS = {"berth": "Berth index (index.json)",
+           "dcos": "DC/OS Universe index (repo-up-to-*.json)"}
 
 
 def _check(name: str, url: str, priority: str) -> int:
@@ -73,8 +77,11 @@ def repository_add() -> Any:
     policy = remotes.RemotePolicy.of(berth.settings)
     try:
         priority = _check(name, url, (request.form.get("priority") or "").strip()[:10])
+        fmt = request.form.get("format") or "berth"
+        if fmt not in FORMATS:
+            raise ValueError("Format: a Berth index or a DC/OS Universe index.")
         remotes.check_url(url, policy)
-        record = {"name": name, "url": url, "priority": priority, "format": "berth"}
+        record = {"name": name, "url": url, "priority": priority, "format": fmt}
         berth.store.repositories.add(record, common.identity().actor)
     except ValueError as exc:
         flash(str(exc), "error")

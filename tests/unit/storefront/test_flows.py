@@ -208,6 +208,15 @@ def test_repositories_add_and_remove(admin: Any, monkeypatch: Any) -> None:
     page = added.get_data(as_text=True)
     assert "Repository extra added, but fetching it failed" in page
     assert "http://127.0.0.1:1/index.json" in page and "status-failed" in page
+    universe = {**form, "name": "mesosphere", "url": "http://127.0.0.1:1/repo-up-to-1.10.json",
+                "format": "dcos"}
+    added = admin.post("/repositories", data=universe, follow_redirects=True)
+    assert "Repository mesosphere added" in added.get_data(as_text=True)
+    row = added.get_data(as_text=True).split("mesosphere</strong>")[1].split("</tr>")[0]
+    assert "DC/OS Universe" in row
+    odd = admin.post("/repositories", data={**universe, "name": "odd", "format": "helm"},
+                     follow_redirects=True)
+    assert "Format: a Berth index or a DC/OS Universe index." in odd.get_data(as_text=True)
     removed = admin.post(
         "/repositories/extra/remove", data={"csrf_token": token}, follow_redirects=True
     )
