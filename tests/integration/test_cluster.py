@@ -145,7 +145,8 @@ def test_an_image_missing_on_an_agent_is_copied_from_another(cluster):
     try:
         docker.api.remove_image(ref)
     except Exception as error:  # noqa: BLE001 - a container still uses it here
-        pytest.skip(f"cannot remove {ref} from agent-1 now: {error}")
+        pytest.fail(f"cannot remove {ref} from agent-1 (a container left by an earlier "
+                    f"test still uses it?): {error}", pytrace=False)
     assert not docker.has_image(ref)
     result = cluster.wait(cluster.install("imported", 3, version="2.0.0"))
     assert result["status"] == "succeeded", result["error"]

@@ -24,7 +24,7 @@ from tests.fixtures.live_server import free_port
 def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (make deps installs it)")
+        pytest.fail("redis-server is not installed (make deps installs it)", pytrace=False)
     port = free_port()
     log = open(tmp / "redis.log", "wb")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
