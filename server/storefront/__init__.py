@@ -54,6 +54,7 @@ def _template_context() -> dict[str, Any]:
 
 bp.add_app_template_filter(common.age, "age")
 bp.add_app_template_filter(common.when, "when")
+bp.add_app_template_filter(common.actor, "actor")
 bp.add_app_template_filter(render_markdown, "markdown")
 
 # The views register their routes on ``bp`` when imported.

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, g, redirect, request, url_for
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -241,6 +242,28 @@ def age(ts: Any, now: float | None = None) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(seconds)}s"
+
+
+def actor(value: Any) -> Markup:
+    """Who asked, for people: ``token:ab12cd34`` becomes the token's name (the id in a
+    tooltip, since names may be reused), ``user:ann`` becomes ``ann``. Token names
+    are looked up once per request."""
+    text = str(value or "")
+    kind, _, ident = text.partition(":")
+    if kind == "user" and ident:
+        return Markup("{}").format(ident)
+    if kind != "token" or not ident:
+        return Markup("{}").format(text or "—")
+    names = g.setdefault("berth_token_names", {})
+    if ident not in names:
+        try:
+            record = berth().store.auth.get_token(ident)
+        except Exception:  # noqa: BLE001 - Redis away: the id is still an answer
+            record = None
+        names[ident] = (record or {}).get("name") or ""
+    if not names[ident]:
+        return Markup("{}").format(text)
+    return Markup('<span title="{}">{}</span>').format(text, f"{names[ident]} (token)")
 
 
 def when(ts: Any) -> str:

@@ -92,6 +92,9 @@ def test_install_flow_with_error_fix_review_and_install(admin: Any, enqueued: li
     assert 'data-final="0"' in partial and "Progress" in partial
     service = admin.get("/services/web").get_data(as_text=True)
     assert "hello" in service and "generation 1" in service
+    # who asked is named by the token's name, its id kept in a tooltip
+    assert re.search(r'installed by <span title="token:[0-9a-f]+">t-admin \(token\)</span>',
+                     service)
     listing = admin.get("/services").get_data(as_text=True)
     assert 'href="/services/web"' in listing
 
