@@ -30,6 +30,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -399,8 +400,30 @@ class DockerAgent:
         except ContainerError as exc:
             if _is_missing(exc):
                 return False
-            raise
+            if not _removal_in_progress(exc):
+                raise
+            # another caller (the reconciler, a second worker) is removing it: the
+            # outcome this caller wants is the same, so wait for it
+            self._wait_gone(name_or_id)
         return True
+
+    def _wait_gone(self, name_or_id: str) -> None:
+        """Block until the engine no longer knows the container.
+
+        :raises ContainerError: when it is still there after the agent's timeout.
+        """
+        deadline = time.monotonic() + max(self.timeout, 1.0)
+        while time.monotonic() < deadline:
+            try:
+                with self._funnel("inspect container", subject=name_or_id):
+                    self.api.inspect_container(name_or_id)
+            except ContainerError as exc:
+                if _is_missing(exc):
+                    return
+                raise
+            time.sleep(0.05)
+        raise self._error(ContainerError, "remove container",
+                          f"still being removed after {max(self.timeout, 1.0):g}s", name_or_id)
 
     def kill(self, name_or_id: str) -> None:
         """Send SIGKILL to a running container (fault tests, benches)."""
@@ -504,6 +527,13 @@ def _explain(exc: docker.errors.APIError) -> str:
 def _is_missing(exc: AgentError) -> bool:
     """Whether the engine answered 404 (no such container)."""
     return isinstance(exc.__cause__, docker.errors.NotFound)
+
+
+def _removal_in_progress(exc: AgentError) -> bool:
+    """Whether the engine answered 409 because the container is already being removed."""
+    cause = exc.__cause__
+    return (isinstance(cause, docker.errors.APIError) and cause.status_code == 409
+            and "already in progress" in str(cause.explanation or cause))
 
 
 def _is_connection_trouble(exc: Exception) -> bool:

@@ -195,3 +195,36 @@ def test_ensure_image_lists_every_failed_source(testbed: Testbed, tmp_path: Any)
                                       tarball_dir=tmp_path)
     paths = [d["path"] for d in caught.value.details]
     assert paths == ["pull", f"peer:{testbed.agents[0].url}"]
+
+
+def _remove_twice_at_once(agent: DockerAgent, container: str) -> list[Any]:
+    """Two threads remove ``container`` at the same moment; what each got."""
+    results: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def remove() -> None:
+        barrier.wait()
+        try:
+            results.append(agent.remove(container))
+        except Exception as error:  # noqa: BLE001 - the caller's assertion names it
+            results.append(error)
+
+    threads = [threading.Thread(target=remove) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_concurrent_removals_of_one_container_both_succeed(agent: DockerAgent) -> None:
+    """The reconciler and a deployer may remove the same container at once; the engine
+    answers the second 'removal already in progress', which is success once it is gone."""
+    spec = {"image": HELLO, "command": "exec sleep 300"}
+    for round_ in range(5):
+        container = name()
+        agent.run_instance(container, spec, labels={"berth-test.case": "race"})
+        results = _remove_twice_at_once(agent, container)
+        assert len(results) == 2 and all(isinstance(r, bool) for r in results), (round_, results)
+        assert True in results
+        assert agent.find(container) is None
