@@ -54,7 +54,22 @@ def show_repository(name: str) -> Any:
 def add_repository() -> Any:
     """Add a remote repository (admin) and fetch it once; 201 with its state."""
     actor = allow("admin")
-    body = _check_body(json_body())
+    view, result = add_remote(json_body(), actor)
+    response = jsonify({**view, "refresh": result})
+    response.status_code = 201
+    return response
+
+
+def add_remote(body: dict[str, Any], actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Check a remote repository (fields, reserved names, the SSRF guard), store it
+    and fetch it once; its view and the fetch's result. The API and the store front
+    both add repositories through here.
+
+    :raises Invalid: a field is wrong (every problem listed).
+    :raises UnsafeURL: the guard refuses the address.
+    :raises RepositoryExists: the name is taken.
+    """
+    body = _check_body(dict(body))
     berth = current_berth()
     policy = remotes.RemotePolicy.of(berth.settings)
     remotes.check_url(body["url"], policy)
@@ -63,10 +78,7 @@ def add_repository() -> Any:
                             "priority": body["priority"], "format": body["format"],
                             "interval": body.get("interval")}, actor)
     result = remotes.refresh(store, body["name"], policy)
-    response = jsonify({**_remote_view(store.repositories.require(body["name"])),
-                        "refresh": result})
-    response.status_code = 201
-    return response
+    return _remote_view(store.repositories.require(body["name"])), result
 
 
 def remove_repository(name: str) -> Any:

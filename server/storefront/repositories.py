@@ -69,26 +69,22 @@ def _check(name: str, url: str, priority: str) -> int:
 @common.needs("admin")
 def repository_add() -> Any:
     """Add a remote repository (URL checked by the SSRF guard) and fetch it once."""
-    from worker import remotes
+    from server.api.repositories import add_remote
 
     name = (request.form.get("name") or "").strip()[:100]
     url = (request.form.get("url") or "").strip()[:MAX_URL]
-    berth = common.berth()
-    policy = remotes.RemotePolicy.of(berth.settings)
     try:
         priority = _check(name, url, (request.form.get("priority") or "").strip()[:10])
         fmt = request.form.get("format") or "berth"
         if fmt not in FORMATS:
             raise ValueError("Format: a Berth index or a DC/OS Universe index.")
-        remotes.check_url(url, policy)
-        record = {"name": name, "url": url, "priority": priority, "format": fmt}
-        berth.store.repositories.add(record, common.identity().actor)
+        _view, result = add_remote({"name": name, "url": url, "priority": priority,
+                                    "format": fmt}, common.identity().actor)
     except ValueError as exc:
         flash(str(exc), "error")
     except common.user_errors() as exc:
         common.flash_error(exc)
     else:
-        result = remotes.refresh(berth.store, name, policy)
         if result.get("error"):
             message = f"Repository {name} added, but fetching it failed: {result['error']}"
             flash(message, "warning")

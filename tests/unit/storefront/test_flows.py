@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from .conftest import csrf_from
+from .conftest import StaticSource, csrf_from, login
 from .htmlcheck import Page
 
 
@@ -303,3 +303,22 @@ def test_drain_and_remove_of_an_unknown_agent_say_so(admin: Any) -> None:
         assert "flash-error" in answer.get_data(as_text=True) and "agent-x" in answer.get_data(
             as_text=True
         )
+
+
+def test_a_configured_directory_name_cannot_be_taken_by_a_remote(
+        storefront_redis: str, storefront_catalog: Any, tmp_path: Any) -> None:
+    """The form adds repositories through the API's own checks, reserved names included."""
+    from server.app import create_app
+
+    app = create_app({"BERTH_REDIS_URL": storefront_redis, "BERTH_SECRET_KEY": "t",
+                      "CATALOG": StaticSource(storefront_catalog), "TESTING": True,
+                      "ENQUEUE": lambda name, args: None,
+                      "BERTH_REPOSITORY_DIRS": f"team={tmp_path}"})
+    client = app.test_client()
+    login(client, app, "admin")
+    token = csrf_from(client.get("/repositories").get_data(as_text=True))
+    answer = client.post("/repositories", data={
+        "csrf_token": token, "name": "team", "url": "https://example.org/index.json"},
+        follow_redirects=True)
+    page = answer.get_data(as_text=True)
+    assert "body/name: &#39;team&#39; is reserved" in page
