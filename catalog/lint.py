@@ -25,13 +25,19 @@ _IMAGE_TYPES = (".svg", ".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
 def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
-    """Every ``default`` that fails the schema it sits in, and bad ``x-secret`` marks."""
+    """Every ``default`` that fails the schema it sits in, bad ``x-secret`` marks, and
+    secret options that ship a value (package schemas are public)."""
     root = compiled(schema).python
     found: list[Problem] = []
     for path, sub in walk(schema):
         if "x-secret" in sub and not isinstance(sub["x-secret"], bool):
             found.append({"path": at(file, (*path, "x-secret")), "message": "must be true "
                           "or false"})
+        if sub.get("x-secret") is True and sub.get("default") not in (None, ""):
+            found.append({"path": at(file, (*path, "default")), "message": "a secret option "
+                          "must not ship a value: every viewer of the package can read its "
+                          "default (leave it empty, require it, or generate one in the "
+                          "template)"})
         if "default" not in sub:
             continue
         for error in root.evolve(schema=sub).iter_errors(sub["default"]):

@@ -11,7 +11,7 @@ GOOD_CONFIG: dict[str, Any] = {
     "properties": {
         "port": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 0},
         "message": {"type": "string", "default": "hello", "maxLength": 100},
-        "password": {"type": "string", "x-secret": True, "default": "s3cret-pw"},
+        "password": {"type": "string", "x-secret": True, "default": ""},
         "tuning": {"type": "object", "properties": {
             "workers": {"type": "integer", "minimum": 1, "default": 2}}},
     },

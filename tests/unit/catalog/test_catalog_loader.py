@@ -216,6 +216,18 @@ def test_secret_marks_must_be_booleans(make_package: Make) -> None:
                 "true or false")
 
 
+def test_a_secret_option_may_not_ship_a_value(make_package: Make) -> None:
+    """Package schemas are public, so a secret's default would be readable by anyone."""
+    config = json.loads(json.dumps(GOOD_CONFIG))
+    assert config["properties"]["password"]["default"] == ""  # empty is fine
+    assert not lint_package_dir(make_package(config=config))
+    config["properties"]["password"]["default"] = "hunter2"
+    folder = make_package("leaky", config=config)
+    assert load_package_dir(folder).name == "leaky"  # serving keeps what is published
+    assert _has(lint_package_dir(folder), "config.json#/properties/password/default",
+                "must not ship a value")
+
+
 def test_the_example_of_the_maintainer_guide_lints_clean(tmp_path: Path) -> None:
     import re
 

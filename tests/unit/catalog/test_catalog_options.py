@@ -26,7 +26,7 @@ def _pkg(schema: dict[str, Any], version: str = "1.0.0") -> Package:
 
 def test_defaults_are_merged_deeply() -> None:
     resolved = resolve_options(_pkg(GOOD_CONFIG), {"tuning": {}, "port": 8080})
-    assert resolved == {"port": 8080, "message": "hello", "password": "s3cret-pw",
+    assert resolved == {"port": 8080, "message": "hello", "password": "",
                         "tuning": {"workers": 2}}
 
 
