@@ -29,16 +29,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from worker import processes as proc
 from worker.docker_agent import DockerAgent
 from worker.errors import AgentUnreachable
 from worker.images import build_images
 
-__all__ = ["Testbed", "AgentSpec", "TestbedError", "lane_agents", "redis_port", "server_port"]
+__all__ = ["Testbed", "AgentSpec", "TestbedError", "configured_agents", "lane_agents",
+           "redis_port", "server_port"]
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGES = REPO / "universe" / "images"
@@ -90,8 +93,38 @@ def lane_agents(lane: int, count: int = AGENT_COUNT) -> list[AgentSpec]:
     return agents
 
 
+def configured_agents(urls: Sequence[str], lane: int) -> list[AgentSpec]:
+    """Agents given by Docker URL (``BERTH_AGENTS``): Berth starts no engine for them.
+
+    Ids are ``agent-1…``, the address is the URL's host (loopback for a ``unix://``
+    socket), and port ranges follow the lane's pattern.
+
+    :raises TestbedError: a URL is not a Docker engine URL.
+    """
+    from worker.agents import URL_SCHEMES
+
+    agents = []
+    for i, url in enumerate(urls, start=1):
+        parts = urlsplit(url)
+        if parts.scheme not in URL_SCHEMES:
+            raise TestbedError(f"BERTH_AGENTS: {url!r} is not a Docker engine URL",
+                               hint="tcp://host:2375, unix:///var/run/docker.sock, "
+                                    "ssh://user@host")
+        low = 20000 + lane * 1000 + (i - 1) * 300
+        agents.append(AgentSpec(
+            id=f"agent-{i}", url=url, address=parts.hostname or "127.0.0.1",
+            port_range=[low, low + 299], external=True,
+            attributes={"hostname": parts.hostname or f"agent-{i}"}))
+    return agents
+
+
 class Testbed:
-    """Real Redis + Docker engines + worker (+ server) for one lane."""
+    """Real Redis + Docker engines + worker (+ server) for one lane.
+
+    With ``agent_urls`` the engines are the caller's own (``berth dev up --agents``):
+    they are registered and given the ``hello`` images, but never started, stopped or
+    cleared of containers by the bed.
+    """
 
     __test__ = False   # not a test class, though pytest would collect it by its name
 
@@ -101,7 +134,8 @@ class Testbed:
     heartbeat_interval = 1.0
 
     def __init__(self, var_dir: str | os.PathLike[str], lane: int = 0, *,
-                 worker_env: dict[str, str] | None = None) -> None:
+                 worker_env: dict[str, str] | None = None,
+                 agent_urls: Sequence[str] = ()) -> None:
         self.var_dir = Path(var_dir).resolve()
         self.lane = lane
         self.root = Path(f"/tmp/berth-{lane}")  # noqa: S108 - short paths, per the contract
@@ -109,7 +143,7 @@ class Testbed:
         self.image_dir = self.var_dir / "images"
         self.redis_url = f"redis://127.0.0.1:{redis_port(lane)}/0"
         self.server_url = f"http://127.0.0.1:{server_port(lane)}"
-        self.agents = lane_agents(lane)
+        self.agents = configured_agents(agent_urls, lane) if agent_urls else lane_agents(lane)
         self.images: list[str] = []
         self.pids: dict[str, int] = {}
         self.admin_token: str | None = None
@@ -142,6 +176,8 @@ class Testbed:
                                hint=f"start one with `berth dev up --var {var_dir}` (make run)")
         state = json.loads(path.read_text())
         bed = cls(var_dir, lane=int(state["lane"]))
+        if state.get("agents"):
+            bed.agents = [AgentSpec(a) for a in state["agents"]]
         bed.pids = {k: int(v) for k, v in state.get("pids", {}).items()}
         bed.images = list(state.get("images", []))
         bed.serving = bool(state.get("serving"))
@@ -188,13 +224,15 @@ class Testbed:
         proc.ensure_packages(self.log_dir)
         self.stop_leftovers()
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(max_workers=AGENT_COUNT + 1) as pool:
+        own = [i for i, spec in enumerate(self.agents, start=1) if not spec.get("external")]
+        with ThreadPoolExecutor(max_workers=len(self.agents) + 1) as pool:
             jobs = [pool.submit(self.start_redis)]
-            jobs += [pool.submit(self.start_agent, i) for i in range(1, AGENT_COUNT + 1)]
+            jobs += [pool.submit(self.start_agent, i) for i in own]
             for job in jobs:
                 job.result()
         self.save()
-        self.images = build_images([self.agent(i) for i in range(1, AGENT_COUNT + 1)],
+        self.check_configured_agents()
+        self.images = build_images([self.agent(i) for i in range(1, len(self.agents) + 1)],
                                    IMAGES, self.image_dir)
         self.remove_containers()
         self.register_agents()
@@ -216,11 +254,24 @@ class Testbed:
         self.serving = False
         self.save()
 
+    def check_configured_agents(self) -> None:
+        """Every agent given by URL must answer.
+
+        :raises TestbedError: naming the ones that do not.
+        """
+        silent = [spec.url for spec in self.agents
+                  if spec.get("external") and not DockerAgent(spec.url, timeout=5).is_up()]
+        if silent:
+            raise TestbedError(f"configured agents do not answer: {', '.join(silent)}",
+                               hint="check BERTH_AGENTS and that each Docker engine listens")
+
     def stop_leftovers(self) -> None:
         """Stop processes of an earlier run of this lane, found by their pidfiles."""
         for pidfile in sorted((self.root / "pids").glob("*.pid")):
             proc.stop_pidfile(pidfile, grace=30)
         for agent in self.agents:
+            if agent.get("external"):
+                continue  # the caller's own engine
             proc.stop_pidfile(self._agent_dir(agent.id) / "docker.pid", grace=30,
                               program="dockerd")
 

@@ -68,12 +68,19 @@ def dev() -> None:
 @click.option("--lane", default=0, show_default=True, type=click.IntRange(0, 50),
               help="lane: 0 for `make run`, others for side-by-side test runs")
 @click.option("--serve", is_flag=True, help="also start the Berth server (gunicorn)")
+@click.option("--agents", "agent_urls", envvar="BERTH_AGENTS", default="",
+              help="Docker engines to use as the agents, comma-separated URLs "
+                   "(env BERTH_AGENTS); none: start three local engines")
 @_worker_errors
-def up(var: str, lane: int, serve: bool) -> None:
+def up(var: str, lane: int, serve: bool, agent_urls: str) -> None:
     """Start the test bed in the background (stops leftovers of an earlier run first)."""
     from worker.testbed import Testbed
 
+    urls = [u.strip() for u in agent_urls.split(",") if u.strip()]
     running = _running(var)
+    if running is not None and urls and [a.url for a in running.agents] != urls:
+        running.stop()  # other agents asked for: start afresh
+        running = None
     if running is not None and running.lane == lane:
         click.echo("already running")
         if serve and not running.serving:
@@ -82,8 +89,9 @@ def up(var: str, lane: int, serve: bool) -> None:
         return
     if running is not None:   # another lane: start afresh
         running.stop()
-    click.echo(f"starting Redis, three Docker engines and a worker (lane {lane}) …")
-    bed = Testbed(var, lane=lane)
+    engines = f"the agents {', '.join(urls)}" if urls else "three Docker engines"
+    click.echo(f"starting Redis, {engines} and a worker (lane {lane}) …")
+    bed = Testbed(var, lane=lane, agent_urls=urls)
     try:
         bed.start(serve=serve)
     except BaseException:

@@ -121,3 +121,34 @@ def test_a_rerun_stops_the_leftovers_of_a_crashed_run(testbed: Testbed, tmp_path
             if proc.alive(pid):
                 proc.terminate(pid)
     assert rerun.pids == {}
+
+
+def test_configured_agents_are_used_and_never_started_stopped_or_cleared(
+        testbed: Testbed, tmp_path: Any) -> None:
+    """`berth dev up --agents URL` (BERTH_AGENTS): the engine is the caller's own."""
+    own_engine = testbed.agent(1)
+    keeper = own_engine.run_instance(f"berth-test-keep-{int(time.time())}",
+                                     {"image": "berth/hello:1.0.0",
+                                      "command": "exec sleep 300"},
+                                     labels={"berth-test.case": "configured"})
+    bed = Testbed(tmp_path, lane=9, agent_urls=[testbed.agents[0].url])
+    try:
+        bed.start(worker=False)
+        assert set(bed.pids) == {"redis"}  # no engine of its own
+        [agent] = bed.store().agents.list()
+        assert (agent["id"], agent["url"]) == ("agent-1", testbed.agents[0].url)
+        assert agent["port_range"] == [29000, 29299]
+        assert Testbed.load(tmp_path).agents[0]["external"] is True
+    finally:
+        bed.stop()
+    assert own_engine.is_up()
+    assert own_engine.find(keeper) is not None  # the bed cleared nothing
+    own_engine.remove(keeper)
+
+
+def test_a_configured_agent_that_is_not_a_docker_url_is_one_line(tmp_path: Any) -> None:
+    result = CliRunner().invoke(cli, ["dev", "up", "--var", str(tmp_path), "--lane", "9",
+                                      "--agents", "ftp://example.org"])
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit)
+    assert "'ftp://example.org' is not a Docker engine URL" in result.output
+    assert "Traceback" not in result.output
