@@ -84,7 +84,6 @@ class Berth:
         """A Celery app used only to send tasks (built lazily; the broker may be down)."""
         try:
             from worker.celery_app import create_celery
-
             from worker.settings import WorkerSettings
 
             app = create_celery(_worker_settings(WorkerSettings, self.settings))
