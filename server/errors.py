@@ -119,12 +119,13 @@ def _is_backend_down(error: BaseException) -> bool:
     """True for Redis, broker and socket errors: answered 503."""
     import redis
 
+    down: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError,
+                                             ConnectionError, TimeoutError)
     try:
         from kombu.exceptions import OperationalError
     except ImportError:  # pragma: no cover - kombu comes with celery
-        OperationalError = redis.ConnectionError  # noqa: N806
-    return isinstance(error, redis.ConnectionError | redis.TimeoutError | OperationalError
-                      | ConnectionError | TimeoutError)
+        return isinstance(error, down)
+    return isinstance(error, (*down, OperationalError))
 
 
 def wants_html() -> bool:

@@ -134,8 +134,8 @@ class InstanceOps:
         preferred = set(prefer) if any(v.get("name") for v in spec.get("volumes") or []) else set()
 
         def change(tx: Tx) -> list[dict[str, Any]]:
-            agents = {i: tx.get(self.store.agents.key(i)) for i in self.store.agents.ids()}
-            agents = {i: a for i, a in agents.items() if a}
+            fetched = {i: tx.get(self.store.agents.key(i)) for i in self.store.agents.ids()}
+            agents: dict[str, dict[str, Any]] = {i: a for i, a in fetched.items() if a}
             existing = [(i["agent"], agents[i["agent"]].get("attributes") or {})
                         for i in current if i["agent"] in agents]
             views = [agent_view(a) for a in agents.values()]
@@ -305,7 +305,7 @@ class InstanceOps:
         tracker = health.HealthTracker(
             hc, started_at=float(instance.get("started_at") or now),
             failures=int(instance.get("failures") or 0),
-            status=instance.get("health") if instance.get("health") in (
+            status=str(instance.get("health")) if instance.get("health") in (
                 "healthy", "unhealthy") else "unknown",
             startup_interval=self.settings.health_poll)
         before = (tracker.status, tracker.failures)

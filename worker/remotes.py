@@ -86,7 +86,7 @@ class RemotePolicy:
             raw = env.get(f"BERTH_REPOSITORY_{name.upper()}")
             if raw in (None, ""):
                 continue
-            kind = type(default.default)
+            kind: Any = type(default.default)
             try:
                 values[name] = (str(raw).strip().lower() in ("1", "true", "yes", "on")
                                 if kind is bool else kind(raw))
@@ -146,7 +146,7 @@ def check_url(url: str, policy: RemotePolicy, *, resolve: bool = True) -> None:
         raise UnsafeURL(f"refusing {url[:200]!r}: {problem}",
                         errors=[{"path": "url", "message": problem}])
     if resolve:
-        for address in _resolve(parts.hostname, parts.port or 443):
+        for address in _resolve(str(parts.hostname), parts.port or 443):
             check_address(address, policy)
 
 
@@ -163,7 +163,7 @@ def _resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-def _guarded(base: type, policy: RemotePolicy) -> type:
+def _guarded(base: Any, policy: RemotePolicy) -> type:
     """A urllib3 connection class that checks the peer address right after connecting."""
 
     def _new_conn(self: Any) -> socket.socket:

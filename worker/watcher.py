@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from .agents import AgentPool
@@ -110,7 +111,7 @@ class Watcher:
                     self._send(task, [])
                     due[task] = now + every[task]
 
-    def _send(self, task: str, args: list[Any]) -> None:
+    def _send(self, task: str, args: Sequence[Any]) -> None:
         self.send_task(task, args=list(args))
 
     def wake(self, service: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 from flask import Blueprint, Flask, Response, g, jsonify, request
@@ -104,7 +104,7 @@ class MetricsBuffer:
         self._lock = threading.Lock()
         self._requests: Counter[str] = Counter()
         self._buckets: Counter[str] = Counter()
-        self._sums: Counter[str] = Counter()
+        self._sums: dict[str, float] = defaultdict(float)
         self._flushed = time.monotonic()
 
     def add(self, method: str, endpoint: str, status: int, elapsed: float) -> bool:
@@ -120,7 +120,7 @@ class MetricsBuffer:
         """Add the counts to Redis (they are dropped if Redis refuses them)."""
         with self._lock:
             requests, buckets, sums = self._requests, self._buckets, self._sums
-            self._requests, self._buckets, self._sums = Counter(), Counter(), Counter()
+            self._requests, self._buckets, self._sums = Counter(), Counter(), defaultdict(float)
             self._flushed = time.monotonic()
         if not requests:
             return

@@ -107,7 +107,7 @@ def yank_version(name: str, version: str) -> Any:
     if not _NAME.match(name) or len(version) > 128:
         raise Invalid("bad package name or version", details=[
             {"path": "path", "message": "name or version not allowed"}])
-    meta = current_berth().store.hosted.yank(name, version, reason.strip(), actor)
+    meta = current_berth().store.hosted.yank(name, version, str(reason).strip(), actor)
     return jsonify(_public(meta))
 
 

@@ -145,7 +145,8 @@ def _progress_line(d: dict[str, Any]) -> str:
     healthy = int(p.get("healthy") or 0)
     width = 24
     filled = int(width * healthy / total) if total else 0
-    step = next((s for s in reversed(d.get("steps") or []) if s.get("status") != "pending"), {})
+    step: dict[str, Any] = next(
+        (s for s in reversed(d.get("steps") or []) if s.get("status") != "pending"), {})
     return (f"[{'#' * filled}{'.' * (width - filled)}] {healthy}/{total} healthy "
             f"(placed {p.get('placed', 0)}, started {p.get('started', 0)}) "
             f"{d.get('status', '')}: {step.get('name', '')} {step.get('message', '')}").rstrip()
@@ -400,7 +401,7 @@ def logs(name: str, instance: str | None, follow: bool, tail: int) -> None:
         if not found:
             fail(f"service {name} has no instances", code=EXIT_NOT_FOUND)
         instance = found[0]["id"]
-    out = click.get_binary_stream("stdout")
+    out: Any = sys.stdout.buffer
     try:
         for chunk in client.logs(name, instance, tail=tail, follow=follow):
             out.write(chunk)

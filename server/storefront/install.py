@@ -55,7 +55,8 @@ def install_post(name: str) -> Any:
     raw_instances = (request.form.get("instances") or "").strip()[:20]
     options, problems = _posted_options(pkg, action)
     instances = _instances(raw_instances, problems)
-    state = {"options": options, "service_name": service_name, "instances": raw_instances}
+    state: dict[str, Any] = {"options": options, "service_name": service_name,
+                             "instances": raw_instances}
     if problems or action == "edit":
         return _form_page(pkg, problems=problems, **state), 422 if problems else 200
     try:
@@ -153,7 +154,7 @@ def _form_page(
         else:
             option_problems.append(problem)
     loose = formdata.attach_errors(fields, option_problems)
-    render = {"file_url": common.file_url(pkg), "files": common.image_files(pkg)}
+    render: dict[str, Any] = {"file_url": common.file_url(pkg), "files": common.image_files(pkg)}
     return render_template(
         "storefront/install.html",
         pkg=pkg,

@@ -33,7 +33,7 @@ def package(name: str) -> Any:
     cat = common.catalog()
     pkg = find_package(name, request.args.get("version"))
     versions = list(cat.versions(name))
-    render = {"file_url": common.file_url(pkg), "files": common.image_files(pkg)}
+    render: dict[str, Any] = {"file_url": common.file_url(pkg), "files": common.image_files(pkg)}
     return render_template(
         "storefront/package.html",
         pkg=pkg,

@@ -22,6 +22,7 @@ together. Keys (under the prefix):
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from ..errors import AgentNotFound, DeploymentNotFound, InstanceNotFound, ServiceNotFound
@@ -35,7 +36,7 @@ FINISHED_DEPLOYMENT = ("succeeded", "failed", "cancelled")
 DEPLOYMENT_HISTORY = 2000   # deployments kept in the global history
 
 
-def _texts(values: Any) -> list[str]:
+def _texts(values: Any) -> builtins.list[str]:
     return sorted(v.decode() if isinstance(v, bytes) else str(v) for v in values)
 
 
@@ -66,7 +67,7 @@ class _Records:
             raise self.missing(f"no {self.kind} {record_id!r}", **{self.kind: record_id})
         return doc
 
-    def many(self, ids: list[str]) -> list[dict[str, Any]]:
+    def many(self, ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
         """The records of ``ids`` that exist, in order."""
         docs = self.state.get_docs(self.key(i) for i in ids)
         return [d for d in docs if d is not None]
@@ -84,14 +85,14 @@ class ServiceStore(_Records):
     kind = "service"
     missing = ServiceNotFound
 
-    def names(self) -> list[str]:
+    def names(self) -> builtins.list[str]:
         return _texts(self.redis.smembers(self.state.key("services")))
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         """Every service, by name."""
         return self.many(self.names())
 
-    def generations(self, name: str) -> list[dict[str, Any]]:
+    def generations(self, name: str) -> builtins.list[dict[str, Any]]:
         """The generation history, oldest first."""
         raw = self.redis.lrange(self.state.key("service", name, "generations"), 0, -1)
         return [loads(r) for r in raw]
@@ -127,18 +128,18 @@ class DeploymentStore(_Records):
     kind = "deployment"
     missing = DeploymentNotFound
 
-    def list(self, service: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def list(self, service: str | None = None, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """Recent deployments, newest first (of one service when given)."""
         index = (self.state.key("service", service, "deployments") if service
                  else self.state.key("deployments"))
         ids = _texts_ordered(self.redis.zrevrange(index, 0, max(0, limit - 1)))
         return self.many(ids)
 
-    def active_ids(self) -> list[str]:
+    def active_ids(self) -> builtins.list[str]:
         """Ids of queued or running deployments."""
         return _texts(self.redis.smembers(self.state.key("deployments:active")))
 
-    def active(self) -> list[dict[str, Any]]:
+    def active(self) -> builtins.list[dict[str, Any]]:
         return self.many(self.active_ids())
 
     def stage_put(self, tx: Tx, doc: dict[str, Any]) -> dict[str, Any]:
@@ -178,18 +179,18 @@ class InstanceStore(_Records):
     kind = "instance"
     missing = InstanceNotFound
 
-    def ids_for_service(self, name: str) -> list[str]:
+    def ids_for_service(self, name: str) -> builtins.list[str]:
         return _texts(self.redis.smembers(self.state.key("service", name, "instances")))
 
-    def ids_for_agent(self, agent_id: str) -> list[str]:
+    def ids_for_agent(self, agent_id: str) -> builtins.list[str]:
         return _texts(self.redis.smembers(self.state.key("agent", agent_id, "instances")))
 
-    def for_service(self, name: str) -> list[dict[str, Any]]:
+    def for_service(self, name: str) -> builtins.list[dict[str, Any]]:
         """A service's instances, oldest first."""
         docs = self.many(self.ids_for_service(name))
         return sorted(docs, key=lambda d: (float(d.get("created_at") or 0), d["id"]))
 
-    def for_agent(self, agent_id: str) -> list[dict[str, Any]]:
+    def for_agent(self, agent_id: str) -> builtins.list[dict[str, Any]]:
         """The instances placed on an agent."""
         return self.many(self.ids_for_agent(agent_id))
 
@@ -213,10 +214,10 @@ class AgentStore(_Records):
     kind = "agent"
     missing = AgentNotFound
 
-    def ids(self) -> list[str]:
+    def ids(self) -> builtins.list[str]:
         return _texts(self.redis.smembers(self.state.key("agents")))
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> builtins.list[dict[str, Any]]:
         """Every agent, by id."""
         return self.many(self.ids())
 
@@ -224,7 +225,7 @@ class AgentStore(_Records):
         found = self.many([record_id])
         return found[0] if found else None
 
-    def many(self, ids: list[str]) -> list[dict[str, Any]]:
+    def many(self, ids: builtins.list[str]) -> builtins.list[dict[str, Any]]:
         """Agents with their latest heartbeat merged in as ``last_seen``."""
         docs = super().many(ids)
         if docs:
@@ -250,5 +251,5 @@ class AgentStore(_Records):
         tx.call("delete", self.state.key("agent", agent_id, "instances"))
 
 
-def _texts_ordered(values: Any) -> list[str]:
+def _texts_ordered(values: Any) -> builtins.list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
