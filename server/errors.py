@@ -44,6 +44,13 @@ class ApiError(Exception):
         return body
 
 
+class Invalid(ApiError):
+    """A request field is wrong (422, every problem listed)."""
+
+    code = "invalid"
+    status = 422
+
+
 class Unavailable(ApiError):
     """A backing service (Redis, the broker, an agent) cannot be reached."""
 

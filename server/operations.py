@@ -20,21 +20,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from catalog.errors import CatalogError
-from catalog.options import mask_secrets, resolve_options, upgrade_options
+from catalog.options import deep_merge, mask_secrets, resolve_options, upgrade_options
 from catalog.render import render_service
 from catalog.spec import mask_spec
 
-from .errors import ApiError
+from .errors import ApiError, Invalid
 
 SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_INSTANCES = 1000
-
-
-class InvalidRequest(ApiError):
-    """A request field is wrong (422, every problem listed)."""
-
-    code = "invalid"
-    status = 422
 
 
 class NotFoundError(ApiError):
@@ -45,10 +38,10 @@ class NotFoundError(ApiError):
 def check_service_name(name: Any, path: str = "name") -> str:
     """The name if it is a valid service name.
 
-    :raises InvalidRequest: naming the field.
+    :raises Invalid: naming the field.
     """
     if not isinstance(name, str) or not SERVICE_NAME.match(name):
-        raise InvalidRequest("invalid service name", details=[{
+        raise Invalid("invalid service name", details=[{
             "path": path, "message": "1-40 characters: lower-case letters, digits and '-', "
             "starting and ending with a letter or digit"}])
     return name
@@ -57,12 +50,12 @@ def check_service_name(name: Any, path: str = "name") -> str:
 def check_instances(count: Any, path: str = "instances") -> int | None:
     """The instance count if valid (None stays None).
 
-    :raises InvalidRequest: naming the field.
+    :raises Invalid: naming the field.
     """
     if count is None:
         return None
     if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= MAX_INSTANCES:
-        raise InvalidRequest("invalid instance count", details=[{
+        raise Invalid("invalid instance count", details=[{
             "path": path, "message": f"an integer from 0 to {MAX_INSTANCES}"}])
     return count
 
@@ -235,7 +228,7 @@ class Operations:
         pkg = self.package_object(old.get("name", ""), version)
         merged = upgrade_options(service.get("options") or {}, pkg)
         if options:
-            merged = _deep_merge(merged, options)
+            merged = deep_merge(merged, options)
         resolved = resolve_options(pkg, merged)
         count = check_instances(instances)
         spec = self._render(pkg, resolved, service_name=name,
@@ -408,13 +401,3 @@ def _counts(service: Mapping[str, Any], instances: Sequence[Mapping[str, Any]]) 
     healthy = [i for i in running if i.get("health") in ("healthy", "none")]
     return {"desired": int(service.get("instances") or 0), "instances": len(instances),
             "running": len(running), "healthy": len(healthy)}
-
-
-def _deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

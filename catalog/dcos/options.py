@@ -23,6 +23,7 @@ from jsonschema import Draft4Validator
 from jsonschema.exceptions import SchemaError
 
 from catalog.errors import OptionsInvalid, PackageInvalid
+from catalog.options import deep_merge
 from catalog.schemas.validation import Re2Draft4Validator
 
 __all__ = ["defaults_of", "deep_merge", "resolve_dcos_options", "validate_dcos_options",
@@ -44,18 +45,6 @@ def defaults_of(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         elif "properties" in prop:
             found[name] = defaults_of(prop)
     return found
-
-
-def deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` merged into ``base``: objects merge key by key, other values replace."""
-    merged = dict(base)
-    for key, value in over.items():
-        old = merged.get(key)
-        if isinstance(old, Mapping) and isinstance(value, Mapping):
-            merged[key] = deep_merge(old, value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def _json_path(parts: Any) -> str:

@@ -15,7 +15,7 @@ from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
 from ..auth import check_role, current_identity
-from ..errors import ApiError
+from ..errors import ApiError, Invalid
 from .schema import validator
 
 MAX_DEPTH = 32
@@ -30,11 +30,6 @@ class BadRequest(ApiError):
 class UnsupportedMediaType(ApiError):
     code = "unsupported_media_type"
     status = 415
-
-
-class Invalid(ApiError):
-    code = "invalid"
-    status = 422
 
 
 def _reject_constant(name: str) -> Any:

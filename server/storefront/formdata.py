@@ -15,7 +15,7 @@ from typing import Any
 
 from .forms import _MISSING, FormField, build_form, inline_refs, iter_fields
 
-__all__ = ["parse_form", "attach_errors", "error_path", "defaults", "merge"]
+__all__ = ["parse_form", "attach_errors", "error_path", "defaults"]
 
 _REQUIRED_MSG = re.compile(r"^'([^']+)' is a required property")
 
@@ -161,14 +161,3 @@ def defaults(schema: Mapping[str, Any] | None) -> dict[str, Any]:
             if nested:
                 out[key] = nested
     return out
-
-
-def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` deep-merged over ``base`` (objects merge, anything else replaces)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

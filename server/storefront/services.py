@@ -14,6 +14,8 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
+from catalog.options import deep_merge
+
 from . import bp, common, formdata, forms
 
 LOG_TAIL = 300
@@ -157,7 +159,7 @@ def service_upgrade(name: str) -> Any:
                 return _deployment_redirect(
                     deployment, f"Upgrading {name} to {preview['package']['version']}."
                 )
-        options = formdata.merge(preview["options"], options)
+        options = deep_merge(preview["options"], options)
     status = ops.status(name)
     fields = forms.build_form(schema, options, keep_secrets=False)
     loose = formdata.attach_errors(fields, problems)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from catalog.options import deep_merge
 from server.storefront import formdata, forms
 
 SCHEMA = {
@@ -193,7 +194,7 @@ def test_draft04_exclusive_flags_and_defaults_helper() -> None:
     field = by_path(forms.build_form(schema))[("n",)]
     assert field.minimum == 1
     assert formdata.defaults(schema) == {"o": {"x": 1}}
-    assert formdata.merge({"o": {"x": 1, "y": 2}}, {"o": {"x": 3}}) == {"o": {"x": 3, "y": 2}}
+    assert deep_merge({"o": {"x": 1, "y": 2}}, {"o": {"x": 3}}) == {"o": {"x": 3, "y": 2}}
 
 
 def test_local_refs_are_followed_and_recursion_stops() -> None:
