@@ -5,8 +5,8 @@
 - ``services`` / ``deployments`` / ``instances`` / ``agents`` — the cluster
   (``store/cluster.py``),
 - ``auth`` — users and hashed API tokens (``store/auth.py``),
-- ``hosted`` / ``repositories`` — published packages and repository settings
-  (``store/packages.py``).
+- ``hosted`` / ``owners`` / ``repositories`` — published packages, who each package
+  name belongs to, and repository settings (``store/packages.py``).
 
 Every sub-store shares one :class:`~worker.store.base.RedisState` (connection, key
 prefix, compare-and-set, event stream). Sub-stores are built on first use, so a
@@ -73,6 +73,12 @@ class Store:
         from .packages import HostedPackageStore
 
         return HostedPackageStore(self.state)
+
+    @cached_property
+    def owners(self) -> Any:
+        from .packages import PackageOwnerStore
+
+        return PackageOwnerStore(self.state)
 
     @cached_property
     def repositories(self) -> Any:

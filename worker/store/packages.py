@@ -8,11 +8,18 @@ Keys (under the store's prefix):
 - ``repos`` (set of names), ``repo:<name>`` (settings and fetch state, JSON),
   ``repo:<name>:digests`` / ``repo:<name>:docs`` (hashes package → digest / compressed
   package document: the last good copy), ``repo:<name>:listing`` (compressed listing);
+- ``packages:owners`` (hash name → ownership JSON ``{"repositories": [...],
+  "maintainers": [...], "at", "by"}``): who a package name belongs to — the
+  repositories that may serve it (the first one that served it, plus any an admin
+  shared it with) and, for ``hosted``, the principals (``token:<id>``, ``user:<name>``)
+  that may publish and yank it;
 - ``catalog:generation`` — bumped in the same transaction as every change above, so
   every server process knows when to rebuild its catalog.
 
-Publishing is atomic (a Lua script): an existing version is refused and nothing of the
-new one is written. Published versions are immutable; a yank only marks them.
+Publishing is atomic (a Lua script): the caller must own the name in ``hosted`` (or
+nobody owns it yet, and then the caller does), an existing version is refused, and
+nothing of the new one is written otherwise. Published versions are immutable; a yank
+only marks them, and only an owner of the name (or an admin) may yank.
 """
 
 from __future__ import annotations
@@ -25,20 +32,39 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from catalog.errors import Conflict, NotFound, VersionExists, VersionNotFound
+from catalog.errors import Conflict, NameOwned, NotFound, VersionExists, VersionNotFound
 
-__all__ = ["HostedPackageStore", "RepositoryStore", "RepositoryExists", "RepositoryNotFound",
-           "GENERATION_KEY", "pack", "unpack"]
+__all__ = ["HostedPackageStore", "PackageOwnerStore", "RepositoryStore", "RepositoryExists",
+           "RepositoryNotFound", "GENERATION_KEY", "HOSTED", "OWNERS_KEY", "pack", "unpack",
+           "refusal"]
 
 GENERATION_KEY = ("catalog", "generation")
+OWNERS_KEY = ("packages", "owners")
+HOSTED = "hosted"
 
+# KEYS: versions hash, bundle, names set, generation, owners hash
+# ARGV: version, meta JSON, bundle, name, actor, the claim to write when unowned
+# Returns {1} stored, {0} version exists, {-1, record} name owned by others.
 _PUBLISH = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local owner = redis.call('HGET', KEYS[5], ARGV[4])
+if owner then
+  local record = cjson.decode(owner)
+  local hosted, mine = false, false
+  for _, repo in ipairs(record.repositories or {}) do
+    if repo == 'hosted' then hosted = true end
+  end
+  for _, who in ipairs(record.maintainers or {}) do
+    if who == ARGV[5] then mine = true end
+  end
+  if not (hosted and mine) then return {-1, owner} end
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0} end
+if not owner then redis.call('HSET', KEYS[5], ARGV[4], ARGV[6]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('INCR', KEYS[4])
-return 1
+return {1}
 """
 
 
@@ -102,6 +128,10 @@ class HostedPackageStore(_Base):
                 actor: str = "", extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Store a new version atomically and bump the catalog generation.
 
+        The first publish of a name nobody owns makes ``actor`` its owner in ``hosted``.
+
+        :raises NameOwned: when the name belongs to another repository or other
+            maintainers (nothing is written).
         :raises VersionExists: when ``name`` ``version`` was published before.
         """
         meta = {**dict(extra or {}), "name": name, "version": version, "digest": digest,
@@ -110,9 +140,15 @@ class HostedPackageStore(_Base):
         script = self.redis.register_script(_PUBLISH)
         keys = [self._key("hosted", "versions", name),
                 self._key("hosted", "bundle", name, version),
-                self._key("hosted", "names"), self._key(*GENERATION_KEY)]
-        args = [version, json.dumps(meta), base64.b64encode(bundle).decode("ascii"), name]
-        if not int(script(keys=keys, args=args)):
+                self._key("hosted", "names"), self._key(*GENERATION_KEY),
+                self._key(*OWNERS_KEY)]
+        claim = ownership([HOSTED], [actor], by=actor)
+        args = [version, json.dumps(meta), base64.b64encode(bundle).decode("ascii"), name,
+                actor, json.dumps(claim)]
+        answer = script(keys=keys, args=args)
+        if int(answer[0]) < 0:
+            raise refusal(name, json.loads(_text(answer[1])), actor, "publish")
+        if not int(answer[0]):
             raise VersionExists(f"{name} {version} is already published; published "
                                 "versions are immutable", package=name, version=version,
                                 hint="bump the version in package.json and publish again")
@@ -144,20 +180,29 @@ class HostedPackageStore(_Base):
         """Metadata of every published version of every package."""
         return [meta for name in self.names() for meta in self.versions(name)]
 
-    def yank(self, name: str, version: str, reason: str, actor: str = "") -> dict[str, Any]:
+    def yank(self, name: str, version: str, reason: str, actor: str = "", *,
+             admin: bool = False) -> dict[str, Any]:
         """Mark a version yanked (hidden from new installs and ranges, still listed).
 
+        Only a maintainer of the name in ``hosted`` may, or an admin (``admin=True``).
+
         :raises VersionNotFound: when that version was never published here.
+        :raises NameOwned: when ``actor`` is neither.
         """
         key = self._key("hosted", "versions", name)
+        owners_key = self._key(*OWNERS_KEY)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, owners_key)
                     raw = pipe.hget(key, version)
                     if raw is None:
                         raise VersionNotFound(f"{name} {version} is not published here",
                                               package=name, version=version)
+                    owner = pipe.hget(owners_key, name)
+                    record = json.loads(_text(owner)) if owner is not None else None
+                    if not admin and not _may_publish(record, actor):
+                        raise refusal(name, record or ownership([], []), actor, "yank")
                     meta = json.loads(_text(raw))
                     meta["yanked"] = {"reason": reason, "actor": actor, "at": time.time()}
                     pipe.multi()
@@ -168,6 +213,137 @@ class HostedPackageStore(_Base):
                         maxlen=self.state.events_maxlen, approximate=True)
                     pipe.execute()
                     return meta
+                except _watch_error():
+                    continue
+
+
+def ownership(repositories: Iterable[str], maintainers: Iterable[str], *,
+              by: str = "") -> dict[str, Any]:
+    """An ownership record (repositories and maintainers kept in first-come order)."""
+    return {"repositories": list(dict.fromkeys(repositories)),
+            "maintainers": list(dict.fromkeys(maintainers)), "at": time.time(), "by": by}
+
+
+def _may_publish(record: Mapping[str, Any] | None, actor: str) -> bool:
+    """True if ``actor`` owns the name in ``hosted`` (publish and yank there)."""
+    return bool(record) and HOSTED in (record or {}).get("repositories", ()) \
+        and actor in (record or {}).get("maintainers", ())
+
+
+def share_hint(name: str, actor: str) -> str:
+    """The command an admin runs to let ``actor`` publish ``name``."""
+    kind, _, ident = actor.partition(":")
+    flag = f"--user {ident}" if kind == "user" else f"--token {ident or 'TOKEN_ID'}"
+    return f"an admin can share it: berth package owners add {name} {flag}"
+
+
+def refusal(name: str, record: Mapping[str, Any], actor: str, action: str) -> NameOwned:
+    """The error for publishing or yanking a name ``actor`` does not own."""
+    repositories = [r for r in record.get("repositories", ()) if r]
+    maintainers = list(record.get("maintainers", ()))
+    if HOSTED not in repositories:
+        where = ", ".join(repr(r) for r in repositories) or "no repository"
+        message = f"package name {name!r} belongs to repository {where}"
+    else:
+        whom = ", ".join(m or "(unnamed)" for m in maintainers) or "no maintainer yet"
+        message = f"package name {name!r} in repository 'hosted' belongs to {whom}"
+    verb = "publish" if action == "publish" else "yank versions of"
+    return NameOwned(f"{message}; you ({actor or 'anonymous'}) may not {verb} it",
+                     package=name, hint=share_hint(name, actor))
+
+
+class PackageOwnerStore(_Base):
+    """Who a package name belongs to (see the module docstring for the record).
+
+    Names are claimed once, never overwritten by a claim (``HSETNX``): the catalog
+    claims names for the repository that first serves them, publishing claims a new
+    name for its publisher. Only an admin changes a record afterwards, and every
+    change bumps the catalog generation (the name may resolve elsewhere now).
+    """
+
+    @property
+    def key(self) -> str:
+        return self._key(*OWNERS_KEY)
+
+    def all(self) -> dict[str, dict[str, Any]]:
+        """Every ownership record by name."""
+        return {_text(k): json.loads(_text(v)) for k, v in self.redis.hgetall(self.key).items()}
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        """One name's record, or None when nobody owns it yet."""
+        raw = self.redis.hget(self.key, name)
+        return json.loads(_text(raw)) if raw is not None else None
+
+    def claim(self, claims: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record ``claims`` for names that have no record yet (others win races)."""
+        if not claims:
+            return
+        with self.redis.pipeline(transaction=False) as pipe:
+            for name, record in claims.items():
+                pipe.hsetnx(self.key, name, json.dumps(dict(record)))
+            pipe.execute()
+
+    def add(self, name: str, *, repository: str | None = None,
+            maintainer: str | None = None, actor: str = "") -> dict[str, Any]:
+        """Share ``name`` with a repository, or with a maintainer (who may then publish
+        it to ``hosted``, which joins the name's repositories)."""
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            repos, people = list(record["repositories"]), list(record["maintainers"])
+            repos += [repository] if repository else [HOSTED] if maintainer else []
+            people += [maintainer] if maintainer else []
+            return ownership(repos, people, by=actor)
+
+        return self._change(name, change, actor, "package.owner_added",
+                            {"repository": repository, "maintainer": maintainer})
+
+    def remove(self, name: str, *, repository: str | None = None,
+               maintainer: str | None = None, actor: str = "") -> dict[str, Any]:
+        """Stop sharing ``name`` with a repository or a maintainer.
+
+        :raises Conflict: when that would leave the name with no repository.
+        """
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            repos = [r for r in record["repositories"] if r != repository]
+            people = [m for m in record["maintainers"] if m != maintainer]
+            if not repos:
+                raise Conflict(f"{repository!r} is the only repository {name!r} belongs to",
+                               package=name, hint=f"move the name instead: berth package "
+                               f"owners transfer {name} --repository OTHER")
+            return ownership(repos, people if HOSTED in repos else [], by=actor)
+
+        return self._change(name, change, actor, "package.owner_removed",
+                            {"repository": repository, "maintainer": maintainer})
+
+    def transfer(self, name: str, repository: str, actor: str = "") -> dict[str, Any]:
+        """Give ``name`` to ``repository`` alone (its hosted maintainers are kept only
+        when that is ``hosted``)."""
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            people = record["maintainers"] if repository == HOSTED else []
+            return ownership([repository], people, by=actor)
+
+        return self._change(name, change, actor, "package.owner_transferred",
+                            {"repository": repository})
+
+    def _change(self, name: str, change: Any, actor: str, event: str,
+                data: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply ``change`` to the name's record (an empty one when unowned) atomically,
+        bump the generation and publish ``event``."""
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(self.key)
+                    raw = pipe.hget(self.key, name)
+                    current = json.loads(_text(raw)) if raw is not None else \
+                        ownership([], [])
+                    record = change(current)
+                    pipe.multi()
+                    pipe.hset(self.key, name, json.dumps(record))
+                    pipe.incr(self._key(*GENERATION_KEY))
+                    pipe.xadd(self.state.events_key, self.state.event_fields(
+                        event, name, actor, {k: v for k, v in data.items() if v}),
+                        maxlen=self.state.events_maxlen, approximate=True)
+                    pipe.execute()
+                    return record
                 except _watch_error():
                     continue
 
