@@ -291,13 +291,14 @@ class Catalog:
         return list(self._source(name, repository)[1])
 
     def newest(self, name: str, repository: str | None = None) -> Package:
-        """The version a package page shows first: the newest installable one, else the
-        newest (marked yanked or unsupported) — from the same repository as
-        :meth:`versions`.
+        """The version a package page shows first: what :meth:`resolve` picks, or when
+        every version is yanked the newest of them (marked) — always from the same
+        repository as :meth:`versions`.
 
         :raises PackageNotFound: when that repository does not hold ``name``.
         """
-        return _display(self._source(name, repository)[1])
+        versions = self._source(name, repository)[1]
+        return self._pick([p for p in versions if not p.yanked], "") or _display(versions)
 
     def _source(self, name: str, repository: str | None = None) -> Source:
         """The one repository (and its versions) a lookup of ``name`` uses.

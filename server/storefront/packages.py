@@ -36,7 +36,7 @@ def package(name: str) -> Any:
     """The package page at the selected version (``?version=``, newest by default)."""
     cat = common.catalog()
     pkg = find_package(name, request.args.get("version"))
-    versions = list(cat.versions(name, pkg.repository))
+    versions = list(cat.versions(name))
     render: dict[str, Any] = {"file_url": common.file_url(pkg), "files": common.image_files(pkg)}
     return render_template(
         "storefront/package.html",
@@ -46,7 +46,7 @@ def package(name: str) -> Any:
         readme=render_markdown(pkg.readme, heading_offset=2, **render),
         pre_install=render_markdown(pkg.pre_install_notes, heading_offset=2, **render),
         screenshots=common.screenshots(pkg),
-        also_in=cat.also_in(name, pkg.repository),
+        also_in=cat.also_in(name),
         can_install=common.can("admin") and not pkg.unsupported and not pkg.yanked,
     )
 
