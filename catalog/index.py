@@ -7,8 +7,8 @@ it), the one with the lowest ``priority`` number that holds it (ties: repository
 name). A name with no owner record goes to the lowest priority number of all. There
 is no fallback to another repository, even when every version of the chosen one is
 yanked: another repository is only used when named (``repository=``), so nothing
-switches repository behind an admin's back. :func:`first_claims` says which
-repository claims a name nobody owns yet.
+switches repository behind an admin's back. :func:`catalog.owners.first_claims` says
+which repository claims a name nobody owns yet.
 
 Search shows one entry per name, the newest installable version (the newest at all
 when none is installable, so such packages still show, marked). The search index is
@@ -23,7 +23,7 @@ import bisect
 import functools
 import math
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from .model import Package
 from .repository import Repository
 from .version import parse_range
 
-__all__ = ["Catalog", "SearchPage", "first_claims"]
+__all__ = ["Catalog", "SearchPage"]
 
 MAX_PER_PAGE = 100
 
@@ -169,24 +169,6 @@ class _SearchIndex:
 Source = tuple[Repository, list[Package]]
 
 
-def first_claims(repositories: Iterable[Repository], owned: Container[str]) -> dict[str, str]:
-    """Name → the repository that claims it, for every name not in ``owned``.
-
-    The claim goes to the repository with the lowest priority number that holds the
-    name, but a repository that is not ``hosted`` comes before ``hosted``: hosted
-    names are claimed when they are published, so a hosted name with no claim was
-    published before names had owners, and when another repository serves it too,
-    the hosted one is the likelier takeover.
-    """
-    claims: dict[str, tuple[bool, int, str]] = {}
-    for repo in repositories:
-        rank = (repo.kind == "hosted", repo.priority, repo.name)
-        for name in {p.name for p in repo.packages}:
-            if name not in owned and (name not in claims or rank < claims[name]):
-                claims[name] = rank
-    return {name: rank[2] for name, rank in claims.items()}
-
-
 class Catalog:
     """All packages of a set of repositories: search, browse, resolve.
 
@@ -319,11 +301,11 @@ class Catalog:
             return chosen
         if sources:
             owners = ", ".join(repr(r) for r in self.owners.get(name, ()))
-            others = ", ".join(s[0].name for s in sources)
+            holders = ", ".join(s[0].name for s in sources)
             raise PackageNotFound(
                 f"package name {name!r} belongs to repository {owners}, which does not "
                 f"have it now", package=name,
-                hint=f"it is also in: {others}; an admin can move the name: berth package "
+                hint=f"it is also in: {holders}; an admin can move the name: berth package "
                      f"owners transfer {name} --repository {sources[0][0].name}")
         raise PackageNotFound(f"no package named {name!r}", package=name,
                               hint=self._close(name))

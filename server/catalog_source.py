@@ -20,7 +20,7 @@ what changed; the builtin universe and configured directories are parsed once.
 
 Every build also settles who each package name belongs to (``store.owners``): a name
 no record claims yet is claimed for the repository that serves it first
-(:func:`catalog.index.first_claims`; a hosted-only name for the maintainer who first
+(:func:`catalog.owners.first_claims`; a hosted-only name for the maintainer who first
 published it), and the catalog resolves each name within its owners' repositories
 only. Claims never overwrite a record, so every process agrees on them.
 
@@ -137,7 +137,7 @@ class CatalogSource:
         without storing them (never plain priority: hosted must not win a name another
         repository serves just because Redis hiccuped).
         """
-        from catalog.index import first_claims
+        from catalog.owners import first_claims
 
         owners = self.store.owners
         try:
@@ -154,10 +154,10 @@ class CatalogSource:
     def _claim(self, name: str, repository: str) -> dict[str, Any]:
         """The record claiming ``name`` for ``repository`` (for ``hosted``: owned by the
         maintainer who published its first version, before names had owners)."""
-        from worker.store.packages import HOSTED, ownership
+        from catalog.owners import HOSTED, ownership
 
         first = self._first_publishers.get(name) if repository == HOSTED else None
-        return ownership([repository], [first] if first else [], by="catalog")
+        return ownership([repository], [first] if first else [], by="catalog", at=time.time())
 
     def _dynamic_repositories(self) -> Iterable[Any]:
         """Hosted and remote repositories from Redis; a failing one is skipped, logged."""

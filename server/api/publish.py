@@ -146,7 +146,8 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
                                      "201"),
                              **_error_responses("400 401 403 409 413 415 422 503")}}
     yank = {"operationId": "yankVersion",
-            "summary": "Yank a published version (an owner of the name, or an admin)", "parameters": [name, version],
+            "summary": "Yank a published version (an owner of the name, or an admin)",
+            "parameters": [name, version],
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/YankRequest"}}}},
             "responses": {**_json("Yanked", {"$ref": "#/components/schemas/Published"}),

@@ -5,8 +5,9 @@
 - ``services`` / ``deployments`` / ``instances`` / ``agents`` — the cluster
   (``store/cluster.py``),
 - ``auth`` — users and hashed API tokens (``store/auth.py``),
-- ``hosted`` / ``owners`` / ``repositories`` — published packages, who each package
-  name belongs to, and repository settings (``store/packages.py``).
+- ``hosted`` / ``repositories`` — published packages and repository settings
+  (``store/packages.py``); ``owners`` — who each package name belongs to
+  (``store/owners.py``).
 
 Every sub-store shares one :class:`~worker.store.base.RedisState` (connection, key
 prefix, compare-and-set, event stream). Sub-stores are built on first use, so a
@@ -76,7 +77,7 @@ class Store:
 
     @cached_property
     def owners(self) -> Any:
-        from .packages import PackageOwnerStore
+        from .owners import PackageOwnerStore
 
         return PackageOwnerStore(self.state)
 

@@ -32,15 +32,14 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from catalog.errors import Conflict, NameOwned, NotFound, VersionExists, VersionNotFound
+from catalog.errors import Conflict, NotFound, VersionExists, VersionNotFound
+from catalog.owners import HOSTED, may_publish, ownership, refusal
 
-__all__ = ["HostedPackageStore", "PackageOwnerStore", "RepositoryStore", "RepositoryExists",
-           "RepositoryNotFound", "GENERATION_KEY", "HOSTED", "OWNERS_KEY", "pack", "unpack",
-           "refusal"]
+__all__ = ["HostedPackageStore", "RepositoryStore", "RepositoryExists", "RepositoryNotFound",
+           "GENERATION_KEY", "OWNERS_KEY", "pack", "unpack"]
 
 GENERATION_KEY = ("catalog", "generation")
 OWNERS_KEY = ("packages", "owners")
-HOSTED = "hosted"
 
 # KEYS: versions hash, bundle, names set, generation, owners hash
 # ARGV: version, meta JSON, bundle, name, actor, the claim to write when unowned
@@ -142,7 +141,7 @@ class HostedPackageStore(_Base):
                 self._key("hosted", "bundle", name, version),
                 self._key("hosted", "names"), self._key(*GENERATION_KEY),
                 self._key(*OWNERS_KEY)]
-        claim = ownership([HOSTED], [actor], by=actor)
+        claim = ownership([HOSTED], [actor], by=actor, at=time.time())
         args = [version, json.dumps(meta), base64.b64encode(bundle).decode("ascii"), name,
                 actor, json.dumps(claim)]
         answer = script(keys=keys, args=args)
@@ -201,7 +200,7 @@ class HostedPackageStore(_Base):
                                               package=name, version=version)
                     owner = pipe.hget(owners_key, name)
                     record = json.loads(_text(owner)) if owner is not None else None
-                    if not admin and not _may_publish(record, actor):
+                    if not admin and not may_publish(record, actor):
                         raise refusal(name, record or ownership([], []), actor, "yank")
                     meta = json.loads(_text(raw))
                     meta["yanked"] = {"reason": reason, "actor": actor, "at": time.time()}
@@ -216,136 +215,6 @@ class HostedPackageStore(_Base):
                 except _watch_error():
                     continue
 
-
-def ownership(repositories: Iterable[str], maintainers: Iterable[str], *,
-              by: str = "") -> dict[str, Any]:
-    """An ownership record (repositories and maintainers kept in first-come order)."""
-    return {"repositories": list(dict.fromkeys(repositories)),
-            "maintainers": list(dict.fromkeys(maintainers)), "at": time.time(), "by": by}
-
-
-def _may_publish(record: Mapping[str, Any] | None, actor: str) -> bool:
-    """True if ``actor`` owns the name in ``hosted`` (publish and yank there)."""
-    return bool(record) and HOSTED in (record or {}).get("repositories", ()) \
-        and actor in (record or {}).get("maintainers", ())
-
-
-def share_hint(name: str, actor: str) -> str:
-    """The command an admin runs to let ``actor`` publish ``name``."""
-    kind, _, ident = actor.partition(":")
-    flag = f"--user {ident}" if kind == "user" else f"--token {ident or 'TOKEN_ID'}"
-    return f"an admin can share it: berth package owners add {name} {flag}"
-
-
-def refusal(name: str, record: Mapping[str, Any], actor: str, action: str) -> NameOwned:
-    """The error for publishing or yanking a name ``actor`` does not own."""
-    repositories = [r for r in record.get("repositories", ()) if r]
-    maintainers = list(record.get("maintainers", ()))
-    if HOSTED not in repositories:
-        where = ", ".join(repr(r) for r in repositories) or "no repository"
-        message = f"package name {name!r} belongs to repository {where}"
-    else:
-        whom = ", ".join(m or "(unnamed)" for m in maintainers) or "no maintainer yet"
-        message = f"package name {name!r} in repository 'hosted' belongs to {whom}"
-    verb = "publish" if action == "publish" else "yank versions of"
-    return NameOwned(f"{message}; you ({actor or 'anonymous'}) may not {verb} it",
-                     package=name, hint=share_hint(name, actor))
-
-
-class PackageOwnerStore(_Base):
-    """Who a package name belongs to (see the module docstring for the record).
-
-    Names are claimed once, never overwritten by a claim (``HSETNX``): the catalog
-    claims names for the repository that first serves them, publishing claims a new
-    name for its publisher. Only an admin changes a record afterwards, and every
-    change bumps the catalog generation (the name may resolve elsewhere now).
-    """
-
-    @property
-    def key(self) -> str:
-        return self._key(*OWNERS_KEY)
-
-    def all(self) -> dict[str, dict[str, Any]]:
-        """Every ownership record by name."""
-        return {_text(k): json.loads(_text(v)) for k, v in self.redis.hgetall(self.key).items()}
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        """One name's record, or None when nobody owns it yet."""
-        raw = self.redis.hget(self.key, name)
-        return json.loads(_text(raw)) if raw is not None else None
-
-    def claim(self, claims: Mapping[str, Mapping[str, Any]]) -> None:
-        """Record ``claims`` for names that have no record yet (others win races)."""
-        if not claims:
-            return
-        with self.redis.pipeline(transaction=False) as pipe:
-            for name, record in claims.items():
-                pipe.hsetnx(self.key, name, json.dumps(dict(record)))
-            pipe.execute()
-
-    def add(self, name: str, *, repository: str | None = None,
-            maintainer: str | None = None, actor: str = "") -> dict[str, Any]:
-        """Share ``name`` with a repository, or with a maintainer (who may then publish
-        it to ``hosted``, which joins the name's repositories)."""
-        def change(record: dict[str, Any]) -> dict[str, Any]:
-            repos, people = list(record["repositories"]), list(record["maintainers"])
-            repos += [repository] if repository else [HOSTED] if maintainer else []
-            people += [maintainer] if maintainer else []
-            return ownership(repos, people, by=actor)
-
-        return self._change(name, change, actor, "package.owner_added",
-                            {"repository": repository, "maintainer": maintainer})
-
-    def remove(self, name: str, *, repository: str | None = None,
-               maintainer: str | None = None, actor: str = "") -> dict[str, Any]:
-        """Stop sharing ``name`` with a repository or a maintainer.
-
-        :raises Conflict: when that would leave the name with no repository.
-        """
-        def change(record: dict[str, Any]) -> dict[str, Any]:
-            repos = [r for r in record["repositories"] if r != repository]
-            people = [m for m in record["maintainers"] if m != maintainer]
-            if not repos:
-                raise Conflict(f"{repository!r} is the only repository {name!r} belongs to",
-                               package=name, hint=f"move the name instead: berth package "
-                               f"owners transfer {name} --repository OTHER")
-            return ownership(repos, people if HOSTED in repos else [], by=actor)
-
-        return self._change(name, change, actor, "package.owner_removed",
-                            {"repository": repository, "maintainer": maintainer})
-
-    def transfer(self, name: str, repository: str, actor: str = "") -> dict[str, Any]:
-        """Give ``name`` to ``repository`` alone (its hosted maintainers are kept only
-        when that is ``hosted``)."""
-        def change(record: dict[str, Any]) -> dict[str, Any]:
-            people = record["maintainers"] if repository == HOSTED else []
-            return ownership([repository], people, by=actor)
-
-        return self._change(name, change, actor, "package.owner_transferred",
-                            {"repository": repository})
-
-    def _change(self, name: str, change: Any, actor: str, event: str,
-                data: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply ``change`` to the name's record (an empty one when unowned) atomically,
-        bump the generation and publish ``event``."""
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(self.key)
-                    raw = pipe.hget(self.key, name)
-                    current = json.loads(_text(raw)) if raw is not None else \
-                        ownership([], [])
-                    record = change(current)
-                    pipe.multi()
-                    pipe.hset(self.key, name, json.dumps(record))
-                    pipe.incr(self._key(*GENERATION_KEY))
-                    pipe.xadd(self.state.events_key, self.state.event_fields(
-                        event, name, actor, {k: v for k, v in data.items() if v}),
-                        maxlen=self.state.events_maxlen, approximate=True)
-                    pipe.execute()
-                    return record
-                except _watch_error():
-                    continue
 
 
 class RepositoryStore(_Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from catalog import Catalog, Package, PackageNotFound, Repository, VersionNotFound, parse_version
-from catalog.index import first_claims
+from catalog.owners import first_claims
 
 
 def _p(name: str, version: str, repo: str, **kw: object) -> Package:
