@@ -363,7 +363,8 @@ class Operations:
         ident = record.get("package") or {}
         try:
             pkg = self.catalog().resolve(ident.get("name", ""), ident.get("version"),
-                                         include_yanked=True)
+                                         repository=ident.get("repository") or None,
+                                         include_yanked=True)  # its own package's schema
         except CatalogError:
             pkg = None
         options = record.get("options") or {}

@@ -63,3 +63,9 @@ def test_an_owner_that_lost_the_name_says_where_else_it_is() -> None:
 def test_without_owner_records_the_priority_rule_stands() -> None:
     catalog = Catalog([UNIVERSE, ACME])
     assert catalog.origin("hello") == "universe" and catalog.origin("tool") == "acme"
+
+
+def test_names_lists_only_names_that_resolve() -> None:
+    catalog = Catalog([HOSTED, ACME], owners={"hello": ["universe"]})
+    assert catalog.names == ["mine", "tool"]
+    assert all(catalog.versions(name) for name in catalog.names)

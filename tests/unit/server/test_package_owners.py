@@ -191,7 +191,9 @@ def test_an_upgrade_never_switches_repository(app: Any, client: Any, tokens: dic
     _finish(app, "web")
     newest = client.patch("/api/v1/services/web", json={"version": "*"}, headers=admin)
     assert newest.status_code == 202, newest.get_json()
-    assert client.get("/api/v1/services/web").get_json()["package"]["repository"] == "universe"
+    service = client.get("/api/v1/services/web").get_json()
+    assert service["package"]["repository"] == "universe"
+    assert service["options"]["color"] == "blue"  # masked by its own package's schema
     _finish(app, "web")
     refused = client.patch("/api/v1/services/web", json={"version": "9.0.0"}, headers=admin)
     body = refused.get_json()
