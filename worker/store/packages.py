@@ -216,7 +216,6 @@ class HostedPackageStore(_Base):
                     continue
 
 
-
 class RepositoryStore(_Base):
     """Remote repository settings, fetch state and last good copy.
 
