@@ -133,9 +133,11 @@ def _owner_args(kind: str, value: str, known: dict[str, Any] | None = None) -> d
     a revoked token or removed user can still be taken off.
     """
     if kind == "repository":
-        if known is not None and value in known.get("repositories", ()):
-            return {"repository": value}
-        return {"repository": _repository(value)}
+        if known is None:
+            return {"repository": _repository(value)}
+        if value not in known.get("repositories", ()):
+            raise OwnerNotFound(f"{value!r} is not one of the name's repositories")
+        return {"repository": value}
     actor = f"{kind}:{value}"
     if known is not None and actor in known.get("maintainers", ()):
         return {"maintainer": actor}

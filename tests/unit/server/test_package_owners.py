@@ -138,6 +138,8 @@ def test_owner_changes_are_checked(client: Any, tokens: dict[str, str],
     assert two.status_code == 422
     repo = client.post(url, json={"repository": "nowhere"}, headers=admin)
     assert repo.status_code == 422 and "nowhere" in repo.get_json()["details"][0]["message"]
+    assert client.delete(f"{url}/repository/hosted", headers=admin).status_code == 404
+    assert client.delete(f"{url}/group/x", headers=admin).status_code == 404
     last = client.delete(f"{url}/repository/universe", headers=admin)
     assert last.status_code == 409 and "transfer" in last.get_json()["hint"]
     token_id, _ = maintainers["alice-ci"]
