@@ -17,7 +17,8 @@ message, a hint and an exit code.
     │   ├── SpecRefused               spec_refused          (privileged, socket, host paths)
     │   └── BundleInvalid             bundle_invalid        (publishing: unsafe or bad bundle)
     ├── Conflict                      conflict
-    │   └── VersionExists             version_exists        (published versions are immutable)
+    │   ├── VersionExists             version_exists        (published versions are immutable)
+    │   └── NameOwned                 name_owned            (the name belongs to others)
     ├── PlacementError                placement_failed      (not enough capacity, with reasons)
     └── RepositoryError               repository_error      (a source could not be read)
 
@@ -45,6 +46,7 @@ __all__ = [
     "BundleInvalid",
     "Conflict",
     "VersionExists",
+    "NameOwned",
     "PlacementError",
     "RepositoryError",
     "Problem",
@@ -147,6 +149,12 @@ class Conflict(CatalogError):
 
 class VersionExists(Conflict):
     code = "version_exists"
+
+
+class NameOwned(Conflict):
+    """The package name belongs to another repository or to other maintainers."""
+
+    code = "name_owned"
 
 
 class PlacementError(CatalogError):

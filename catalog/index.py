@@ -1,12 +1,20 @@
 """The catalog: every repository merged, searchable, and resolvable to one version.
 
-A name belongs to the repository with the lowest ``priority`` number that holds it
-(ties: repository name). Search shows one entry per name, the newest installable
-version (the newest at all when none is installable, so such packages still show,
-marked). The search index is built once, at construction: names sorted, and the
-lower-cased name, title, tags and description of every entry joined into one string
-per field, so a query is a few C-speed scans plus set operations, not a Python loop
-over every package.
+A name resolves to ONE repository, used alike by search, the package page, the
+version list and resolution: among the repositories that own the name (``owners``,
+recorded by the server when a repository first served the name or an admin shared
+it), the one with the lowest ``priority`` number that holds it (ties: repository
+name). A name with no owner record goes to the lowest priority number of all. There
+is no fallback to another repository, even when every version of the chosen one is
+yanked: another repository is only used when named (``repository=``), so nothing
+switches repository behind an admin's back. :func:`catalog.owners.first_claims` says
+which repository claims a name nobody owns yet.
+
+Search shows one entry per name, the newest installable version (the newest at all
+when none is installable, so such packages still show, marked). The search index is
+built once, at construction: names sorted, and the lower-cased name, title, tags and
+description of every entry joined into one string per field, so a query is a few
+C-speed scans plus set operations, not a Python loop over every package.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import bisect
 import functools
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,27 +166,43 @@ class _SearchIndex:
         return order, len(matches | seen)
 
 
-class Catalog:
-    """All packages of a set of repositories: search, browse, resolve."""
+Source = tuple[Repository, list[Package]]
 
-    def __init__(self, repositories: Iterable[Repository]) -> None:
+
+class Catalog:
+    """All packages of a set of repositories: search, browse, resolve.
+
+    ``owners`` maps a name to the repositories allowed to serve it (see the module
+    docstring); a name not in it is served by the lowest priority number.
+    """
+
+    def __init__(self, repositories: Iterable[Repository],
+                 owners: Mapping[str, Sequence[str]] | None = None) -> None:
         self.repositories: tuple[Repository, ...] = tuple(
             sorted(repositories, key=lambda r: (r.priority, r.name)))
-        self._sources: dict[str, list[tuple[Repository, list[Package]]]] = {}
+        self.owners: dict[str, tuple[str, ...]] = {
+            name: tuple(repos) for name, repos in (owners or {}).items()}
+        self._sources: dict[str, list[Source]] = {}
         for repo in self.repositories:
             grouped: dict[str, list[Package]] = {}
             for package in repo.packages:
                 grouped.setdefault(package.name, []).append(package)
             for name, versions in grouped.items():
                 self._sources.setdefault(name, []).append((repo, _newest_first(versions)))
-        self._index = _SearchIndex([_display(src[0][1]) for src in self._sources.values()])
+        self._chosen: dict[str, Source] = {}
+        for name, sources in self._sources.items():
+            allowed = self.owners.get(name)
+            chosen = [s for s in sources if allowed is None or s[0].name in allowed]
+            if chosen:
+                self._chosen[name] = chosen[0]
+        self._index = _SearchIndex([_display(src[1]) for src in self._chosen.values()])
         self._repo_indexes: dict[str, _SearchIndex] = {}
 
     def __len__(self) -> int:
-        return len(self._sources)
+        return len(self._chosen)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._sources
+        return name in self._chosen
 
     @property
     def names(self) -> list[str]:
@@ -223,45 +247,95 @@ class Catalog:
         """The featured packages (newest version of each), by name."""
         return [p for p in self._index.entries if p.featured]
 
-    def versions(self, name: str) -> list[Package]:
-        """Every version of ``name`` from the repository that wins it, newest first.
+    # one name ------------------------------------------------------------------
+    def origin(self, name: str) -> str:
+        """The repository ``name`` resolves to.
 
-        :raises PackageNotFound: when no repository holds ``name``.
+        :raises PackageNotFound: when no repository it belongs to holds ``name``.
         """
-        return list(self._sources_of(name)[0][1])
+        return self._source(name)[0].name
 
-    def _sources_of(self, name: str, repository: str | None = None,
-                    ) -> list[tuple[Repository, list[Package]]]:
+    def also_in(self, name: str, repository: str | None = None) -> list[str]:
+        """The other repositories holding ``name`` (besides ``repository``, by default
+        the one it resolves to), by priority."""
+        if repository is None:
+            chosen = self._chosen.get(name)
+            repository = chosen[0].name if chosen else None
+        return [repo.name for repo, _ in self._sources.get(name, ())
+                if repo.name != repository]
+
+    def versions(self, name: str, repository: str | None = None) -> list[Package]:
+        """Every version of ``name`` in one repository (by default the one the name
+        resolves to), newest first.
+
+        :raises PackageNotFound: when that repository does not hold ``name``.
+        """
+        return list(self._source(name, repository)[1])
+
+    def newest(self, name: str, repository: str | None = None) -> Package:
+        """The version a package page shows first: what :meth:`resolve` picks, or when
+        every version is yanked the newest of them (marked) — always from the same
+        repository as :meth:`versions`.
+
+        :raises PackageNotFound: when that repository does not hold ``name``.
+        """
+        versions = self._source(name, repository)[1]
+        return self._pick([p for p in versions if not p.yanked], "") or _display(versions)
+
+    def _source(self, name: str, repository: str | None = None) -> Source:
+        """The one repository (and its versions) a lookup of ``name`` uses.
+
+        :raises PackageNotFound: with a hint naming where else the name is.
+        """
         sources = self._sources.get(name, [])
         if repository is not None:
-            sources = [s for s in sources if s[0].name == repository]
-        if not sources:
-            where = f" in repository {repository!r}" if repository else ""
-            close = [n for n in self._index.names if n.startswith(name[:3])][:5]
-            raise PackageNotFound(f"no package named {name!r}{where}", package=name,
-                                  hint=f"did you mean: {', '.join(close)}?" if close else None)
-        return sources
+            found = [s for s in sources if s[0].name == repository]
+            if found:
+                return found[0]
+            others = [s[0].name for s in sources]
+            raise PackageNotFound(
+                f"no package named {name!r} in repository {repository!r}", package=name,
+                hint=f"it is in: {', '.join(others)}" if others else self._close(name))
+        chosen = self._chosen.get(name)
+        if chosen is not None:
+            return chosen
+        if sources:
+            owners = ", ".join(repr(r) for r in self.owners.get(name, ()))
+            holders = ", ".join(s[0].name for s in sources)
+            raise PackageNotFound(
+                f"package name {name!r} belongs to repository {owners}, which does not "
+                f"have it now", package=name,
+                hint=f"it is also in: {holders}; an admin can move the name: berth package "
+                     f"owners transfer {name} --repository {sources[0][0].name}")
+        raise PackageNotFound(f"no package named {name!r}", package=name,
+                              hint=self._close(name))
+
+    def _close(self, name: str) -> str | None:
+        close = [n for n in self._index.names if n.startswith(name[:3])][:5]
+        return f"did you mean: {', '.join(close)}?" if close else None
 
     def resolve(self, name: str, version_or_range: str | None = None, *,
                 repository: str | None = None, include_yanked: bool = False) -> Package:
-        """The version to install: the exact version string if one has it, else the
-        highest in the range (installable first); repositories by priority.
+        """The version to install, from one repository (``repository``, by default the
+        one the name resolves to): the exact version string if one has it, else the
+        highest in the range (installable first).
 
-        :raises PackageNotFound: when no repository holds ``name``.
-        :raises VersionNotFound: when no version matches.
+        :raises PackageNotFound: when that repository does not hold ``name``.
+        :raises VersionNotFound: when no version there matches.
         :raises VersionError: when ``version_or_range`` is not a version or range.
         """
-        sources = self._sources_of(name, repository)
+        repo, versions = self._source(name, repository)
         wanted = (version_or_range or "").strip()
-        for _, versions in sources:
-            candidates = [p for p in versions if include_yanked or not p.yanked]
-            found = self._pick(candidates, wanted)
-            if found is not None:
-                return found
-        shown = ", ".join(p.version for p in sources[0][1][:10])
-        raise VersionNotFound(f"no version of {name!r} matches {wanted or 'any'!r}",
-                              package=name, version=wanted or None,
-                              hint=f"available: {shown}" if shown else None)
+        candidates = [p for p in versions if include_yanked or not p.yanked]
+        found = self._pick(candidates, wanted)
+        if found is not None:
+            return found
+        shown = ", ".join(p.version + (" (yanked)" if p.yanked else "")
+                          for p in versions[:10])
+        raise VersionNotFound(
+            f"no version of {name!r} in repository {repo.name!r} matches "
+            f"{wanted or 'any'!r}", package=name, version=wanted or None,
+            hint=f"available: {shown}" if shown else None)
 
     @staticmethod
     def _pick(candidates: list[Package], wanted: str) -> Package | None:

@@ -1,7 +1,7 @@
 """The server's catalog: every repository merged into one ``catalog.Catalog``.
 
-Sources, by default priority (lower number wins a package name; the repository that
-wins a name supplies all its versions):
+Sources, by default priority (lower number wins a package name that no repository
+owns yet; the repository that wins a name supplies all its versions):
 
 - ``hosted``   (50)  — packages maintainers published to this Berth (Redis),
   ``BERTH_HOSTED_PRIORITY``,
@@ -17,6 +17,12 @@ settings bumps one generation counter in Redis, and :meth:`CatalogSource.get` re
 when the counter it sees differs from the one it built from (one ``GET`` per call).
 Parsed packages are cached per process by content digest, so a rebuild only parses
 what changed; the builtin universe and configured directories are parsed once.
+
+Every build also settles who each package name belongs to (``store.owners``): a name
+no record claims yet is claimed for the repository that serves it first
+(:func:`catalog.owners.first_claims`; a hosted-only name for the maintainer who first
+published it), and the catalog resolves each name within its owners' repositories
+only. Claims never overwrite a record, so every process agrees on them.
 
 When Redis cannot be reached the last catalog built (or the builtin universe alone)
 is served: a broken source never breaks the catalog.
@@ -75,6 +81,7 @@ class CatalogSource:
         self._remote_cache: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self._retry_at = 0.0
         self._remote_listings: dict[str, tuple[str, tuple[Any, ...]]] = {}
+        self._first_publishers: dict[str, str] = {}  # hosted name → its first publisher
 
     # the one public call -------------------------------------------------------
     def get(self) -> Any:
@@ -117,9 +124,40 @@ class CatalogSource:
         from catalog.index import Catalog
 
         repositories = list(self._static_repositories())
+        owners = None
         if generation is not None:
             repositories.extend(self._dynamic_repositories())
-        return Catalog(repositories)
+            owners = self._owners(repositories)
+        return Catalog(repositories, owners=owners)
+
+    def _owners(self, repositories: list[Any]) -> dict[str, list[str]]:
+        """Name → the repositories it belongs to, claiming names nobody owns yet.
+
+        When the records cannot be read, the claims this build would make are used
+        without storing them (never plain priority: hosted must not win a name another
+        repository serves just because Redis hiccuped).
+        """
+        from catalog.owners import first_claims
+
+        owners = self.store.owners
+        try:
+            known = owners.all()
+            claims = first_claims(repositories, known)
+            if claims:
+                owners.claim({name: self._claim(name, repo) for name, repo in claims.items()})
+                known = owners.all()
+        except Exception as exc:  # noqa: BLE001 - the catalog must still answer
+            log.error("package owners unreadable, using this build's claims: %s", exc)
+            return {name: [repo] for name, repo in first_claims(repositories, ()).items()}
+        return {name: list(record.get("repositories") or ()) for name, record in known.items()}
+
+    def _claim(self, name: str, repository: str) -> dict[str, Any]:
+        """The record claiming ``name`` for ``repository`` (for ``hosted``: owned by the
+        maintainer who published its first version, before names had owners)."""
+        from catalog.owners import HOSTED, ownership
+
+        first = self._first_publishers.get(name) if repository == HOSTED else None
+        return ownership([repository], [first] if first else [], by="catalog", at=time.time())
 
     def _dynamic_repositories(self) -> Iterable[Any]:
         """Hosted and remote repositories from Redis; a failing one is skipped, logged."""
@@ -183,7 +221,9 @@ class CatalogSource:
 
         hosted = self.store.hosted
         packages = []
-        for meta in hosted.list_versions():
+        first: dict[str, str] = {}
+        for meta in hosted.list_versions():  # oldest first, per name
+            first.setdefault(meta["name"], meta.get("published_by") or "")
             key = (meta["name"], meta["version"], meta["digest"])
             package = self._hosted_cache.get(key)
             if package is None:
@@ -192,6 +232,7 @@ class CatalogSource:
                     continue
                 self._hosted_cache[key] = package
             packages.append(_yanked(package, meta.get("yanked")))
+        self._first_publishers = first
         priority = self._priority("BERTH_HOSTED_PRIORITY", HOSTED_PRIORITY)
         return Repository(name="hosted", priority=priority, kind="hosted",
                           location="redis", packages=tuple(packages))

@@ -187,8 +187,11 @@ class BerthClient:
         return self._send("PATCH", f"/services/{_seg(name)}", {"instances": instances})
 
     def upgrade(self, name: str, *, version: str | None = None,
-                options: Mapping[str, Any] | None = None) -> dict:
-        body = _drop_none(version=version, options=options) or {"version": "*"}
+                options: Mapping[str, Any] | None = None,
+                repository: str | None = None) -> dict:
+        """Upgrade within the service's own repository, or move it to ``repository``."""
+        body = _drop_none(version=version, options=options, repository=repository) \
+            or {"version": "*"}
         return self._send("PATCH", f"/services/{_seg(name)}", body)
 
     def rollback(self, name: str, generation: int | None = None) -> dict:
@@ -289,6 +292,26 @@ class BerthClient:
         """Hide a published version from new installs and range resolution."""
         return self._send("POST", f"/packages/{_seg(name)}/versions/{_seg(version)}/yank",
                           {"reason": reason})
+
+    # package name owners ------------------------------------------------------------
+    def owners(self, name: str) -> dict:
+        """The repositories and maintainers a package name belongs to."""
+        return self._get(f"/packages/{_seg(name)}/owners")
+
+    def add_owner(self, name: str, *, token: str | None = None, user: str | None = None,
+                  repository: str | None = None) -> dict:
+        """Share a name with a token (id or name), a user or a repository (admin)."""
+        return self._send("POST", f"/packages/{_seg(name)}/owners",
+                          _drop_none(token=token, user=user, repository=repository))
+
+    def remove_owner(self, name: str, kind: str, value: str) -> dict:
+        """Stop sharing a name; ``kind`` is ``token``, ``user`` or ``repository`` (admin)."""
+        return self._send("DELETE", f"/packages/{_seg(name)}/owners/{_seg(kind)}/{_seg(value)}")
+
+    def transfer_owner(self, name: str, repository: str) -> dict:
+        """Give a name to one repository alone (admin)."""
+        return self._send("POST", f"/packages/{_seg(name)}/owners/transfer",
+                          {"repository": repository})
 
     def whoami(self) -> dict:
         return self._get("/whoami")

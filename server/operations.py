@@ -156,10 +156,11 @@ class Operations:
 
         :raises PackageNotFound: when no repository has it.
         """
-        versions = self.catalog().versions(name)
-        newest = self.catalog().resolve(name)
-        body = newest.to_dict()
+        catalog = self.catalog()
+        versions = catalog.versions(name)
+        body = catalog.newest(name).to_dict()  # the same repository as ``versions``
         body["versions"] = [_version_entry(p) for p in versions]
+        body["also_in"] = catalog.also_in(name)
         return body
 
     def versions(self, name: str) -> list[dict[str, Any]]:
@@ -168,7 +169,8 @@ class Operations:
 
     def package_version(self, name: str, version: str) -> dict[str, Any]:
         """One version in full (package.json fields, config schema, resource, README)."""
-        return self.catalog().resolve(name, version, include_yanked=True).to_dict()
+        package = self.catalog().resolve(name, version, include_yanked=True)
+        return {**package.to_dict(), "also_in": self.catalog().also_in(name, package.repository)}
 
     def package_object(self, name: str, version: str | None = None) -> Any:
         """The ``catalog.Package`` a name and optional version or range resolve to."""
@@ -217,15 +219,18 @@ class Operations:
 
     def upgrade(self, actor: str, name: str, *, version: str | None = None,
                 options: Mapping[str, Any] | None = None,
-                instances: int | None = None) -> dict[str, Any]:
+                instances: int | None = None,
+                repository: str | None = None) -> dict[str, Any]:
         """Move a service to another version and/or options; returns the deployment.
 
-        The old options are merged over the new version's defaults (keys it does not
-        know are dropped), then the given options over that.
+        The version comes from the repository the service was installed from, unless
+        ``repository`` moves it explicitly. The old options are merged over the new
+        version's defaults (keys it does not know are dropped), then the given options
+        over that.
         """
         service = self.ops.get_service(name)
         old = service.get("package") or {}
-        pkg = self.package_object(old.get("name", ""), version)
+        pkg = _upgrade_package(self.catalog(), old, version, repository)
         merged = upgrade_options(service.get("options") or {}, pkg)
         if options:
             merged = deep_merge(merged, options)
@@ -239,7 +244,7 @@ class Operations:
     def upgrade_preview(self, name: str, version: str | None = None) -> dict[str, Any]:
         """What an upgrade would start from: the merged options (masked) and the package."""
         service = self.ops.get_service(name)
-        pkg = self.package_object((service.get("package") or {}).get("name", ""), version)
+        pkg = _upgrade_package(self.catalog(), service.get("package") or {}, version, None)
         merged = upgrade_options(service.get("options") or {}, pkg)
         return {"package": _identity(pkg), "options": mask_secrets(pkg.config_schema, merged),
                 "config_schema": pkg.config_schema}
@@ -358,7 +363,8 @@ class Operations:
         ident = record.get("package") or {}
         try:
             pkg = self.catalog().resolve(ident.get("name", ""), ident.get("version"),
-                                         include_yanked=True)
+                                         repository=ident.get("repository") or None,
+                                         include_yanked=True)  # its own package's schema
         except CatalogError:
             pkg = None
         options = record.get("options") or {}
@@ -373,6 +379,30 @@ class Operations:
                 spec["env"] = {k: "********" for k in spec.get("env") or {}}
                 record["spec"] = spec
         return record
+
+
+# package ownership: an upgrade stays in its service's repository -----------------------
+def _upgrade_package(catalog: Any, installed: Mapping[str, Any], version: str | None,
+                     repository: str | None) -> Any:
+    """The package an upgrade moves to: from ``repository`` when given, else from the
+    repository the service was installed from — never silently from another one.
+
+    :raises NotFound: when that repository lacks the name or version; the hint names
+        the other repositories that have it and how to move there explicitly.
+    """
+    name = str(installed.get("name", ""))
+    source = repository or installed.get("repository") or None
+    try:
+        return catalog.resolve(name, version or None, repository=source)
+    except CatalogError as exc:
+        others = catalog.also_in(name, source) if source else []
+        if repository or not others or exc.code not in ("package_not_found",
+                                                        "version_not_found"):
+            raise
+        exc.hint = "; ".join(filter(None, [exc.hint, (
+            f"the service came from {source!r}; {name} is also in {', '.join(others)}: "
+            f"move it explicitly with --repository {others[0]}")]))
+        raise
 
 
 def _identity(package: Any) -> dict[str, str]:

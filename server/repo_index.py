@@ -55,8 +55,8 @@ def _files() -> dict[str, bytes]:
 
 
 def _build(catalog: Any) -> dict[str, bytes]:
-    names = sorted({p.name for repo in catalog.repositories for p in repo.packages})
-    packages = [p for name in names for p in catalog.versions(name)]
+    # the names the catalog resolves (a name whose owner no longer has it is left out)
+    packages = [p for name in catalog.names for p in catalog.versions(name)]
     listing_bytes, documents = build_index(packages)
     files = {f"packages/{n}.json": d for n, d in documents.items()}
     files["index.json"] = listing_bytes

@@ -1,18 +1,30 @@
 """The JSON API blueprint (``/api/v1``): one module per area, each with ``register(bp)``.
 
-``publish`` and ``repositories`` are publishing's modules; they also add their paths
-and schemas to the OpenAPI document (``OPENAPI_PATHS`` / ``OPENAPI_SCHEMAS``).
+``publish``, ``owners`` and ``repositories`` are publishing's modules; they also add
+their paths and schemas to the OpenAPI document (``OPENAPI_PATHS`` /
+``OPENAPI_SCHEMAS``).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint
 
-from . import agents, deployments, events, meta, packages, publish, repositories, services
+from . import (
+    agents,
+    deployments,
+    events,
+    meta,
+    owners,
+    packages,
+    publish,
+    repositories,
+    services,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-for _module in (meta, packages, services, deployments, agents, events, publish, repositories):
+for _module in (meta, packages, services, deployments, agents, events, publish, owners,
+                repositories):
     _module.register(bp)
 
 bp.after_app_request(meta.remember_status)

@@ -51,7 +51,9 @@ SCHEMAS: dict[str, Any] = {
     "InstallRequest": _obj({"package": NAME, "version": VERSION, "name": SERVICE_NAME,
                             "options": OPTIONS, "instances": INSTANCES,
                             "constraints": CONSTRAINTS}, ("package",)),
-    "ChangeRequest": _obj({"instances": INSTANCES, "version": VERSION, "options": OPTIONS},
+    "ChangeRequest": _obj({"instances": INSTANCES, "version": VERSION, "options": OPTIONS,
+                           "repository": {**NAME, "description": "Upgrade from this "
+                                          "repository instead of the service's own."}},
                           minProperties=1),
     "RollbackRequest": _obj({"generation": {"type": "integer", "minimum": 1,
                                             "maximum": 1000000}}),

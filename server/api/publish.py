@@ -5,6 +5,11 @@ at once (422) — after :func:`catalog.bundle.read_bundle` has refused anything 
 all in memory. An accepted version is stored in Redis in one atomic step (an existing
 version is refused, 409: published versions are immutable) and the catalog generation
 moves, so every server process shows it at the next request.
+
+Package names are owned (``owners.py``): publishing a name another repository serves,
+or one other maintainers published first, is refused (409 ``name_owned``, naming the
+owner and the command an admin runs to share it); so is yanking a version of a name
+the caller does not own, unless the caller is an admin.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from flask import Blueprint, jsonify, request, url_for
 from catalog.bundle import BundleLimits, lint_bundle, package_from_bundle
 from catalog.errors import PackageInvalid
 
+from ..auth import current_identity
 from ..context import current_berth
 from ..errors import ApiError
 from .common import Invalid, UnsupportedMediaType, allow, json_body
@@ -63,6 +69,9 @@ def publish_package() -> Any:
                              hint="run `berth lint DIR` on the package folder")
     package = package_from_bundle(data, repository="hosted", limits=limits)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    # Build the current catalog first: it claims every name the other repositories
+    # serve (a remote refreshed a moment ago included) before this publish can.
+    current_berth().catalog.get()
     meta = current_berth().store.hosted.publish(
         package.name, package.version, data, digest=digest, actor=actor,
         extra={"title": package.title, "description": package.description[:500]})
@@ -107,7 +116,8 @@ def yank_version(name: str, version: str) -> Any:
     if not _NAME.match(name) or len(version) > 128:
         raise Invalid("bad package name or version", details=[
             {"path": "path", "message": "name or version not allowed"}])
-    meta = current_berth().store.hosted.yank(name, version, str(reason).strip(), actor)
+    meta = current_berth().store.hosted.yank(name, version, str(reason).strip(), actor,
+                                              admin=current_identity().allows("admin"))
     return jsonify(_public(meta))
 
 
@@ -136,11 +146,12 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
                                      "201"),
                              **_error_responses("400 401 403 409 413 415 422 503")}}
     yank = {"operationId": "yankVersion",
-            "summary": "Yank a published version (maintainer)", "parameters": [name, version],
+            "summary": "Yank a published version (an owner of the name, or an admin)",
+            "parameters": [name, version],
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/YankRequest"}}}},
             "responses": {**_json("Yanked", {"$ref": "#/components/schemas/Published"}),
-                          **_error_responses("400 401 403 404 413 415 422 503")}}
+                          **_error_responses("400 401 403 404 409 413 415 422 503")}}
     paths = {"/packages": {**_paths().get("/packages", {}), "post": publish},
              "/packages/{name}/versions/{version}/yank": {"post": yank}}
     schemas = {

@@ -17,11 +17,11 @@ from .openapi import document
 @cache
 def openapi() -> dict[str, Any]:
     """The OpenAPI 3.1 document, built once per process."""
-    from . import publish, repositories
+    from . import owners, publish, repositories
 
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    for module in (publish, repositories):
+    for module in (publish, owners, repositories):
         paths.update(getattr(module, "OPENAPI_PATHS", {}) or {})
         schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}) or {})
     doc = document(paths)

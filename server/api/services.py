@@ -57,13 +57,15 @@ def show_service(name: str) -> Any:
 
 
 def change_service(name: str) -> Any:
-    """Scale (``instances`` alone) or upgrade (``version`` and/or ``options``)."""
+    """Scale (``instances`` alone) or upgrade (``version``, ``options`` and/or
+    ``repository``, which moves the service to another repository's package)."""
     actor = allow("admin")
     body = json_body("ChangeRequest")
-    if "version" in body or "options" in body:
+    if "version" in body or "options" in body or "repository" in body:
         deployment = _ops().upgrade(actor, name, version=body.get("version"),
                                     options=body.get("options"),
-                                    instances=body.get("instances"))
+                                    instances=body.get("instances"),
+                                    repository=body.get("repository"))
     elif "instances" in body:
         deployment = _ops().scale(actor, name, body["instances"])
     else:

@@ -3,6 +3,10 @@
 - ``berth package build DIR [-o FILE]`` — lint a package version folder and bundle it
 - ``berth publish BUNDLE|DIR``           — send a bundle to the server (maintainer)
 - ``berth yank NAME VERSION --reason``   — hide a published version from new installs
+- ``berth package owners NAME``          — who a package name belongs to
+- ``berth package owners add|remove NAME --token T|--user U|--repository R`` and
+  ``berth package owners transfer NAME --repository R`` — an admin shares, unshares
+  or gives away a name
 - ``berth repo index DIR [-o OUT]``      — write a static index any web server can host
 - ``berth repo refresh NAME``           — fetch a remote repository now (admin)
 
@@ -90,7 +94,7 @@ def _bundle_of(path: Path) -> bytes:
 # package build --------------------------------------------------------------------------
 @click.group("package")
 def package_group() -> None:
-    """Build package bundles."""
+    """Build package bundles; see and change who a package name belongs to."""
 
 
 @package_group.command("build")
@@ -108,6 +112,97 @@ def package_build(directory: Path, output: Path | None) -> None:
     click.echo(f"wrote {target} ({len(data)} bytes, {len(manifest['files'])} files)")
 
 
+# package owners -------------------------------------------------------------------------
+class _ListByDefault(click.Group):
+    """``berth package owners NAME`` lists; ``add``/``remove``/``transfer`` change."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["list", *args]
+        return super().parse_args(ctx, args)
+
+
+@package_group.group("owners", cls=_ListByDefault)
+def owners_group() -> None:
+    """Who a package name belongs to: ``berth package owners NAME``.
+
+    A name belongs to the repository that first served it and, in the hosted
+    repository, to the maintainers who first published it; only they publish or yank
+    it. An admin shares a name (``add``), unshares it (``remove``) or gives it to
+    another repository (``transfer``).
+    """
+
+
+def _owner_option(func: Any) -> Any:
+    for option in (click.option("--repository", help="A repository (by name)."),
+                   click.option("--user", help="A store-front user (publishes to hosted)."),
+                   click.option("--token", help="A token id, or a name one token has "
+                                "(publishes to hosted).")):
+        func = option(func)
+    return func
+
+
+def _one_owner(token: str | None, user: str | None, repository: str | None) -> tuple[str, str]:
+    given = [(k, v) for k, v in (("token", token), ("user", user),
+                                 ("repository", repository)) if v]
+    if len(given) != 1:
+        fail("give exactly one of --token, --user or --repository", code=EXIT_INVALID)
+    return given[0]
+
+
+def _show_owners(view: dict[str, Any]) -> None:
+    click.echo(f"{'name:':13} {view['name']}")
+    click.echo(f"{'repositories:':13} {', '.join(view.get('repositories') or []) or '-'}")
+    people = [f"{m['id']} ({m.get('name') or '?'})" for m in view.get("maintainers") or []]
+    click.echo(f"{'maintainers:':13} {', '.join(people) or '-'}")
+    if view.get("resolves_to"):
+        click.echo(f"{'installs from:':13} {view['resolves_to']}")
+    if view.get("also_in"):
+        click.echo(f"{'also in:':13} {', '.join(view['also_in'])}")
+
+
+@owners_group.command("list")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def owners_list(name: str, as_json: bool) -> None:
+    """Show the repositories and maintainers NAME belongs to."""
+    view = _call(_client().owners, name)
+    if as_json:
+        import json
+
+        click.echo(json.dumps(view, indent=2, sort_keys=True))
+    else:
+        _show_owners(view)
+
+
+@owners_group.command("add")
+@click.argument("name")
+@_owner_option
+def owners_add(name: str, token: str | None, user: str | None,
+               repository: str | None) -> None:
+    """Share NAME with a token, a user or a repository (admin)."""
+    kind, value = _one_owner(token, user, repository)
+    _show_owners(_call(_client().add_owner, name, **{kind: value}))
+
+
+@owners_group.command("remove")
+@click.argument("name")
+@_owner_option
+def owners_remove(name: str, token: str | None, user: str | None,
+                  repository: str | None) -> None:
+    """Stop sharing NAME with a token, a user or a repository (admin)."""
+    kind, value = _one_owner(token, user, repository)
+    _show_owners(_call(_client().remove_owner, name, kind, value))
+
+
+@owners_group.command("transfer")
+@click.argument("name")
+@click.option("--repository", required=True, help="The repository NAME goes to.")
+def owners_transfer(name: str, repository: str) -> None:
+    """Give NAME to one repository alone; new installs come from it (admin)."""
+    _show_owners(_call(_client().transfer_owner, name, repository))
+
+
 # publish / yank -------------------------------------------------------------------------
 @click.command()
 @click.argument("source", type=click.Path(exists=True, path_type=Path))
@@ -123,7 +218,9 @@ def publish(source: Path) -> None:
 @click.argument("version")
 @click.option("--reason", required=True, help="Why (shown beside the version).")
 def yank(name: str, version: str, reason: str) -> None:
-    """Yank a published version: no new installs or range matches; still listed."""
+    """Yank a published version: no new installs or range matches; still listed.
+
+    Only a maintainer the name belongs to, or an admin, may yank."""
     _call(_client().yank, name, version, reason)
     click.echo(f"yanked {name} {version}: {reason}")
 

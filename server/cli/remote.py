@@ -236,6 +236,9 @@ def show(ref: str, as_json: bool) -> None:
         click.echo(f"{'tags:':13} {', '.join(pkg['tags'])}")
     if pkg.get("yanked"):
         click.echo(f"{'yanked:':13} {pkg['yanked']}")
+    if pkg.get("also_in"):
+        click.echo(f"{'also in:':13} {', '.join(pkg['also_in'])} (another package of this "
+                   f"name; installs come from {pkg.get('repository')})")
     if pkg.get("versions"):
         click.echo(f"{'versions:':13} {', '.join(v['version'] for v in pkg['versions'][:10])}")
     if pkg.get("unsupported"):
@@ -337,16 +340,18 @@ def scale(name: str, instances: int, wait: bool, as_json: bool) -> None:
 @click.argument("range_", metavar="[@RANGE]", required=False)
 @click.option("--options", "options_file", help="JSON file of options ('-' for stdin).")
 @click.option("--set", "sets", multiple=True, help="An option as key.path=value (repeatable).")
+@click.option("--repository", help="Move the service to this repository's package "
+              "(by default an upgrade stays in the repository it was installed from).")
 @wait_option
 @json_option
 @api_command
 def upgrade(name: str, range_: str | None, options_file: str | None, sets: Sequence[str],
-            wait: bool, as_json: bool) -> None:
+            repository: str | None, wait: bool, as_json: bool) -> None:
     """Upgrade a service to another version (newest by default) and/or options."""
     version = range_.lstrip("@") if range_ else None
     options = parse_set(sets, _read_options(options_file)) or None
     client = _client()
-    answer = client.upgrade(name, version=version, options=options)
+    answer = client.upgrade(name, version=version, options=options, repository=repository)
     _answer(client, answer, as_json, wait, f"upgrading {name}")
 
 

@@ -76,7 +76,8 @@ def _notes(record: Mapping[str, Any]) -> Any:
         return None
     try:
         pkg = common.catalog().resolve(
-            str(ident["name"]), ident.get("version") or None, include_yanked=True
+            str(ident["name"]), ident.get("version") or None,
+            repository=ident.get("repository") or None, include_yanked=True
         )
     except common.user_errors():
         return None

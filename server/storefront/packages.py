@@ -19,11 +19,15 @@ FILE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 
 
 def find_package(name: str, version: str | None) -> Any:
-    """The package ``name`` at ``version`` (newest when None), from the catalog.
+    """The package ``name`` at ``version`` (when None, the newest the page shows first:
+    installable if any, else the newest, marked), from the one repository the name
+    resolves to.
 
     :raises catalog.errors.NotFound: left to the error handler (a 404 page).
     """
-    return common.catalog().resolve(name, version or None, include_yanked=bool(version))
+    if not version:
+        return common.catalog().newest(name)
+    return common.catalog().resolve(name, version, include_yanked=True)
 
 
 @bp.get("/packages/<name>")
@@ -42,7 +46,8 @@ def package(name: str) -> Any:
         readme=render_markdown(pkg.readme, heading_offset=2, **render),
         pre_install=render_markdown(pkg.pre_install_notes, heading_offset=2, **render),
         screenshots=common.screenshots(pkg),
-        can_install=common.can("admin") and not pkg.unsupported,
+        also_in=cat.also_in(name),
+        can_install=common.can("admin") and not pkg.unsupported and not pkg.yanked,
     )
 
 

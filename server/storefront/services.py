@@ -50,8 +50,11 @@ def service(name: str) -> Any:
 
 
 def _versions(status: Mapping[str, Any]) -> list[Any]:
+    """The versions an upgrade may pick: those of the service's own repository."""
+    package = status.get("package") or {}
     try:
-        return list(common.catalog().versions((status.get("package") or {}).get("name", "")))
+        return list(common.catalog().versions(package.get("name", ""),
+                                              package.get("repository") or None))
     except common.user_errors():
         return []
 

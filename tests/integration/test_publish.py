@@ -102,6 +102,24 @@ def _check_yank(server: Any, maintainer: str, name: str, service: str) -> None:
     assert status["status"] in ("running", "deploying") and status["package"]["version"] == "1.0.0"
 
 
+def test_a_maintainer_cannot_take_over_a_universe_package(live_server: Any,
+                                                          tmp_path: Path) -> None:
+    """postgres 99.0.0 published to hosted would win every new install of postgres."""
+    maintainer = live_server.make_token("maintainer")
+    before = _api(live_server, "GET", "/packages/postgres").json()
+    answer = _post(live_server.url, maintainer,
+                   build_bundle(_package(tmp_path, "postgres", "99.0.0")))
+    body = answer.json()
+    assert answer.status_code == 409 and body["error"] == "name_owned", body
+    assert "package name 'postgres' belongs to repository 'universe'" in body["message"]
+    assert "berth package owners add postgres --token" in body["hint"]
+    after = _api(live_server, "GET", "/packages/postgres").json()
+    assert (after["repository"], after["version"]) == ("universe", before["version"])
+    rendered = _api(live_server, "POST", "/packages/postgres/render", json={})
+    assert rendered.json()["package"]["repository"] == "universe"
+    assert "postgres" not in live_server.store().hosted.names()
+
+
 def _tar_gz(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:

@@ -6,7 +6,8 @@
   (``store/cluster.py``),
 - ``auth`` — users and hashed API tokens (``store/auth.py``),
 - ``hosted`` / ``repositories`` — published packages and repository settings
-  (``store/packages.py``).
+  (``store/packages.py``); ``owners`` — who each package name belongs to
+  (``store/owners.py``).
 
 Every sub-store shares one :class:`~worker.store.base.RedisState` (connection, key
 prefix, compare-and-set, event stream). Sub-stores are built on first use, so a
@@ -73,6 +74,12 @@ class Store:
         from .packages import HostedPackageStore
 
         return HostedPackageStore(self.state)
+
+    @cached_property
+    def owners(self) -> Any:
+        from .owners import PackageOwnerStore
+
+        return PackageOwnerStore(self.state)
 
     @cached_property
     def repositories(self) -> Any:

@@ -8,11 +8,18 @@ Keys (under the store's prefix):
 - ``repos`` (set of names), ``repo:<name>`` (settings and fetch state, JSON),
   ``repo:<name>:digests`` / ``repo:<name>:docs`` (hashes package → digest / compressed
   package document: the last good copy), ``repo:<name>:listing`` (compressed listing);
+- ``packages:owners`` (hash name → ownership JSON ``{"repositories": [...],
+  "maintainers": [...], "at", "by"}``): who a package name belongs to — the
+  repositories that may serve it (the first one that served it, plus any an admin
+  shared it with) and, for ``hosted``, the principals (``token:<id>``, ``user:<name>``)
+  that may publish and yank it;
 - ``catalog:generation`` — bumped in the same transaction as every change above, so
   every server process knows when to rebuild its catalog.
 
-Publishing is atomic (a Lua script): an existing version is refused and nothing of the
-new one is written. Published versions are immutable; a yank only marks them.
+Publishing is atomic (a Lua script): the caller must own the name in ``hosted`` (or
+nobody owns it yet, and then the caller does), an existing version is refused, and
+nothing of the new one is written otherwise. Published versions are immutable; a yank
+only marks them, and only an owner of the name (or an admin) may yank.
 """
 
 from __future__ import annotations
@@ -26,19 +33,37 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from catalog.errors import Conflict, NotFound, VersionExists, VersionNotFound
+from catalog.owners import HOSTED, may_publish, ownership, refusal
 
 __all__ = ["HostedPackageStore", "RepositoryStore", "RepositoryExists", "RepositoryNotFound",
-           "GENERATION_KEY", "pack", "unpack"]
+           "GENERATION_KEY", "OWNERS_KEY", "pack", "unpack"]
 
 GENERATION_KEY = ("catalog", "generation")
+OWNERS_KEY = ("packages", "owners")
 
+# KEYS: versions hash, bundle, names set, generation, owners hash
+# ARGV: version, meta JSON, bundle, name, actor, the claim to write when unowned
+# Returns {1} stored, {0} version exists, {-1, record} name owned by others.
 _PUBLISH = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local owner = redis.call('HGET', KEYS[5], ARGV[4])
+if owner then
+  local record = cjson.decode(owner)
+  local hosted, mine = false, false
+  for _, repo in ipairs(record.repositories or {}) do
+    if repo == 'hosted' then hosted = true end
+  end
+  for _, who in ipairs(record.maintainers or {}) do
+    if who == ARGV[5] then mine = true end
+  end
+  if not (hosted and mine) then return {-1, owner} end
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return {0} end
+if not owner then redis.call('HSET', KEYS[5], ARGV[4], ARGV[6]) end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
 redis.call('INCR', KEYS[4])
-return 1
+return {1}
 """
 
 
@@ -102,6 +127,10 @@ class HostedPackageStore(_Base):
                 actor: str = "", extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Store a new version atomically and bump the catalog generation.
 
+        The first publish of a name nobody owns makes ``actor`` its owner in ``hosted``.
+
+        :raises NameOwned: when the name belongs to another repository or other
+            maintainers (nothing is written).
         :raises VersionExists: when ``name`` ``version`` was published before.
         """
         meta = {**dict(extra or {}), "name": name, "version": version, "digest": digest,
@@ -110,9 +139,15 @@ class HostedPackageStore(_Base):
         script = self.redis.register_script(_PUBLISH)
         keys = [self._key("hosted", "versions", name),
                 self._key("hosted", "bundle", name, version),
-                self._key("hosted", "names"), self._key(*GENERATION_KEY)]
-        args = [version, json.dumps(meta), base64.b64encode(bundle).decode("ascii"), name]
-        if not int(script(keys=keys, args=args)):
+                self._key("hosted", "names"), self._key(*GENERATION_KEY),
+                self._key(*OWNERS_KEY)]
+        claim = ownership([HOSTED], [actor], by=actor, at=time.time())
+        args = [version, json.dumps(meta), base64.b64encode(bundle).decode("ascii"), name,
+                actor, json.dumps(claim)]
+        answer = script(keys=keys, args=args)
+        if int(answer[0]) < 0:
+            raise refusal(name, json.loads(_text(answer[1])), actor, "publish")
+        if not int(answer[0]):
             raise VersionExists(f"{name} {version} is already published; published "
                                 "versions are immutable", package=name, version=version,
                                 hint="bump the version in package.json and publish again")
@@ -144,20 +179,29 @@ class HostedPackageStore(_Base):
         """Metadata of every published version of every package."""
         return [meta for name in self.names() for meta in self.versions(name)]
 
-    def yank(self, name: str, version: str, reason: str, actor: str = "") -> dict[str, Any]:
+    def yank(self, name: str, version: str, reason: str, actor: str = "", *,
+             admin: bool = False) -> dict[str, Any]:
         """Mark a version yanked (hidden from new installs and ranges, still listed).
 
+        Only a maintainer of the name in ``hosted`` may, or an admin (``admin=True``).
+
         :raises VersionNotFound: when that version was never published here.
+        :raises NameOwned: when ``actor`` is neither.
         """
         key = self._key("hosted", "versions", name)
+        owners_key = self._key(*OWNERS_KEY)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(key, owners_key)
                     raw = pipe.hget(key, version)
                     if raw is None:
                         raise VersionNotFound(f"{name} {version} is not published here",
                                               package=name, version=version)
+                    owner = pipe.hget(owners_key, name)
+                    record = json.loads(_text(owner)) if owner is not None else None
+                    if not admin and not may_publish(record, actor):
+                        raise refusal(name, record or ownership([], []), actor, "yank")
                     meta = json.loads(_text(raw))
                     meta["yanked"] = {"reason": reason, "actor": actor, "at": time.time()}
                     pipe.multi()

@@ -92,7 +92,6 @@ def test_versions_come_from_the_winning_repository_newest_first() -> None:
     ("^7", "7.4.2", "main"),
     ("~7.2", "7.2.7", "main"),
     (">=7,<7.3", "7.2.7", "main"),
-    ("9.x", "9.0.0", "extra"),
 ])
 def test_resolve(wanted: str | None, version: str, repo: str) -> None:
     found = _catalog().resolve("redis", wanted)
@@ -111,6 +110,9 @@ def test_resolve_faults_and_special_cases() -> None:
     assert "available" in (info.value.hint or "")
     with pytest.raises(VersionNotFound):
         catalog.resolve("redis", "^10")
+    with pytest.raises(VersionNotFound, match="in repository 'main'"):
+        catalog.resolve("redis", "9.x")  # only "extra" has it: never a silent switch
+    assert catalog.resolve("redis", "9.x", repository="extra").version == "9.0.0"
     with pytest.raises(VersionError):
         catalog.resolve("redis", "not a range")
     with pytest.raises(PackageNotFound):

@@ -83,3 +83,39 @@ def test_a_universe_checkout_is_a_directory_repository_like_any_other(store: Sto
     package = catalog.resolve("dcos-hello")
     assert (package.repository, package.format) == ("mesosphere", "dcos")
     assert package.upstream_version == "1.0.0-dcos" and package.installable
+
+
+def test_a_build_claims_each_name_for_the_repository_that_serves_it_first(
+        store: Store) -> None:
+    """hello was published to hosted before names had owners (the takeover of the issue):
+    the claim goes to the universe, which serves it too; a hosted-only name goes to its
+    first publisher."""
+    store.hosted.publish("hello", "99.0.0", _hello_bundle("hello", "99.0.0"), digest="a",
+                         actor="token:mallory")
+    store.hosted.publish("team-tool", "1.0.0", _hello_bundle("team-tool", "1.0.0"),
+                         digest="b", actor="token:alice")
+    store.redis.delete(store.owners.key)  # as before ownership existed
+    store.repositories.bump()
+    catalog: Any = CatalogSource(_Settings(), store).get()
+    owners = store.owners.all()
+    assert owners["hello"]["repositories"] == ["universe"]
+    assert owners["postgres"]["repositories"] == ["universe"]
+    assert owners["team-tool"] == {**owners["team-tool"], "repositories": ["hosted"],
+                                   "maintainers": ["token:alice"]}
+    assert catalog.resolve("hello").repository == "universe"
+    assert catalog.also_in("hello") == ["hosted"]
+    assert catalog.resolve("team-tool").repository == "hosted"
+
+
+def _hello_bundle(name: str, version: str) -> bytes:
+    import tempfile
+
+    from catalog.bundle import build_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / name / version
+        shutil.copytree(UNIVERSE / "packages" / "hello" / "1.0.0", folder)
+        meta = json.loads((folder / "package.json").read_text())
+        (folder / "package.json").write_text(json.dumps({**meta, "name": name,
+                                                         "version": version}))
+        return build_bundle(folder)

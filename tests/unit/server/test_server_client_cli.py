@@ -243,3 +243,47 @@ def test_repo_add_sends_format_and_interval(make_app: Any, run: Any, tokens: dic
         listed = json.loads(run("repo", "list", "--json").output)
     row = next(r for r in listed if r["name"] == "community")
     assert (row["format"], row["interval"], row["priority"]) == ("dcos", 600, 300)
+
+
+def test_package_owners_commands_and_a_refused_takeover(run: Any, tmp_path: Any) -> None:
+    """`berth publish` of a name the universe serves is one line naming the owner and
+    the admin's command; `berth package owners` shares it; `berth show` says where
+    else the name is."""
+    import json as json_module
+    import shutil
+    from pathlib import Path
+
+    from server.cli.common import EXIT_CONFLICT
+
+    folder = tmp_path / "postgres" / "99.0.0"
+    shutil.copytree(Path(__file__).resolve().parents[3] / "universe" / "packages" / "hello"
+                    / "1.0.0", folder)
+    meta = json_module.loads((folder / "package.json").read_text())
+    (folder / "package.json").write_text(json_module.dumps(
+        {**meta, "name": "postgres", "version": "99.0.0"}))
+    refused = run("publish", str(folder), role="maintainer")
+    assert refused.exit_code == EXIT_CONFLICT, refused.output
+    assert "package name 'postgres' belongs to repository 'universe'" in refused.output
+    assert "berth package owners add postgres --token" in refused.output
+    listed = run("package", "owners", "postgres", role="maintainer")
+    assert listed.exit_code == 0 and "repositories: universe" in listed.output
+    assert run("package", "owners", "add", "postgres", "--token", "unit-maintainer",
+               role="maintainer").exit_code != 0
+    shared = run("package", "owners", "add", "postgres", "--token", "unit-maintainer")
+    assert shared.exit_code == 0, shared.output
+    assert "universe, hosted" in shared.output and "(unit-maintainer)" in shared.output
+    assert run("publish", str(folder), role="maintainer").exit_code == 0
+    shown = run("show", "postgres", role="viewer")
+    assert "repository:   hosted" in shown.output and "also in:      universe" in shown.output
+    both = run("package", "owners", "add", "postgres", "--token", "x", "--user", "y")
+    assert both.exit_code != 0 and "exactly one" in both.output
+    moved = run("package", "owners", "transfer", "postgres", "--repository", "universe")
+    assert moved.exit_code == 0 and "installs from: universe" in moved.output
+    assert "repository:   universe" in run("show", "postgres", role="viewer").output
+
+
+def test_upgrade_moves_repository_only_when_told(run: Any) -> None:
+    assert run("install", "hello", "--name", "web").exit_code == 0
+    stays = run("upgrade", "web", "--repository", "nowhere")
+    assert stays.exit_code != 0 and "no package named 'hello' in repository 'nowhere'" in \
+        stays.output and "Traceback" not in stays.output

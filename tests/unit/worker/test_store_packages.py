@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from catalog.errors import VersionExists, VersionNotFound
+from catalog.errors import Conflict, NameOwned, VersionExists, VersionNotFound
 from worker.store.packages import RepositoryExists, RepositoryNotFound
 
 
@@ -19,8 +19,31 @@ def test_publish_is_atomic_and_immutable(store: Any) -> None:
     assert hosted.get_bundle("web", "1.0.0") == b"\x1f\x8b\x00bytes"
     assert store.repositories.generation() != before
     with pytest.raises(VersionExists):
-        hosted.publish("web", "1.0.0", b"other", digest="sha256:y")
+        hosted.publish("web", "1.0.0", b"other", digest="sha256:y", actor="me")
     assert hosted.get_bundle("web", "1.0.0") == b"\x1f\x8b\x00bytes"
+
+
+def test_a_name_belongs_to_its_first_publisher_and_is_refused_to_others(store: Any) -> None:
+    store.hosted.publish("web", "1.0.0", b"a", digest="1", actor="token:alice")
+    assert store.owners.get("web")["maintainers"] == ["token:alice"]
+    store.owners.claim({"db": {"repositories": ["universe"], "maintainers": []},
+                        "web": {"repositories": ["elsewhere"], "maintainers": []}})
+    assert store.owners.get("web")["repositories"] == ["hosted"]  # a claim never overwrites
+    before = store.repositories.generation()
+    with pytest.raises(NameOwned, match="'web' in repository 'hosted' belongs to token:alice"):
+        store.hosted.publish("web", "2.0.0", b"b", digest="2", actor="token:mallory")
+    with pytest.raises(NameOwned, match="'db' belongs to repository 'universe'"):
+        store.hosted.publish("db", "1.0.0", b"c", digest="3", actor="token:alice")
+    assert store.hosted.names() == ["web"] and store.repositories.generation() == before
+    with pytest.raises(NameOwned):
+        store.hosted.yank("web", "1.0.0", "mine now", "token:mallory")
+    assert store.hosted.yank("web", "1.0.0", "admin says", "token:root", admin=True)
+    shared = store.owners.add("db", maintainer="token:alice", actor="admin")
+    assert shared["repositories"] == ["universe", "hosted"]
+    store.hosted.publish("db", "1.0.0", b"c", digest="3", actor="token:alice")
+    assert store.owners.transfer("db", "universe")["maintainers"] == []
+    with pytest.raises(Conflict, match="only repository"):
+        store.owners.remove("db", repository="universe")
 
 
 def test_concurrent_publishes_of_one_version_store_exactly_one(store: Any) -> None:
@@ -38,9 +61,9 @@ def test_concurrent_publishes_of_one_version_store_exactly_one(store: Any) -> No
 
 
 def test_yank_marks_and_lists(store: Any) -> None:
-    store.hosted.publish("web", "1.0.0", b"a", digest="1")
-    store.hosted.publish("web", "1.1.0", b"b", digest="2")
-    store.hosted.publish("db", "2.0.0", b"c", digest="3")
+    store.hosted.publish("web", "1.0.0", b"a", digest="1", actor="me")
+    store.hosted.publish("web", "1.1.0", b"b", digest="2", actor="me")
+    store.hosted.publish("db", "2.0.0", b"c", digest="3", actor="me")
     generation = store.repositories.generation()
     yanked = store.hosted.yank("web", "1.1.0", "broken", "me")
     assert yanked["yanked"]["reason"] == "broken" and yanked["yanked"]["actor"] == "me"
