@@ -201,17 +201,61 @@ def _load(folder: str, shown: str, *, repository: str, folder_name: str | None,
         problems.extend(_meta_problems(meta, shown, os.path.basename(folder), folder_name))
     template = _text(raw.get("service.json.j2"), f"{shown}/service.json.j2", problems, shared)
     readme = _text(raw.get("README.md"), f"{shown}/README.md", problems, shared)
+    path = base / os.path.basename(folder) if base else Path(folder)
     if problems or meta is None:
+        if strict:
+            problems.extend(_lint_anyway(docs, raw, template, shown, path, problems))
         return None, problems
     config = docs.get("config.json", _EMPTY_CONFIG)
     package = package_from_files(meta, config, docs["resource.json"], template, readme,
-                                 repository=repository,
-                                 path=base / os.path.basename(folder) if base else Path(folder))
+                                 repository=repository, path=path)
     if strict:
         from .lint import deep_problems
 
         problems.extend(deep_problems(package, shown))
     return (None if problems else package), problems
+
+
+def _lint_anyway(docs: dict[str, Any], raw: dict[str, bytes], template: str, shown: str,
+                 path: Path, problems: list[Problem]) -> list[Problem]:
+    """Lint's own checks of a version whose files have problems already.
+
+    Each file is checked on its own: a fault in ``package.json`` must not hide a bad
+    default in ``config.json`` or an undefined name in the template. The package is
+    built from what is usable (a stand-in name and version when ``package.json`` is
+    not); the template is rendered unless the options schema or ``resource.json`` it
+    needs is unusable, and then lint says which (``not rendered: …``).
+    """
+    from .lint import deep_problems
+
+    def faulty(name: str, *, ignore: str = "\0") -> bool:
+        return any(p["path"].split("#", 1)[0] == f"{shown}/{name}" and ignore not in
+                   p["message"] for p in problems)
+
+    reason = None
+    if "service.json.j2" not in raw or faulty("service.json.j2"):
+        reason = "service.json.j2 could not be read"
+    elif faulty("config.json") or not isinstance(docs.get("config.json", {}), dict):
+        reason = "config.json is not a usable options schema (see its problems)"
+    elif not isinstance(docs.get("resource.json"), dict) or faulty("resource.json",
+                                                                   ignore="is not pinned"):
+        reason = "resource.json is missing or not valid (see its problems)"
+    meta = docs.get("package.json")
+    meta = meta if isinstance(meta, dict) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else path.parent.name
+    version = meta.get("version") if isinstance(meta.get("version"), str) else ""
+    try:
+        parse_version(version)
+    except VersionError:
+        version = "0.0.0"
+    config = docs.get("config.json", _EMPTY_CONFIG)
+    usable = isinstance(config, dict) and not faulty("config.json")
+    resource = docs.get("resource.json")
+    package = package_from_files({"name": name, "version": version},
+                                 config if usable else _EMPTY_CONFIG,
+                                 resource if isinstance(resource, dict) else {}, template,
+                                 path=path)
+    return deep_problems(package, shown, unrenderable=reason)
 
 
 def load_package_dir(path: str | os.PathLike[str], *, repository: str = "",
