@@ -161,9 +161,10 @@ def _bridge_ports(spec: Mapping[str, Any], values: list[int], address: str
     bindings: dict[str, Any] = {}
     for port, host_port in zip(spec.get("ports") or [], values, strict=False):
         container_port = int(port.get("containerPort") or host_port)
-        protocol = port.get("protocol") or "tcp"
-        exposed.append((container_port, protocol))
-        bindings[f"{container_port}/{protocol}"] = (address, host_port) if address else host_port
+        for protocol in str(port.get("protocol") or "tcp").split(","):  # "tcp,udp": both
+            exposed.append((container_port, protocol))
+            bindings[f"{container_port}/{protocol}"] = ((address, host_port) if address
+                                                        else host_port)
     return exposed, bindings
 
 
