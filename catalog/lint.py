@@ -26,7 +26,8 @@ _IMAGE_TYPES = (".svg", ".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
     """Every ``default`` that fails the schema it sits in, bad ``x-secret`` marks, and
-    secret options that ship a value (package schemas are public)."""
+    secret options that ship a value (package schemas are public). A group's default
+    (``{}``) that lacks a required option without a default is no fault."""
     root = compiled(schema).python
     found: list[Problem] = []
     for path, sub in walk(schema):
@@ -41,6 +42,8 @@ def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
         if "default" not in sub:
             continue
         for error in root.evolve(schema=sub).iter_errors(sub["default"]):
+            if _only_missing_required(error):
+                continue
             where = at(file, (*path, "default", *error.absolute_path))
             found.append({"path": where, "message": f"the default fails its own schema: "
                                                     f"{error.message}"})
@@ -139,7 +142,7 @@ def _option_problems(package: Package, options: Any, shown: str) -> list[Problem
     checker = compiled(package.config_schema).python
     found: list[Problem] = []
     for error in checker.iter_errors(options):
-        if error.validator == "required" and _only_missing_required(error, package):
+        if _only_missing_required(error):
             continue
         where = "/".join(["options", *(str(p) for p in error.absolute_path)])
         found.append({"path": f"{shown}/config.json", "message": "the defaults are not "
@@ -147,8 +150,11 @@ def _option_problems(package: Package, options: Any, shown: str) -> list[Problem
     return found
 
 
-def _only_missing_required(error: Any, package: Package) -> bool:
-    """Whether a ``required`` error is about options that have no default at all."""
+def _only_missing_required(error: Any) -> bool:
+    """Whether ``error`` is a ``required`` one about options that have no default at
+    all: the admin must give those at install, so no default can hold them."""
+    if error.validator != "required":
+        return False
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     properties = schema.get("properties") or {}
     missing = [k for k in schema.get("required") or [] if k not in (error.instance or {})]
