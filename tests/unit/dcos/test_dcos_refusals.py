@@ -8,6 +8,7 @@ import pytest
 
 from catalog.dcos.compat import static_reasons
 from catalog.dcos.convert import analyze_app, convert_app
+from catalog.errors import SpecInvalid
 from catalog.spec import validate_spec
 from worker.containers import container_config
 
@@ -102,3 +103,11 @@ def test_more_ports_than_an_agent_range_holds_are_refused_with_the_reason() -> N
     found = reasons_of(app(portDefinitions=[{"port": 0}] * 1001))
     message = found["marathon.json#/portDefinitions"]
     assert "1001 ports" in message and "1000" in message and "31000-31999" in message
+
+
+def test_a_fixed_tcp_udp_port_collides_with_the_same_port_in_tcp() -> None:
+    with pytest.raises(SpecInvalid) as raised:
+        validate_spec({"image": "x:1", "ports": [
+            {"name": "dns", "hostPort": 5353, "protocol": "tcp,udp"},
+            {"name": "web", "hostPort": 5353, "protocol": "tcp"}]})
+    assert any("used twice" in e["message"] for e in raised.value.errors)
