@@ -234,7 +234,7 @@ def _lint_anyway(docs: dict[str, Any], raw: dict[str, bytes], template: str, sho
 
     reason = None
     if "service.json.j2" not in raw or faulty("service.json.j2"):
-        reason = "service.json.j2 could not be read"
+        reason = "service.json.j2 is missing or could not be read"
     elif faulty("config.json") or not isinstance(docs.get("config.json", {}), dict):
         reason = "config.json is not a usable options schema (see its problems)"
     elif not isinstance(docs.get("resource.json"), dict) or faulty("resource.json",

@@ -337,3 +337,16 @@ def test_lint_says_why_it_did_not_render(make_package: Make) -> None:
         "kind": {"type": "strnig"}}})
     problems = lint_package_dir(broken_schema)
     assert _names(problems, "service.json.j2", "not rendered: config.json"), problems
+
+
+def test_without_a_package_json_the_other_files_are_still_linted(make_package: Make) -> None:
+    folder = make_package(template='{"image": {{ options.nope | tojson }}}',
+                          resource={"assets": {"container": {"docker": {"app": "x:latest"}}}})
+    (folder / "package.json").unlink()
+    problems = lint_package_dir(folder)
+    assert _has(problems, "package.json", "file is missing"), problems
+    assert _has(problems, "resource.json#/assets/container/docker/app", "not pinned")
+    assert _names(problems, "service.json.j2", "'nope'"), problems
+    (folder / "service.json.j2").unlink()
+    problems = lint_package_dir(folder)
+    assert _names(problems, "service.json.j2", "not rendered: service.json.j2"), problems
