@@ -14,19 +14,20 @@ from typing import Any
 
 from .errors import CatalogError, Problem
 from .model import Package
-from .options import resolve_options
+from .options import deep_merge, defaults_of
 from .render import compile_template, render_service
 from .schemas.validation import at, compiled, walk
 
-__all__ = ["deep_problems", "default_problems", "file_problems", "template_problems",
-           "render_problems"]
+__all__ = ["deep_problems", "default_problems", "file_problems", "placeholders",
+           "template_problems", "render_problems"]
 
 _IMAGE_TYPES = (".svg", ".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
 def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
     """Every ``default`` that fails the schema it sits in, bad ``x-secret`` marks, and
-    secret options that ship a value (package schemas are public)."""
+    secret options that ship a value (package schemas are public). A group's default
+    (``{}``) that lacks a required option without a default is no fault."""
     root = compiled(schema).python
     found: list[Problem] = []
     for path, sub in walk(schema):
@@ -41,6 +42,8 @@ def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
         if "default" not in sub:
             continue
         for error in root.evolve(schema=sub).iter_errors(sub["default"]):
+            if _only_missing_required(error):
+                continue
             where = at(file, (*path, "default", *error.absolute_path))
             found.append({"path": where, "message": f"the default fails its own schema: "
                                                     f"{error.message}"})
@@ -94,22 +97,108 @@ def template_problems(package: Package, shown: str) -> list[Problem]:
     return []
 
 
-def render_problems(package: Package, shown: str) -> list[Problem]:
-    """Render the template with the defaults to a valid, allowed spec."""
+def _placeholder(schema: Mapping[str, Any]) -> Any:
+    """A stand-in value for a required option that has no default: something of the
+    option's type (a string as long as ``minLength`` asks), so the template renders."""
+    kind = schema.get("type")
+    kind = kind[0] if isinstance(kind, list) and kind else kind
+    if kind in ("integer", "number"):
+        low = schema.get("minimum", 0)
+        return low if isinstance(low, int | float) and not isinstance(low, bool) else 0
+    if kind == "boolean":
+        return False
+    if kind == "array":
+        return []
+    if kind == "object":
+        return placeholders(schema)
+    least = schema.get("minLength", 0)
+    least = least if isinstance(least, int) and not isinstance(least, bool) else 0
+    return ("lint-placeholder" * (least // 16 + 1))[:max(least, 16)]
+
+
+def placeholders(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Stand-ins for every required option without a default, nested objects included
+    (merged over the defaults, they give lint complete options to render with)."""
+    found: dict[str, Any] = {}
+    properties = schema.get("properties")
+    if not isinstance(properties, Mapping):
+        return found
+    required = schema.get("required")
+    for key, sub in properties.items():
+        if not isinstance(sub, Mapping):
+            continue
+        if isinstance(required, list) and key in required and "default" not in sub:
+            found[key] = _placeholder(sub)
+        elif sub.get("type") == "object":
+            inner = placeholders(sub)
+            if inner:
+                found[key] = inner
+    return found
+
+
+def _option_problems(package: Package, options: Any, shown: str) -> list[Problem]:
+    """The defaults checked as complete options, except a missing required option with
+    no default: that one the admin must give at install, and it is no fault."""
+    checker = compiled(package.config_schema).python
+    found: list[Problem] = []
+    for error in checker.iter_errors(options):
+        if _only_missing_required(error):
+            continue
+        where = "/".join(["options", *(str(p) for p in error.absolute_path)])
+        found.append({"path": f"{shown}/config.json", "message": "the defaults are not "
+                      f"valid options: {where}: {error.message}"})
+    return found
+
+
+def _only_missing_required(error: Any) -> bool:
+    """Whether ``error`` is a ``required`` one about options that have no default at
+    all: the admin must give those at install, so no default can hold them."""
+    if error.validator != "required":
+        return False
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    properties = schema.get("properties") or {}
+    missing = [k for k in schema.get("required") or [] if k not in (error.instance or {})]
+    return all(isinstance(properties.get(k), Mapping) and "default" not in properties[k]
+               for k in missing)
+
+
+def render_problems(package: Package, shown: str, *, check_defaults: bool = True
+                    ) -> list[Problem]:
+    """Render the template with the defaults to a valid, allowed spec.
+
+    Required options without a default get a placeholder (:func:`placeholders`).
+    The defaults are checked as options unless ``check_defaults`` is false (their
+    own faults are reported already); rendering happens either way, so a broken
+    default the template does not use cannot hide a template fault.
+    """
+    found: list[Problem] = []
     try:
-        options = resolve_options(package, {})
+        defaults = defaults_of(package.config_schema)
+        found = _option_problems(package, defaults, shown) if check_defaults else []
+        options = deep_merge(defaults, placeholders(package.config_schema))
         render_service(package, options, service_name=package.name)
     except CatalogError as exc:
-        return _from_error(exc, shown, "service.json.j2")
-    return []
+        return found + _from_error(exc, shown, "service.json.j2")
+    except RecursionError:
+        return [{"path": f"{shown}/config.json", "message": "not rendered: the options "
+                 "schema is nested too deeply"}]
+    return found
 
 
-def deep_problems(package: Package, shown: str) -> list[Problem]:
-    """Everything lint adds to the load checks (rendering only when the defaults and
-    the template syntax are sound, so one fault is not reported twice)."""
+def deep_problems(package: Package, shown: str, *, unrenderable: str | None = None
+                  ) -> list[Problem]:
+    """Everything lint adds to the load checks, each file checked on its own.
+
+    The template is rendered with the defaults even when a default is broken; it is
+    skipped only when it cannot be (``unrenderable``, or a template that does not
+    compile), and then a ``not rendered: <why>`` problem says so.
+    """
     defaults = default_problems(package.config_schema, f"{shown}/config.json")
     syntax = template_problems(package, shown)
     found = defaults + syntax + file_problems(package, shown)
-    if not defaults and not syntax:
-        found.extend(render_problems(package, shown))
+    reason = unrenderable or ("the template does not compile" if syntax else None)
+    if reason is not None:
+        found.append({"path": f"{shown}/service.json.j2", "message": f"not rendered: {reason}"})
+    else:
+        found.extend(render_problems(package, shown, check_defaults=not defaults))
     return found

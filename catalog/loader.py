@@ -17,7 +17,9 @@ Two levels of checking, chosen for what each caller needs:
   schema, icon/screenshot files present, the template compiled and rendered with the
   defaults to a service spec that validates and passes the policy. Rendering costs
   milliseconds per version, so a server loading 50,000 versions does not do it; a
-  template fault that slipped past lint still fails safely at install time.
+  template fault that slipped past lint still fails safely at install time. Lint checks
+  each file on its own: a version whose ``package.json`` has a problem still gets its
+  defaults, files and template checked and rendered (``_lint_anyway``).
 
 Problem paths name the file and the JSON path inside it, e.g.
 ``universe/packages/nginx/1.27.3/config.json#/properties/port/default``.
@@ -201,17 +203,70 @@ def _load(folder: str, shown: str, *, repository: str, folder_name: str | None,
         problems.extend(_meta_problems(meta, shown, os.path.basename(folder), folder_name))
     template = _text(raw.get("service.json.j2"), f"{shown}/service.json.j2", problems, shared)
     readme = _text(raw.get("README.md"), f"{shown}/README.md", problems, shared)
+    path = base / os.path.basename(folder) if base else Path(folder)
     if problems or meta is None:
+        if strict:
+            problems.extend(_lint_anyway(docs, raw, template, shown, path, problems))
         return None, problems
     config = docs.get("config.json", _EMPTY_CONFIG)
     package = package_from_files(meta, config, docs["resource.json"], template, readme,
-                                 repository=repository,
-                                 path=base / os.path.basename(folder) if base else Path(folder))
+                                 repository=repository, path=path)
     if strict:
         from .lint import deep_problems
 
         problems.extend(deep_problems(package, shown))
     return (None if problems else package), problems
+
+
+def _lint_anyway(docs: dict[str, Any], raw: dict[str, bytes], template: str, shown: str,
+                 path: Path, problems: list[Problem]) -> list[Problem]:
+    """Lint's own checks of a version whose files have problems already.
+
+    Each file is checked on its own: a fault in ``package.json`` must not hide a bad
+    default in ``config.json`` or an undefined name in the template. The package is
+    built from what is usable (a stand-in name and version when ``package.json`` is
+    not); the template is rendered unless the options schema or ``resource.json`` it
+    needs is unusable, and then lint says which (``not rendered: …``).
+    """
+    from .lint import deep_problems
+
+    reason = _why_not_rendered(docs, raw, shown, problems)
+    meta = docs.get("package.json")
+    meta = meta if isinstance(meta, dict) else {}
+    name = meta.get("name") if isinstance(meta.get("name"), str) else path.parent.name
+    version = meta.get("version") if isinstance(meta.get("version"), str) else ""
+    try:
+        parse_version(version)
+    except VersionError:
+        version = "0.0.0"
+    config = docs.get("config.json", _EMPTY_CONFIG)
+    usable = isinstance(config, dict) and not _faulty(problems, f"{shown}/config.json")
+    resource = docs.get("resource.json")
+    package = package_from_files({"name": name, "version": version},
+                                 config if usable else _EMPTY_CONFIG,
+                                 resource if isinstance(resource, dict) else {}, template,
+                                 path=path)
+    return deep_problems(package, shown, unrenderable=reason)
+
+
+def _faulty(problems: list[Problem], file: str, *, but: str | None = None) -> bool:
+    """Whether ``file`` has a problem (other than ones whose message has ``but``)."""
+    return any(p["path"].split("#", 1)[0] == file
+               and (but is None or but not in p["message"]) for p in problems)
+
+
+def _why_not_rendered(docs: dict[str, Any], raw: dict[str, bytes], shown: str,
+                      problems: list[Problem]) -> str | None:
+    """Why lint cannot render this version's template, or None when it can."""
+    if "service.json.j2" not in raw or _faulty(problems, f"{shown}/service.json.j2"):
+        return "service.json.j2 is missing or could not be read"
+    if _faulty(problems, f"{shown}/config.json") or not isinstance(
+            docs.get("config.json", {}), dict):
+        return "config.json is not a usable options schema (see its problems)"
+    if not isinstance(docs.get("resource.json"), dict) or _faulty(
+            problems, f"{shown}/resource.json", but="is not pinned"):
+        return "resource.json is missing or not valid (see its problems)"
+    return None
 
 
 def load_package_dir(path: str | os.PathLike[str], *, repository: str = "",

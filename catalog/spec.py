@@ -71,10 +71,11 @@ def _semantic_problems(spec: Mapping[str, Any]) -> list[Problem]:
         if port["name"] in names:
             found.append(_p(["ports", i, "name"], f"duplicate port name {port['name']!r}"))
         names.add(port["name"])
-        host = (port.get("hostPort", 0), port.get("protocol", "tcp"))
-        if host[0] and host in fixed:
-            found.append(_p(["ports", i, "hostPort"], f"host port {host[0]} is used twice"))
-        fixed.add(host)
+        number = port.get("hostPort", 0)
+        hosts = {(number, p) for p in port.get("protocol", "tcp").split(",")}  # "tcp,udp"
+        if number and hosts & fixed:
+            found.append(_p(["ports", i, "hostPort"], f"host port {number} is used twice"))
+        fixed |= hosts
     found.extend(_health_problems(spec.get("healthCheck"), names))
     paths: set[str] = set()
     for i, volume in enumerate(spec.get("volumes", [])):

@@ -7,7 +7,9 @@ Also the plain records the Docker funnel hands back: :class:`ContainerInfo`,
 service.schema.json``) plus what the deployer decided (labels, assigned ports, the
 agent's address) to the arguments of docker-py's ``create_container`` and
 ``create_host_config``; :func:`instance_env` computes the environment Marathon users
-expect: ``PORT0…``, ``PORT_<NAME>``, ``PORT``, ``PORTS`` and ``HOST``.
+expect: ``PORT0…``, ``PORT_<NAME>``, ``PORT``, ``PORTS`` and ``HOST``, plus
+``BERTH_HOST`` (the same address under a name no application reads by accident:
+Node.js servers, for one, listen on ``$HOST``).
 
 Decisions: ``command`` (shell form) runs as ``/bin/sh -c <command>`` replacing the
 image entrypoint, like Marathon's ``cmd``; ``args`` replace the image ``CMD`` and go to
@@ -118,7 +120,8 @@ def _env_name(name: str) -> str:
 
 def instance_env(spec: Mapping[str, Any], ports: Mapping[str, int] | Sequence[int],
                  address: str) -> dict[str, str]:
-    """The environment Berth adds: ``PORT0…``, ``PORT_<NAME>``, ``PORT``, ``PORTS``, ``HOST``."""
+    """The environment Berth adds: ``PORT0…``, ``PORT_<NAME>``, ``PORT``, ``PORTS``,
+    ``BERTH_HOST`` and ``HOST`` (kept for Marathon packages)."""
     values = port_values(spec, ports)
     env: dict[str, str] = {}
     for index, value in enumerate(values):
@@ -130,6 +133,7 @@ def instance_env(spec: Mapping[str, Any], ports: Mapping[str, int] | Sequence[in
         env["PORT"] = str(values[0])
         env["PORTS"] = ",".join(str(v) for v in values)
     if address:
+        env["BERTH_HOST"] = address
         env["HOST"] = address
     return env
 
@@ -161,9 +165,10 @@ def _bridge_ports(spec: Mapping[str, Any], values: list[int], address: str
     bindings: dict[str, Any] = {}
     for port, host_port in zip(spec.get("ports") or [], values, strict=False):
         container_port = int(port.get("containerPort") or host_port)
-        protocol = port.get("protocol") or "tcp"
-        exposed.append((container_port, protocol))
-        bindings[f"{container_port}/{protocol}"] = (address, host_port) if address else host_port
+        for protocol in str(port.get("protocol") or "tcp").split(","):  # "tcp,udp": both
+            exposed.append((container_port, protocol))
+            bindings[f"{container_port}/{protocol}"] = ((address, host_port) if address
+                                                        else host_port)
     return exposed, bindings
 
 

@@ -46,6 +46,23 @@ _MASTER_RE = re.compile(r"mesos://|zk://[^\s\"]*/mesos\b|master\.mesos:5050")
 # Env names that configure a Mesos framework registration (role, principal, master).
 _FRAMEWORK_ENV_RE = re.compile(r"(^|_)MESOS_(ROLE|PRINCIPAL|MASTER)$|^MESOS_MASTER")
 _FRAMEWORK_LABEL_RE = re.compile(r'"DCOS_PACKAGE_FRAMEWORK_NAME"\s*:\s*"([^"]*)"')
+# Env that only a framework scheduler reads: Mesos authentication and its modules.
+_MESOS_AUTH_ENV_RE = re.compile(r"^MESOS_(AUTHENTICATE|AUTHENTICATEE|HTTP_AUTHENTICATEE|"
+                                r"MODULES|API_VERSION|FRAMEWORK_[A-Z_]+)$")
+# Artifacts a scheduler is fetched as (the SDK's ``*scheduler.zip``, libmesos bundles).
+_SCHEDULER_URI_RE = re.compile(r"scheduler[^/\s\"]*\.(zip|tgz|tar\.gz|jar)|libmesos",
+                               re.IGNORECASE)
+# What a template flagged ``"framework": true`` shows when it really is one: the Mesos
+# master option, Mesos env, ZooKeeper or Mesos-master arguments or env, scheduler
+# artifacts fetched into the sandbox.
+_FLAGGED_SIGNS_RE = re.compile(
+    r"mesos\.master|\"MESOS_[A-Z_]+\"\s*:|--(zk|zookeeper|master|mesos[-_]master)\b"
+    r"|zk://|\"[A-Z_]*(ZK|ZOOKEEPER)[A-Z_]*\"\s*:|\"[A-Z_]*MESOS[A-Z_]*MASTER\"\s*:"
+    r"|scheduler[^/\s\"]*\.(zip|tgz|tar\.gz|jar)|libmesos"
+    # libprocess (the scheduler's RPC to the master), Flink's Mesos app master,
+    # storm-mesos's launcher, Spark executors launched as Mesos tasks.
+    r"|LIBPROCESS_|-Dmesos\.|mesos-[a-z-]+\.sh|run-with-marathon|\"SPARK_(EXECUTOR_"
+    r"[A-Z_]+|CORES_MAX)\"", re.IGNORECASE)
 
 
 def _framework_name(match: re.Match[str] | None, package_json: Mapping[str, Any]) -> str:
@@ -57,10 +74,13 @@ def static_reasons(package_json: Mapping[str, Any], template: str | None,
                    cli_only: bool) -> list[str]:
     """Reasons known from the package files alone (empty = may be installable).
 
-    A framework is recognised by the SDK's labels, by ``"framework": true`` in
-    ``package.json`` ("this package installs a new Mesos framework"), by libmesos in its
-    env or by a Mesos master URL. The ``DCOS_PACKAGE_FRAMEWORK_NAME`` label alone is not
-    enough: plain apps set it too, for the DC/OS UI.
+    A framework is recognised by the SDK's labels, by libmesos in its env or by a Mesos
+    master URL. ``"framework": true`` in ``package.json`` alone is not enough: plain
+    Docker apps (databases, directories, web apps) carry it too, for the DC/OS UI.
+    Flagged packages are refused when the template shows what a scheduler does
+    (:data:`_FLAGGED_SIGNS_RE`: the Mesos master, ZooKeeper, Mesos env, scheduler
+    artifacts); the rendered app is checked again by :func:`app_framework_reasons`.
+    Nor is the ``DCOS_PACKAGE_FRAMEWORK_NAME`` label, for the same reason.
     """
     if not template:
         return [CLI_ONLY_REASON if cli_only else NO_APP_REASON]
@@ -68,7 +88,8 @@ def static_reasons(package_json: Mapping[str, Any], template: str | None,
         return [SDK_REASON]
     label = _FRAMEWORK_LABEL_RE.search(template)
     scheduler = any(f'"{name}"' in template for name in _SCHEDULER_ENV)
-    if scheduler or _MASTER_RE.search(template) or package_json.get("framework") is True:
+    flagged = package_json.get("framework") is True and _FLAGGED_SIGNS_RE.search(template)
+    if scheduler or _MASTER_RE.search(template) or flagged:
         return [FRAMEWORK_REASON.format(name=_framework_name(label, package_json))]
     # Options cannot add keys (their strings are JSON-escaped), so a template that never
     # names an image never renders one.
@@ -94,13 +115,27 @@ def app_framework_reasons(app: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"/env/{key}", FRAMEWORK_REASON.format(name=name)
             return
     for key, value in env.items():
-        if _FRAMEWORK_ENV_RE.search(str(key)) or _MASTER_RE.search(str(value)):
+        if (_FRAMEWORK_ENV_RE.search(str(key)) or _MESOS_AUTH_ENV_RE.match(str(key))
+                or _MASTER_RE.search(str(value))):
             yield f"/env/{key}", FRAMEWORK_REASON.format(name=name)
+            return
+    for path, uri in _fetched(app):
+        if _SCHEDULER_URI_RE.search(uri):
+            yield path, FRAMEWORK_REASON.format(name=name)
             return
     for key in ("cmd", "args"):
         if _MASTER_RE.search(str(app.get(key) or "")):
             yield f"/{key}", FRAMEWORK_REASON.format(name=name)
             return
+
+
+def _fetched(app: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(json-path, uri)`` of what ``fetch`` and the older ``uris`` download."""
+    fetch, uris = app.get("fetch"), app.get("uris")
+    for i, item in enumerate(fetch if isinstance(fetch, list) else []):
+        yield f"/fetch/{i}", str(_mapping(item).get("uri", ""))
+    for i, item in enumerate(uris if isinstance(uris, list) else []):
+        yield f"/uris/{i}", str(item)
 
 
 def refuse_unsupported_package(package: Any) -> None:

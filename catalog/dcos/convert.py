@@ -23,7 +23,9 @@ from catalog.errors import SpecRefused
 __all__ = ["Conversion", "analyze_app", "convert_app", "MARATHON_DEFAULTS"]
 
 MARATHON_DEFAULTS = {"instances": 1, "cpus": 1.0, "mem": 128.0}
-MAX_PORTS = 50  # service.schema.json's limit
+# service.schema.json's limit: the ports of one instance must fit an agent's default
+# port range (worker.agents.DEFAULT_PORT_RANGE, 31000-31999).
+MAX_PORTS = 1000
 
 # Fields that do not change what runs on a Docker host; read and deliberately unused.
 IGNORED = {
@@ -197,7 +199,9 @@ def _docker_parameter(param: Any, path: str, conv: Conversion) -> None:
     if key in ("env", "e", "label", "l"):
         name, sep, val = value.partition("=")
         target = "env" if key in ("env", "e") else "labels"
-        if not sep or not name:
+        # Docker reads `--label KEY` as an empty label; `--env NAME` copies the
+        # variable from the docker client's environment, which Berth's worker lacks.
+        if not name or (not sep and target == "env"):
             conv.refuse(path, f"docker parameter --{key} {value!r} is not NAME=VALUE")
             return
         conv.spec.setdefault("_" + target, {})[name] = val
@@ -267,7 +271,8 @@ def _ports(app: Mapping[str, Any], conv: Conversion) -> None:
         ports = F.port_definitions(app, conv)
     if len(ports) > MAX_PORTS:
         conv.refuse("/portDefinitions", f"asks for {len(ports)} ports; a Berth service "
-                                        f"has at most {MAX_PORTS}")
+                                        f"has at most {MAX_PORTS}, the size of an agent's "
+                                        "default port range (31000-31999)")
     conv.spec["ports"] = ports
 
 

@@ -150,9 +150,13 @@ def _port_name(raw: Any, index: int, taken: set[str]) -> str:
 
 
 def _protocol(raw: Any, path: str, conv: Any) -> str:
-    proto = str(raw or "tcp").lower()
+    """``tcp``, ``udp`` or ``tcp,udp`` (Marathon's ``udp,tcp`` too): one port number
+    bound for both protocols."""
+    proto = str(raw or "tcp").lower().replace(" ", "")
+    if proto in ("tcp,udp", "udp,tcp"):
+        return "tcp,udp"
     if proto not in ("tcp", "udp"):
-        conv.refuse(path, f"port protocol {proto!r}: Berth maps one protocol per port")
+        conv.refuse(path, f"port protocol {proto!r}: Berth maps tcp, udp or tcp,udp")
         return "tcp"
     return proto
 

@@ -86,7 +86,7 @@ def test_run_instance_applies_spec_ports_limits_and_labels(testbed: Testbed,
     assert host["NetworkMode"] == "host" and host["RestartPolicy"]["Name"] in ("no", "")
     env = dict(item.split("=", 1) for item in raw["Config"]["Env"])
     assert env["PORT0"] == env["PORT_WEB_UI"] == str(port)
-    assert env["HOST"] == testbed.agents[0].address and env["EXTRA"] == "1"
+    assert env["HOST"] == env["BERTH_HOST"] == testbed.agents[0].address and env["EXTRA"] == "1"
     assert raw["Config"]["Labels"]["berth-test.case"] == "run"   # Berth's labels win
     assert raw["Config"]["Labels"]["berth.generation"] == "7"
     assert raw["Config"]["Labels"]["team"] == "a"

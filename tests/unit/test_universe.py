@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import subprocess
 import xml.etree.ElementTree as ET  # noqa: S405 - parses the repository's own files
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from catalog import (
+    OptionsInvalid,
     Package,
     lint_paths,
     load_repository_dir,
@@ -27,12 +29,15 @@ from catalog import (
     render_service,
     resolve_options,
 )
+from catalog.lint import placeholders
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIVERSE = ROOT / "universe"
 IMAGES = UNIVERSE / "images"
 SVG_NS = "{http://www.w3.org/2000/svg}"
 MAX_ICON_BYTES = 2048
+GIVEN = "a-long-secret"  # what an admin types as a password  # noqa: S105
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - what the package must listen on
 
 
 def _load() -> list[Package]:
@@ -70,10 +75,25 @@ def _with(options: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict
     return changed
 
 
+def _defaults(package: Package, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The defaults, plus a value for each required option without one (a password the
+    admin must give), plus ``given``."""
+    required = placeholders(package.config_schema)
+    return resolve_options(package, _merged(required, given or {}))
+
+
+def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(dict(base))
+    for key, value in over.items():
+        out[key] = (_merged(out[key], value) if isinstance(value, Mapping)
+                    and isinstance(out.get(key), Mapping) else value)
+    return out
+
+
 def _variants(package: Package) -> Iterator[tuple[str, dict[str, Any]]]:
     """The defaults with one boolean flipped, one enum value chosen or one number at a
     bound, one option at a time."""
-    defaults = resolve_options(package, {})
+    defaults = _defaults(package)
     for path, sub in _walk_options(package.config_schema):
         if sub.get("type") == "boolean":
             yield "/".join(path), _with(defaults, path, not sub["default"])
@@ -88,6 +108,20 @@ def _variants(package: Package) -> Iterator[tuple[str, dict[str, Any]]]:
 def _render(package: Package, options: Mapping[str, Any]) -> dict[str, Any]:
     return render_service(package, options, service_name="svc",
                           allowed_host_paths=("/proc", "/sys"))
+
+
+# Packages that run in their own network namespace, and why.
+BRIDGED = {"mongodb": "the official entrypoint's first-start mongod listens on "
+                      "127.0.0.1:27017, a port no one reserved on the host"}
+
+
+def _required(schema: Mapping[str, Any], path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Paths of the options a schema requires (at any depth)."""
+    found = {(*path, key) for key in schema.get("required", [])}
+    for key, sub in schema.get("properties", {}).items():
+        if sub.get("type") == "object":
+            found |= _required(sub, (*path, key))
+    return found
 
 
 def _image_tag(ref: str) -> str | None:
@@ -118,13 +152,17 @@ def test_at_least_three_packages_have_several_versions_with_an_upgrade_path() ->
 
 @pytest.mark.parametrize("package", PACKAGES, ids=IDS)
 def test_every_version_renders_with_its_defaults(package: Package) -> None:
-    spec = _render(package, resolve_options(package, {}))
+    spec = _render(package, _defaults(package))
     assert spec["image"] in package.resource["assets"]["container"]["docker"].values()
     assert spec["cpus"] > 0 and spec["mem"] >= 16
     assert spec["ports"] and all(p["name"] for p in spec["ports"])
-    assert spec["healthCheck"]["protocol"] in ("http", "tcp")
-    assert spec["healthCheck"]["portName"] in {p["name"] for p in spec["ports"]}
-    assert spec["network"] == "host"
+    health = spec["healthCheck"]
+    assert health["protocol"] in ("http", "tcp", "command")
+    if health["protocol"] == "command":
+        assert health["command"]
+    else:
+        assert health["portName"] in {p["name"] for p in spec["ports"]}
+    assert spec["network"] == ("bridge" if package.name in BRIDGED else "host")
     assert not spec.get("privileged")
 
 
@@ -140,7 +178,7 @@ def test_every_boolean_enum_and_bound_renders(package: Package) -> None:
 
 @pytest.mark.parametrize("package", PACKAGES, ids=IDS)
 def test_rendered_commands_are_valid_shell(package: Package) -> None:
-    variants = [("defaults", resolve_options(package, {})), *_variants(package)]
+    variants = [("defaults", _defaults(package)), *_variants(package)]
     for label, options in variants:
         command = _render(package, resolve_options(package, options)).get("command")
         if command is None:
@@ -156,7 +194,7 @@ def test_secret_options_reach_the_container_only_through_env(package: Package) -
                if sub.get("x-secret")]
     for path in secrets:
         value = "s3cret-Value-42"
-        options = resolve_options(package, _with(resolve_options(package, {}), path, value))
+        options = resolve_options(package, _with(_defaults(package), path, value))
         spec = _render(package, options)
         outside_env = json.dumps({k: v for k, v in spec.items() if k != "env"})
         assert value not in outside_env, "/".join(path)
@@ -174,10 +212,11 @@ def test_every_option_has_a_title_a_description_and_a_default(package: Package) 
     schema = package.config_schema
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema.get("additionalProperties") is False
+    required = _required(schema)
     for path, sub in _walk_options(schema):
         where = "/".join(path)
         assert sub.get("title") and sub.get("description"), where
-        assert "default" in sub, where
+        assert ("default" in sub) != (path in required), where  # required: no default
         if sub.get("type") == "object":
             assert sub.get("additionalProperties") is False, where
         if sub.get("type") in ("integer", "number"):
@@ -250,7 +289,7 @@ def test_hello_has_versions_1_and_2_built_from_local_images() -> None:
 @pytest.mark.parametrize("version", ["1.0.0", "2.0.0"])
 def test_hello_health_check_is_quick_http(version: str) -> None:
     package = next(p for p in _by_name()["hello"] if p.version == version)
-    spec = _render(package, resolve_options(package, {}))
+    spec = _render(package, _defaults(package))
     assert spec["ports"] == [{"name": "http", "hostPort": 0, "protocol": "tcp"}]
     health = spec["healthCheck"]
     assert (health["protocol"], health["portName"], health["path"]) == ("http", "http",
@@ -280,3 +319,123 @@ def test_hello_image_folder_is_what_the_test_bed_builds(tag: str) -> None:
     check = subprocess.run(["/bin/sh", "-n", str(start)], capture_output=True, text=True,
                            timeout=10, check=False)
     assert check.returncode == 0, check.stderr
+
+
+# What each package needs to start, and to start safely, on a real host ---------------
+def _newest(name: str) -> Package:
+    return _by_name()[name][-1]
+
+
+def _all(name: str) -> list[Package]:
+    return _by_name()[name]
+
+
+def _missing(package: Package) -> list[dict[str, str]]:
+    """The problems of installing ``package`` with no options at all."""
+    with pytest.raises(OptionsInvalid) as raised:
+        resolve_options(package, {})
+    return raised.value.errors
+
+
+def test_minio_requires_a_root_password_and_always_passes_it_with_the_user() -> None:
+    """MinIO refuses to start with MINIO_ROOT_USER set and no MINIO_ROOT_PASSWORD."""
+    minio = _newest("minio")
+    assert any("root_password" in e["message"] for e in _missing(minio))
+    env = _render(minio, _defaults(minio, {"auth": {"root_password": GIVEN}}))["env"]
+    assert env["MINIO_ROOT_USER"] == "minioadmin"
+    assert env["MINIO_ROOT_PASSWORD"] == GIVEN
+    with pytest.raises(OptionsInvalid):
+        resolve_options(minio, {"auth": {"root_password": "short"}})
+    text = " ".join([minio.readme, minio.pre_install_notes or "",
+                     json.dumps(minio.config_schema)]).lower()
+    assert "falls back to minioadmin" not in text and "empty means minioadmin" not in text
+
+
+def test_mongodb_requires_a_root_password_and_never_starts_with_an_empty_one() -> None:
+    """The entrypoint exits on every start when the user is set and the password empty."""
+    mongo = _newest("mongodb")
+    assert any("password" in e["message"] for e in _missing(mongo))
+    spec = _render(mongo, _defaults(mongo, {"auth": {"password": GIVEN}}))
+    assert spec["env"]["MONGO_INITDB_ROOT_PASSWORD"] == GIVEN
+    assert "GENERATED" not in spec["command"] and "urandom" not in spec["command"]
+
+
+def test_mongodb_first_start_init_cannot_take_a_host_port_berth_did_not_reserve() -> None:
+    """The entrypoint's temporary mongod binds 127.0.0.1:27017: in the container's own
+    network namespace, that port is no one else's."""
+    mongo = _newest("mongodb")
+    spec = _render(mongo, _defaults(mongo))
+    assert spec["network"] == "bridge"
+    assert spec["ports"] == [{"name": "mongo", "containerPort": 27017, "hostPort": 0,
+                              "protocol": "tcp"}]
+    assert "--port 27017" in spec["command"]
+
+
+def test_gitea_does_not_reopen_the_installer_or_reset_the_database_on_restart() -> None:
+    """environment-to-ini writes every GITEA__* variable on every start: the defaults
+    must not write INSTALL_LOCK=false or DB_TYPE over what the web install saved."""
+    gitea = _newest("gitea")
+    env = _render(gitea, _defaults(gitea))["env"]
+    assert "GITEA__security__INSTALL_LOCK" not in env
+    assert not any(key.startswith("GITEA__database__") for key in env)
+    locked = _render(gitea, _defaults(gitea, {"gitea": {"install_lock": True}}))["env"]
+    assert locked["GITEA__security__INSTALL_LOCK"] == "true"
+    external = _render(gitea, _defaults(gitea, {"database": {
+        "type": "postgres", "host": "db:5432", "password": "pw"}}))["env"]
+    assert external["GITEA__database__DB_TYPE"] == "postgres"
+
+
+def test_uptime_kuma_listens_where_it_says_and_keeps_its_frame_header() -> None:
+    """Uptime Kuma binds to UPTIME_KUMA_HOST || HOST and treats any non-empty
+    UPTIME_KUMA_DISABLE_FRAME_SAMEORIGIN as true."""
+    kuma = _newest("uptime-kuma")
+    env = _render(kuma, _defaults(kuma))["env"]
+    assert env["UPTIME_KUMA_HOST"] == ALL_INTERFACES
+    assert "UPTIME_KUMA_DISABLE_FRAME_SAMEORIGIN" not in env
+    framed = _render(kuma, _defaults(kuma, {"kuma": {"disable_frame_sameorigin": True}}))
+    assert framed["env"]["UPTIME_KUMA_DISABLE_FRAME_SAMEORIGIN"] == "true"
+
+
+@pytest.mark.parametrize("redis", _all("redis"), ids=lambda p: p.version)
+def test_redis_requires_a_password_and_answers_remote_clients(redis: Package) -> None:
+    """Protected mode without a password answers every remote client -DENIED while a
+    TCP check stays green: a password is required and protected mode is off."""
+    assert any("password" in e["message"] for e in _missing(redis))
+    spec = _render(redis, _defaults(redis, {"auth": {"password": GIVEN}}))
+    assert "--protected-mode no" in spec["command"]
+    assert '--requirepass "$REDIS_PASSWORD"' in spec["command"]
+    assert spec["env"]["REDIS_PASSWORD"] == GIVEN
+    assert "protected-mode yes" not in redis.template
+
+
+def test_rabbitmq_declares_its_prometheus_listener() -> None:
+    """rabbitmq_prometheus listens on 15692 unless told otherwise: two brokers on one
+    host would collide on a port Berth never reserved."""
+    rabbit = _newest("rabbitmq")
+    spec = _render(rabbit, _defaults(rabbit))
+    assert "prometheus" in {p["name"] for p in spec["ports"]}
+    assert "prometheus.tcp.port = ${PORT_PROMETHEUS}" in spec["command"]
+
+
+def test_jenkins_enforces_the_assigned_agent_port_on_every_start() -> None:
+    """Without enforcement, the agent port saved in config.xml wins over the env."""
+    jenkins = _newest("jenkins")
+    spec = _render(jenkins, _defaults(jenkins))
+    text = spec["command"] + spec["env"]["JAVA_OPTS"]
+    assert "-Djenkins.model.Jenkins.slaveAgentPortEnforce=true" in text
+    assert "-Djenkins.model.Jenkins.slaveAgentPort=$PORT_AGENT" in spec["command"]
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_templates_read_berth_host_not_the_generic_host(package: Package) -> None:
+    """HOST is also what many programs bind to; Berth's address is BERTH_HOST."""
+    assert not re.search(r"\$\{?HOST\b", package.template), package.name
+
+
+@pytest.mark.parametrize(("name", "tool"), [("redis", "redis-cli"), ("postgres", "pg_isready"),
+                                            ("mariadb", "mariadb-admin"), ("mongodb", "mongosh")])
+def test_databases_are_checked_with_their_own_client(name: str, tool: str) -> None:
+    """A TCP connect cannot tell "up" from "usable"; the image's client can."""
+    for package in _all(name):
+        health = _render(package, _defaults(package))["healthCheck"]
+        assert health["protocol"] == "command" and tool in health["command"], package.version

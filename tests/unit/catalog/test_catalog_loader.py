@@ -180,7 +180,9 @@ def test_lint_paths_accepts_version_package_and_repository_folders(make_package:
     folder = make_package("demo", "1.0.0", raw={"config.json": "{"})
     for path in (folder, folder.parent, tmp_path):
         problems = lint_paths([path])
-        assert _paths(problems) == [f"{folder}/config.json"], path
+        assert _paths(problems) == [f"{folder}/config.json",
+                                    f"{folder}/service.json.j2"], path
+        assert problems[1]["message"].startswith("not rendered: config.json"), problems
     assert lint_paths([tmp_path / "nowhere"])[0]["message"] == "no such folder"
     (tmp_path / "empty").mkdir()
     assert "not a package" in lint_paths([tmp_path / "empty"])[0]["message"]
@@ -283,3 +285,68 @@ def test_a_read_ahead_failure_reaches_the_loading_thread(
     monkeypatch.setattr(reading, "read_folder", boom)
     with pytest.raises(MemoryError):
         list(reading.read_ahead([f"/nowhere/{i}" for i in range(300)]))
+
+
+def _names(problems: list[dict[str, str]], file: str, words: str) -> bool:
+    """A problem in ``file`` (any line or JSON path of it) whose message has ``words``."""
+    return any(f"/{file}" in p["path"] and words in p["message"] for p in problems)
+
+
+def test_three_independent_faults_in_three_files_are_all_reported_at_once(
+        make_package: Make) -> None:
+    """A missing description, a bad default the template does not use and an
+    undefined name in the template: one lint run names all three."""
+    folder = make_package(
+        meta={"name": "demo", "version": "1.0.0", "maintainer": "m", "tags": ["demo"]},
+        config={"type": "object", "properties": {
+            "port": {"type": "integer", "minimum": 0, "maximum": 65535, "default": 0},
+            "workers": {"type": "integer", "minimum": 1, "default": 0}}},
+        template='{"image": {{ resource.assets.container.docker.app | tojson }}, '
+                 '"env": {"X": {{ options.nope | tojson }}}}')
+    problems = lint_package_dir(folder)
+    assert _has(problems, "package.json", "'description' is a required property"), problems
+    assert _has(problems, "config.json#/properties/workers/default",
+                "fails its own schema"), problems
+    assert _names(problems, "service.json.j2", "UndefinedError"), problems
+    assert _names(problems, "service.json.j2", "'nope'"), problems
+
+
+def test_a_required_option_without_default_is_rendered_with_a_placeholder(
+        make_package: Make) -> None:
+    """Lint cannot know the admin's value: a required option without a default gets
+    a placeholder, so the template is still rendered and checked."""
+    config = {"type": "object", "required": ["password"], "properties": {
+        "password": {"type": "string", "minLength": 8, "x-secret": True}}}
+    clean = make_package(config=config, template=(
+        '{"image": {{ resource.assets.container.docker.app | tojson }}, '
+        '"env": {"PASSWORD": {{ options.password | tojson }}}}'))
+    assert lint_package_dir(clean) == []
+    faulty = make_package("other", config=config, template=(
+        '{"image": {{ resource.assets.container.docker.app | tojson }}, '
+        '"env": {"PASSWORD": {{ options.pasword | tojson }}}}'))
+    assert _names(lint_package_dir(faulty), "service.json.j2", "'pasword'")
+
+
+def test_lint_says_why_it_did_not_render(make_package: Make) -> None:
+    """When the template cannot be rendered at all, lint says so and why."""
+    folder = make_package(template="{% for x in %}")
+    problems = lint_package_dir(folder)
+    assert _names(problems, "service.json.j2", "template syntax error"), problems
+    assert _names(problems, "service.json.j2", "not rendered"), problems
+    broken_schema = make_package("other", config={"type": "object", "properties": {
+        "kind": {"type": "strnig"}}})
+    problems = lint_package_dir(broken_schema)
+    assert _names(problems, "service.json.j2", "not rendered: config.json"), problems
+
+
+def test_without_a_package_json_the_other_files_are_still_linted(make_package: Make) -> None:
+    folder = make_package(template='{"image": {{ options.nope | tojson }}}',
+                          resource={"assets": {"container": {"docker": {"app": "x:latest"}}}})
+    (folder / "package.json").unlink()
+    problems = lint_package_dir(folder)
+    assert _has(problems, "package.json", "file is missing"), problems
+    assert _has(problems, "resource.json#/assets/container/docker/app", "not pinned")
+    assert _names(problems, "service.json.j2", "'nope'"), problems
+    (folder / "service.json.j2").unlink()
+    problems = lint_package_dir(folder)
+    assert _names(problems, "service.json.j2", "not rendered: service.json.j2"), problems

@@ -206,6 +206,8 @@ def test_show_names_why_a_universe_package_cannot_run(make_app: Any, tokens: dic
     shutil.copytree(source, tmp_path / "repo")
     meta = tmp_path / "repo" / "packages" / "D" / "dcos-hello" / "0" / "package.json"
     meta.write_text(meta.read_text().replace('"framework": false', '"framework": true'))
+    app = meta.parent / "marathon.json.mustache"  # a flagged app that names ZooKeeper
+    app.write_text(app.read_text().replace('"env": {', '"env": {"ZK": "zk://master.mesos:2181",'))
     repo, problems = load_universe_dir(tmp_path / "repo", name="dcos")
     assert not problems
 

@@ -21,7 +21,7 @@ def test_assigned_ports_and_host_reach_the_container_as_env() -> None:
     env = instance_env(SPEC, {"admin-ui": 20002, "http": 20001}, "127.0.0.2")
     assert env == {"PORT0": "20001", "PORT1": "20002", "PORT_HTTP": "20001",
                    "PORT_ADMIN_UI": "20002", "PORT": "20001", "PORTS": "20001,20002",
-                   "HOST": "127.0.0.2"}
+                   "BERTH_HOST": "127.0.0.2", "HOST": "127.0.0.2"}
     assert instance_env(SPEC, [30000, 30001], "")["PORT_ADMIN_UI"] == "30001"
 
 
