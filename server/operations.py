@@ -109,9 +109,10 @@ class Operations:
         return self.berth.store
 
     def _render(self, package: Any, options: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """``render_service`` with this server's host-path allow-list."""
-        return render_service(package, options,
-                              allowed_host_paths=self.berth.settings.host_paths, **kwargs)
+        """``render_service`` with this server's host-path, network and user policy."""
+        settings = self.berth.settings
+        return render_service(package, options, allowed_host_paths=settings.host_paths,
+                              container=settings.container_policy, **kwargs)
 
     def catalog(self) -> Any:
         """The current catalog (rebuilt by its source when repositories change)."""

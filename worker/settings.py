@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from catalog.spec import ContainerPolicy
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -26,6 +28,9 @@ class WorkerSettings:
     reconcile_interval: float = 10.0     # periodic list-by-label on every agent
     refresh_interval: float = 60.0       # how often remote repositories are looked at
     allowed_host_paths: tuple[str, ...] = ()   # empty: the catalog's default allow-list
+    allow_host_network: str = ""         # "true", "false" (default) or package names
+    refuse_root_user: bool = False       # refuse ``user: root``/``0`` in specs
+    agent_tls_dir: str = ""              # <dir>/<agent-id>/{ca,cert,key}.pem for TLS agents
     docker_timeout: float = 10.0         # per Docker API call
     image_dir: str = ""                  # image tarballs for agents with no registry
     deploy_lock_ttl: float = 10.0        # a deployer holding a service renews this lock
@@ -39,6 +44,14 @@ class WorkerSettings:
     events_maxlen: int = 10000           # the event stream keeps about this many entries
     concurrency: int = 4                 # worker processes (or threads) of ``python -m worker``
     watch_events: bool = True            # follow Docker events for fast replacement
+
+    @property
+    def container_policy(self) -> ContainerPolicy:
+        """The network and user policy of specs (the server checks the same one).
+
+        :raises ValueError: naming ``BERTH_ALLOW_HOST_NETWORK`` when it does not parse.
+        """
+        return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
 
     @property
     def broker(self) -> str:
@@ -59,7 +72,9 @@ class WorkerSettings:
             if raw is None or raw == "":
                 continue
             values[field.name] = _parse(name, raw, field.default)
-        return cls(**values)
+        settings = cls(**values)
+        settings.container_policy  # noqa: B018 - refuses a bad value at start
+        return settings
 
 
 _ENV_NAMES = {"image_dir": "BERTH_IMAGE_DIR", "prefix": "BERTH_REDIS_PREFIX",

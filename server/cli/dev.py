@@ -51,9 +51,10 @@ def _show(bed: Any) -> None:
         click.echo(f"Berth store: {bed.server_url}")
         if bed.admin_token:
             click.echo(f"admin token: {bed.admin_token}")
-    click.echo(f"Redis: {bed.redis_url}")
+    click.echo(f"Redis: {bed.redis_url_shown}")
     for agent in bed.agents:
-        click.echo(f"{agent.id}: {agent.url} ports {agent.port_range[0]}-{agent.port_range[1]}")
+        click.echo(f"{agent.id}: {agent.url} on {agent.address}, "
+                   f"ports {agent.port_range[0]}-{agent.port_range[1]}")
     click.echo(f"logs: {bed.log_dir}")
     click.echo("make stop to stop (berth dev down)")
 
