@@ -295,14 +295,15 @@ class Operations:
 
         :raises NotFoundError: when the service has no such instance.
         """
-        from worker.docker_agent import DockerAgent
+        from worker.docker_agent import DockerAgent, agent_tls
 
         instance = self._instance(name, instance_id)
         agent = self.store.agents.get(instance.get("agent") or "")
         if agent is None:
             raise NotFoundError(f"instance {instance['id']} is on no known agent",
                                 code="agent_not_found")
-        docker = DockerAgent(agent["url"])
+        docker = DockerAgent(agent["url"],
+                             tls=agent_tls(self.berth.settings.agent_tls_dir, agent["id"]))
         output = docker.logs(instance.get("container_id") or instance["container"],
                              tail=tail, follow=follow)
         if isinstance(output, bytes | str):
@@ -337,7 +338,7 @@ class Operations:
                                attributes=dict(attributes or {}),
                                capacity=dict(capacity) if capacity else None,
                                port_range=tuple(port_range) if port_range else None,
-                               actor=actor)
+                               actor=actor, tls_dir=self.berth.settings.agent_tls_dir)
 
     def drain_agent(self, actor: str, agent_id: str) -> dict[str, Any]:
         from worker import agents

@@ -56,7 +56,8 @@ class Deployer:
                  settings: WorkerSettings | None = None) -> None:
         self.store = store
         self.settings = settings or WorkerSettings()
-        self.pool = agents or AgentPool(timeout=self.settings.docker_timeout)
+        self.pool = agents or AgentPool(timeout=self.settings.docker_timeout,
+                                        tls_dir=self.settings.agent_tls_dir)
         self.instances = InstanceOps(store, self.pool, self.settings)
 
     def run(self, deployment_id: str) -> dict[str, Any] | None:
