@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from catalog.spec import ContainerPolicy
+from worker.settings import check_redis_url
 
 ROLES = ("viewer", "maintainer", "admin")
 _DEFAULT_UNIVERSE = str(Path(__file__).resolve().parent.parent / "universe")
@@ -103,6 +104,12 @@ class Settings:
         if self.redis_timeout <= 0:
             raise SettingsError("BERTH_REDIS_TIMEOUT must be positive")
         self.container_policy  # noqa: B018 - raises SettingsError for a bad value
+        for name, url in (("BERTH_REDIS_URL", self.redis_url),
+                          ("BERTH_BROKER_URL", self.broker_url)):
+            try:
+                check_redis_url(name, url)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
 
 
 def _convert(name: str, raw: Any, kind: Any) -> Any:

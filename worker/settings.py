@@ -2,6 +2,12 @@
 
 Defaults live here in code; tests and the test bed inject their own values
 (``WorkerSettings(...)`` or ``WorkerSettings.from_env({...})``). Times are seconds.
+
+Redis over TLS is a ``rediss://`` URL whose query carries the TLS files, read alike by
+redis-py (the state store) and kombu (the Celery broker):
+``rediss://:PASSWORD@host:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/berth/ca.pem``
+(and ``ssl_certfile``/``ssl_keyfile`` for a client certificate). :func:`check_redis_url`
+refuses a ``rediss://`` URL that would not check the server's certificate.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from catalog.spec import ContainerPolicy
 
@@ -74,6 +81,8 @@ class WorkerSettings:
             values[field.name] = _parse(name, raw, field.default)
         settings = cls(**values)
         settings.container_policy  # noqa: B018 - refuses a bad value at start
+        check_redis_url("BERTH_REDIS_URL", settings.redis_url)
+        check_redis_url("BERTH_BROKER_URL", settings.broker_url)
         return settings
 
 
@@ -102,3 +111,20 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     except ValueError as exc:
         raise ValueError(f"{name}={raw!r}: {exc}") from None
     return raw
+
+
+def check_redis_url(name: str, url: str) -> None:
+    """Refuse a ``rediss://`` URL that would not verify the server (or that kombu, the
+    broker's client, would silently read as plain TCP: it wants ``ssl_cert_reqs``).
+
+    :raises ValueError: naming the variable and what to add.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return
+    query = parse_qs(parts.query)
+    reqs = (query.get("ssl_cert_reqs") or [""])[0].lower()
+    if reqs not in ("required", "cert_required"):
+        raise ValueError(f"{name}: a rediss:// URL needs ssl_cert_reqs=required (and "
+                         "ssl_ca_certs=<CA file> unless the system CAs signed Redis's "
+                         f"certificate); it has ssl_cert_reqs={reqs or 'nothing'}")

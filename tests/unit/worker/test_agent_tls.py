@@ -51,3 +51,23 @@ def test_the_pool_finds_each_agents_files_by_its_id(tmp_path):
     assert client.tls == TLSFiles.in_folder(folder)
     assert pool.heartbeat_client({"id": "agent-d", "url": URL}).tls == client.tls
     assert pool.get({"id": "agent-e", "url": "unix:///run/docker.sock"}).tls is None
+
+
+@pytest.mark.parametrize("url", [
+    "rediss://:pw@redis:6380/0", "rediss://:pw@redis:6380/0?ssl_cert_reqs=none",
+    "rediss://:pw@redis:6380/0?ssl_cert_reqs=optional&ssl_ca_certs=/ca.pem"])
+def test_a_rediss_url_that_would_not_verify_the_server_is_refused(url):
+    from server.settings import Settings, SettingsError
+    from worker.settings import WorkerSettings
+
+    with pytest.raises(ValueError, match="BERTH_REDIS_URL: a rediss:// URL needs ssl_cert_reqs"):
+        WorkerSettings.from_env({"BERTH_REDIS_URL": url})
+    with pytest.raises(SettingsError, match="BERTH_BROKER_URL"):
+        Settings.from_env({"BERTH_BROKER_URL": url})
+
+
+def test_a_verifying_rediss_url_is_kept_as_given():
+    from worker.settings import WorkerSettings
+
+    url = "rediss://:pw@redis:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/berth/ca.pem"
+    assert WorkerSettings.from_env({"BERTH_REDIS_URL": url}).broker == url
