@@ -44,7 +44,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from worker import processes as proc
-from worker.docker_agent import DockerAgent
+from worker.docker_agent import DockerAgent, agent_tls
 from worker.errors import AgentUnreachable
 from worker.images import build_images
 
@@ -153,7 +153,7 @@ class Testbed:
 
     def __init__(self, var_dir: str | os.PathLike[str], lane: int = 0, *,
                  worker_env: dict[str, str] | None = None,
-                 agent_urls: Sequence[str] = ()) -> None:
+                 agent_urls: Sequence[str] = (), agent_tls_dir: str = "") -> None:
         self.var_dir = Path(var_dir).resolve()
         self.lane = lane
         self.root = lane_root(lane)
@@ -166,6 +166,8 @@ class Testbed:
         self.admin_token: str | None = None
         self.serving = False
         self.worker_env = dict(worker_env or {})
+        # TLS files of the caller's own engines: <dir>/agent-N/{ca,cert,key}.pem
+        self.agent_tls_dir = agent_tls_dir
 
     # -- state ----------------------------------------------------------------------
 
@@ -202,7 +204,8 @@ class Testbed:
         """Write pids, URLs and the lane to ``var_dir/testbed.json``."""
         state = {"lane": self.lane, "redis_url": self.redis_url_shown, "pids": self.pids,
                  "agents": self.agents, "images": self.images, "serving": self.serving,
-                 "server_url": self.server_url if self.serving else None}
+                 "server_url": self.server_url if self.serving else None,
+                 "agent_tls_dir": self.agent_tls_dir}
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2))
 
@@ -217,7 +220,8 @@ class Testbed:
             raise TestbedError(f"no test bed state in {path}",
                                hint=f"start one with `berth dev up --var {var_dir}` (make run)")
         state = json.loads(path.read_text())
-        bed = cls(var_dir, lane=int(state["lane"]))
+        bed = cls(var_dir, lane=int(state["lane"]),
+                  agent_tls_dir=str(state.get("agent_tls_dir") or ""))
         if state.get("agents"):
             bed.agents = [AgentSpec(a) for a in state["agents"]]
         bed.pids = {k: int(v) for k, v in state.get("pids", {}).items()}
@@ -247,11 +251,18 @@ class Testbed:
             env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
                        BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),
                        BERTH_HEARTBEAT_INTERVAL=str(self.heartbeat_interval))
+        if self.agent_tls_dir:
+            env["BERTH_AGENT_TLS_DIR"] = self.agent_tls_dir
         return {**env, **self.worker_env}
 
     def agent(self, which: int | str) -> DockerAgent:
         """A ``DockerAgent`` for agent ``i`` (1-based) or ``"agent-i"``."""
-        return DockerAgent(self.agents[self._index(which)].url)
+        return self._docker(self.agents[self._index(which)])
+
+    def _docker(self, spec: AgentSpec, timeout: float = 10) -> DockerAgent:
+        """A client of one agent, over TLS when ``agent_tls_dir`` has its files."""
+        return DockerAgent(spec.url, timeout=timeout,
+                           tls=agent_tls(self.agent_tls_dir, spec.id))
 
     def store(self) -> Any:
         """A ``worker.store.Store`` on this bed's Redis."""
@@ -305,7 +316,7 @@ class Testbed:
         :raises TestbedError: naming the ones that do not.
         """
         silent = [spec.url for spec in self.agents
-                  if spec.get("external") and not DockerAgent(spec.url, timeout=5).is_up()]
+                  if spec.get("external") and not self._docker(spec, timeout=5).is_up()]
         if silent:
             raise TestbedError(f"configured agents do not answer: {', '.join(silent)}",
                                hint="check BERTH_AGENTS and that each Docker engine listens")
@@ -413,7 +424,7 @@ class Testbed:
 
         store = self.store()
         for spec in self.agents:
-            register_agent(store, spec.url, agent_id=spec.id,
+            register_agent(store, spec.url, agent_id=spec.id, tls_dir=self.agent_tls_dir,
                            attributes=dict(spec["attributes"]),
                            port_range=tuple(spec.port_range), address=spec.address)
 

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from server.auth import create_token
 from server.settings import Settings, SettingsError
-
-ADMIN = {"role": "admin"}
 
 
 def _install(make_app, **settings):
+    """POST an install of the universe's hello (it asks for the host network)."""
     app = make_app(**settings)
-    from server.auth import create_token
-
     _record, token = create_token(app.extensions["berth"].store, name="t", role="admin",
                                   created_by="tests")
     client = app.test_client()

@@ -71,3 +71,15 @@ def test_a_verifying_rediss_url_is_kept_as_given():
 
     url = "rediss://:pw@redis:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/berth/ca.pem"
     assert WorkerSettings.from_env({"BERTH_REDIS_URL": url}).broker == url
+
+
+def test_the_local_system_reaches_named_tls_engines_with_their_files(tmp_path):
+    from worker.testbed import Testbed
+
+    folder = _folder(tmp_path / "tls", "agent-1")
+    bed = Testbed(tmp_path / "var", lane=9, agent_urls=[URL],
+                  agent_tls_dir=str(tmp_path / "tls"))
+    assert bed.agent(1).tls == TLSFiles.in_folder(folder)
+    assert bed.env["BERTH_AGENT_TLS_DIR"] == str(tmp_path / "tls")   # worker and server
+    bed.save()
+    assert Testbed.load(tmp_path / "var").agent(1).tls == bed.agent(1).tls
