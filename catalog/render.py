@@ -24,7 +24,13 @@ from jinja2 import Template, TemplateSyntaxError
 from .errors import CatalogError, PackageInvalid, RenderError
 from .model import Package
 from .sandbox import TEMPLATE_FILE, BerthSandbox, LimitExceeded, Limits, limited
-from .spec import DEFAULT_ALLOWED_HOST_PATHS, check_policy, validate_spec
+from .spec import (
+    DEFAULT_ALLOWED_HOST_PATHS,
+    NO_SITE_POLICY,
+    ContainerPolicy,
+    check_policy,
+    validate_spec,
+)
 
 __all__ = ["render_service", "render_template", "compile_template", "template_context",
            "Limits"]
@@ -169,8 +175,12 @@ def _render_dcos(package: Package, options: Mapping[str, Any], service_name: str
 def render_service(package: Package, options: Mapping[str, Any], *, service_name: str,
                    instances: int | None = None, constraints: Iterable[Sequence[str]] = (),
                    allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
+                   container: ContainerPolicy = NO_SITE_POLICY,
                    ) -> dict[str, Any]:
     """The service spec of ``package`` with resolved ``options``.
+
+    ``allowed_host_paths`` and ``container`` are the admin's policy
+    (:func:`catalog.spec.check_policy`); without ``container``, no site policy applies.
 
     :raises PackageInvalid: when the package cannot run on Docker hosts.
     :raises RenderError: when the template fails or does not render a JSON object.
@@ -193,7 +203,8 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
         spec["constraints"] = list(spec.get("constraints") or []) + extra
     try:
         spec = validate_spec(spec)
-        check_policy(spec, allowed_host_paths=allowed_host_paths)
+        check_policy(spec, allowed_host_paths=allowed_host_paths, container=container,
+                     package=package.name)
     except CatalogError as exc:
         exc.package, exc.version = package.name, package.version
         raise

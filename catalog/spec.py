@@ -4,14 +4,23 @@ The schema is ``catalog/schemas/service.schema.json``; :func:`validate_spec` add
 checks a schema cannot express (one of command/args, unique port names, a health
 check naming a declared port, constraint values) and fills defaults, so every later
 reader sees every field. :func:`check_policy` refuses what would hand a container the
-host: privileged mode, the Docker socket, host paths outside an allow-list.
+host: privileged mode, the Docker socket, host paths outside an allow-list, and — as
+the admin's :class:`ContainerPolicy` says — the host network and the root user.
+
+The host network is refused unless allowed because a container on it reaches every
+loopback port of its agent, where Berth's own Redis or a Docker engine may listen;
+on ``bridge`` (the default) it reaches only what it publishes. The root user is an
+admin's choice (``BERTH_REFUSE_ROOT_USER``): many images need it, and root inside a
+container without privileged mode, host paths or the socket is not root on the host.
 """
 
 from __future__ import annotations
 
 import copy
 import posixpath
+import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import Problem, SpecInvalid, SpecRefused
@@ -20,7 +29,7 @@ from .options import MASK, secret_paths
 from .schemas.validation import builtin, pointer, regex
 
 __all__ = ["validate_spec", "check_policy", "mask_spec", "DEFAULT_ALLOWED_HOST_PATHS",
-           "DOCKER_SOCKETS"]
+           "DOCKER_SOCKETS", "ContainerPolicy", "NO_SITE_POLICY"]
 
 DEFAULT_ALLOWED_HOST_PATHS: tuple[str, ...] = ("/srv/berth",)
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/var/run/docker",
@@ -28,7 +37,7 @@ DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/var/run/docker",
                   "/var/run/containerd")
 _TOP_DEFAULTS: dict[str, Any] = {
     "command": None, "args": [], "env": {}, "instances": 1, "cpus": 0.1, "mem": 128,
-    "ports": [], "network": "host", "volumes": [], "labels": {}, "healthCheck": None,
+    "ports": [], "network": "bridge", "volumes": [], "labels": {}, "healthCheck": None,
     "constraints": [], "upgradeStrategy": {}, "privileged": False,
 }
 _HEALTH_DEFAULTS = {"intervalSeconds": 10, "timeoutSeconds": 5, "gracePeriodSeconds": 30,
@@ -159,13 +168,86 @@ def _host_path_problem(path: str, allowed: Sequence[str]) -> str | None:
     return f"{path!r} is outside the allowed host paths ({', '.join(allowed) or 'none'})"
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
+_PACKAGE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")  # package.schema.json
+
+
+@dataclass(frozen=True)
+class ContainerPolicy:
+    """What the admin lets a container have beyond Berth's fixed refusals.
+
+    ``host_network``: True lets every spec use ``network: host``, a set of package
+    names lets those packages only, False (the default) refuses it everywhere.
+    ``refuse_root_user``: refuse ``user: root`` or ``0`` (off by default).
+    """
+
+    host_network: bool | frozenset[str] = False
+    refuse_root_user: bool = False
+
+    @classmethod
+    def from_settings(cls, allow_host_network: str = "",
+                      refuse_root_user: bool = False) -> ContainerPolicy:
+        """The policy of ``BERTH_ALLOW_HOST_NETWORK`` (``true``/``false`` or package
+        names, comma separated) and ``BERTH_REFUSE_ROOT_USER``.
+
+        :raises ValueError: naming the variable when a package name is not one.
+        """
+        raw = allow_host_network.strip()
+        if raw.lower() in _TRUE or raw.lower() in _FALSE:
+            return cls(raw.lower() in _TRUE, refuse_root_user)
+        names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+        bad = sorted(n for n in names if not _PACKAGE_NAME.match(n))
+        if bad:
+            raise ValueError(f"BERTH_ALLOW_HOST_NETWORK: {', '.join(bad)} are not package "
+                             "names (true, false, or names separated by commas)")
+        return cls(names, refuse_root_user)
+
+    def allows_host_network(self, package: str) -> bool:
+        """Whether a spec of ``package`` ("" for a spec of no package) may use it."""
+        if isinstance(self.host_network, bool):
+            return self.host_network
+        return bool(package) and package in self.host_network
+
+
+def _is_root(user: str) -> bool:
+    """Whether ``user[:group]`` names the root user (by name or uid 0)."""
+    name = user.partition(":")[0]
+    return name == "root" or (name.isdigit() and int(name) == 0)
+
+
+def _container_problems(spec: Mapping[str, Any], policy: ContainerPolicy,
+                        package: str) -> list[Problem]:
+    """The network and user refusals of ``policy``."""
+    found: list[Problem] = []
+    if spec.get("network") == "host" and not policy.allows_host_network(package):
+        whose = f" for {package}" if package else ""
+        found.append(_p(["network"], f"the host network is not allowed{whose}: a container "
+                                     "on it reaches every port of the agent's loopback; "
+                                     "use bridge"))
+    user = spec.get("user")
+    if policy.refuse_root_user and user is not None and _is_root(str(user)):
+        found.append(_p(["user"], f"{user!r}: containers may not run as root here"))
+    return found
+
+
+# What a caller that gives no site policy gets (lint, previews, reports): the package's
+# own spec judged by the fixed rules. The server and the workers always pass the
+# admin's policy (``Settings.container_policy``), which refuses the host network unless
+# BERTH_ALLOW_HOST_NETWORK allows it.
+NO_SITE_POLICY = ContainerPolicy(host_network=True)
+
+
 def check_policy(spec: Mapping[str, Any], *,
-                 allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS) -> None:
+                 allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
+                 container: ContainerPolicy = NO_SITE_POLICY, package: str = "") -> None:
     """Refuse specs that would give a container the host.
+
+    ``container`` is the admin's network and user policy; ``package`` the name of the
+    package the spec comes from ("" for none), for a per-package host-network allowance.
 
     :raises SpecRefused: listing every reason.
     """
-    found: list[Problem] = []
+    found = _container_problems(spec, container, package)
     if spec.get("privileged"):
         found.append(_p(["privileged"], "privileged containers are not allowed"))
     for i, volume in enumerate(spec.get("volumes") or []):
@@ -179,8 +261,9 @@ def check_policy(spec: Mapping[str, Any], *,
             found.append(_p(["volumes", i], "volumes must not name the Docker socket"))
     if found:
         raise SpecRefused("the service spec asks for more than Berth allows", errors=found,
-                          hint="Berth refuses privileged mode, the Docker socket and host "
-                               "paths outside BERTH_ALLOWED_HOST_PATHS")
+                          hint="Berth refuses privileged mode, the Docker socket, host "
+                               "paths outside BERTH_ALLOWED_HOST_PATHS, and the host "
+                               "network unless BERTH_ALLOW_HOST_NETWORK allows it")
 
 
 def _secret_values(schema: Mapping[str, Any], options: Any) -> list[str]:

@@ -109,9 +109,10 @@ class Operations:
         return self.berth.store
 
     def _render(self, package: Any, options: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """``render_service`` with this server's host-path allow-list."""
-        return render_service(package, options,
-                              allowed_host_paths=self.berth.settings.host_paths, **kwargs)
+        """``render_service`` with this server's host-path, network and user policy."""
+        settings = self.berth.settings
+        return render_service(package, options, allowed_host_paths=settings.host_paths,
+                              container=settings.container_policy, **kwargs)
 
     def catalog(self) -> Any:
         """The current catalog (rebuilt by its source when repositories change)."""
@@ -299,14 +300,15 @@ class Operations:
 
         :raises NotFoundError: when the service has no such instance.
         """
-        from worker.docker_agent import DockerAgent
+        from worker.docker_agent import DockerAgent, agent_tls
 
         instance = self._instance(name, instance_id)
         agent = self.store.agents.get(instance.get("agent") or "")
         if agent is None:
             raise NotFoundError(f"instance {instance['id']} is on no known agent",
                                 code="agent_not_found")
-        docker = DockerAgent(agent["url"])
+        docker = DockerAgent(agent["url"],
+                             tls=agent_tls(self.berth.settings.agent_tls_dir, agent["id"]))
         output = docker.logs(instance.get("container_id") or instance["container"],
                              tail=tail, follow=follow)
         if isinstance(output, bytes | str):
@@ -341,7 +343,7 @@ class Operations:
                                attributes=dict(attributes or {}),
                                capacity=dict(capacity) if capacity else None,
                                port_range=tuple(port_range) if port_range else None,
-                               actor=actor)
+                               actor=actor, tls_dir=self.berth.settings.agent_tls_dir)
 
     def drain_agent(self, actor: str, agent_id: str) -> dict[str, Any]:
         from worker import agents

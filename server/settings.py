@@ -12,6 +12,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from catalog.spec import ContainerPolicy
+from worker.settings import check_redis_url
+
 ROLES = ("viewer", "maintainer", "admin")
 _DEFAULT_UNIVERSE = str(Path(__file__).resolve().parent.parent / "universe")
 
@@ -39,6 +42,12 @@ class Settings:
     # host folders a spec may mount, ``:`` or ``,`` separated; empty: the catalog's
     # default (``/srv/berth``). The workers read the same variable and check again.
     allowed_host_paths: str = ""
+    # the host network: "true", "false" (default) or package names, comma separated;
+    # ``user: root``/``0`` refused when set. The workers read the same variables.
+    allow_host_network: str = ""
+    refuse_root_user: bool = False
+    # client certificates of TLS agents: <dir>/<agent-id>/{ca,cert,key}.pem
+    agent_tls_dir: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -68,6 +77,17 @@ class Settings:
         return tuple(p for p in parts if p) or DEFAULT_ALLOWED_HOST_PATHS
 
     @property
+    def container_policy(self) -> ContainerPolicy:
+        """The network and user policy specs are checked against.
+
+        :raises SettingsError: when ``BERTH_ALLOW_HOST_NETWORK`` does not parse.
+        """
+        try:
+            return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+
+    @property
     def broker(self) -> str:
         """The Celery broker URL (the Redis URL unless set)."""
         return self.broker_url or self.redis_url
@@ -83,6 +103,13 @@ class Settings:
             raise SettingsError("BERTH_MAX_BODY must be a positive number of bytes")
         if self.redis_timeout <= 0:
             raise SettingsError("BERTH_REDIS_TIMEOUT must be positive")
+        self.container_policy  # noqa: B018 - raises SettingsError for a bad value
+        for name, url in (("BERTH_REDIS_URL", self.redis_url),
+                          ("BERTH_BROKER_URL", self.broker_url)):
+            try:
+                check_redis_url(name, url)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
 
 
 def _convert(name: str, raw: Any, kind: Any) -> Any:

@@ -9,6 +9,10 @@ given), a host-port range, what is reserved on it (``allocated``) and a state:
 
 This module also holds the reservation arithmetic shared by the deployer and the
 reconciler, and :class:`AgentPool`, the per-process cache of ``DockerAgent`` clients.
+
+TLS agents (``tcp://host:2376``, engine started with ``--tlsverify``) are reached with
+the client certificate in ``BERTH_AGENT_TLS_DIR/<agent-id>/{ca,cert,key}.pem``: the
+files stay on the hosts of the workers (and servers), never in a Redis record.
 """
 
 from __future__ import annotations
@@ -139,11 +143,12 @@ def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = 
                    port_range: Sequence[int] | None = None,
                    capacity: Mapping[str, Any] | None = None, *, agent_id: str | None = None,
                    address: str | None = None, actor: str = "",
-                   docker: Any = None) -> dict[str, Any]:
+                   docker: Any = None, tls_dir: str = "") -> dict[str, Any]:
     """Register a Docker engine as an agent (or update the agent of that id).
 
-    Capacity is read from the engine (``DockerAgent.info()``) unless given; so is the
-    ``hostname`` attribute. Reservations of an existing agent are kept.
+    Capacity is read from the engine (``DockerAgent.info()``, over TLS when
+    ``tls_dir`` holds the agent's files) unless given; so is the ``hostname``
+    attribute. Reservations of an existing agent are kept.
 
     :raises InvalidRequest: for a bad URL, port range, attribute or capacity.
     :raises AgentExists: when another agent has that URL.
@@ -153,7 +158,12 @@ def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = 
     low, high = _check_port_range(port_range or DEFAULT_PORT_RANGE)
     attrs = _check_attributes(attributes or {})
     agent_id = agent_id or _default_id(store, url)
-    info = _engine_info(url, docker, required=capacity is None)
+    client = docker or _client(url, agent_id, tls_dir, timeout=5)
+    try:
+        info = _engine_info(client, required=capacity is None)
+    finally:
+        if docker is None:
+            client.close()
     cap = _check_capacity(capacity) if capacity else {"cpus": info["cpus"], "mem": info["mem"]}
     attrs.setdefault("hostname", info.get("hostname") or agent_id)
     now = time.time()
@@ -181,23 +191,27 @@ def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = 
 register = register_agent
 
 
-def _engine_info(url: str, docker: Any, *, required: bool) -> dict[str, Any]:
+def _client(url: str, agent_id: str, tls_dir: str, *, timeout: float) -> Any:
+    """A ``DockerAgent`` for one agent, with its TLS files when ``tls_dir`` has them.
+
+    :raises AgentError: the agent's TLS folder lacks a file.
+    """
+    from .docker_agent import DockerAgent, agent_tls
+
+    return DockerAgent(url, timeout=timeout, tls=agent_tls(tls_dir, agent_id))
+
+
+def _engine_info(client: Any, *, required: bool) -> dict[str, Any]:
     """The engine's capacity, hostname and version (``up`` says whether it answered).
 
     :raises AgentUnreachable: when ``required`` and the engine does not answer.
     """
-    from .docker_agent import DockerAgent
-
-    client = docker or DockerAgent(url, timeout=5)
     try:
         return {**client.info(), "up": True}
     except AgentError:
         if required:
             raise
         return {"up": False}
-    finally:
-        if docker is None:
-            client.close()
 
 
 def _state(agent: Mapping[str, Any], *, up: bool) -> str:
@@ -329,7 +343,7 @@ def heartbeat(store: Any, pool: AgentPool, *, unreachable_timeout: float,
     if not agents:
         return {"up": [], "unreachable": []}
     with ThreadPoolExecutor(max_workers=min(16, len(agents))) as threads:
-        answers = list(threads.map(lambda a: pool.heartbeat_client(a).is_up(), agents))
+        answers = list(threads.map(lambda a: _answers(pool, a), agents))
     changed: dict[str, list[str]] = {"up": [], "unreachable": []}
     stamp = time.time() if now is None else now
     for agent, up in zip(agents, answers, strict=True):
@@ -348,6 +362,15 @@ def heartbeat(store: Any, pool: AgentPool, *, unreachable_timeout: float,
     return changed
 
 
+def _answers(pool: AgentPool, agent: Mapping[str, Any]) -> bool:
+    """Whether the agent's engine answers a ping (False when it cannot even be asked)."""
+    try:
+        return bool(pool.heartbeat_client(agent).is_up())
+    except AgentError as error:
+        log.warning("cannot ping %s: %s", agent.get("id"), error.message)
+        return False
+
+
 def _beat(agent: dict[str, Any], up: bool, now: float, last_seen: float,
           timeout: float) -> dict[str, Any] | None:
     """The agent after one ping; None when nothing changes."""
@@ -362,30 +385,37 @@ def _beat(agent: dict[str, Any], up: bool, now: float, last_seen: float,
 
 
 class AgentPool:
-    """``DockerAgent`` clients by URL, shared by the threads of one process."""
+    """``DockerAgent`` clients by agent and URL, shared by the threads of one process.
 
-    def __init__(self, timeout: float = 10, heartbeat_timeout: float = 2) -> None:
+    ``tls_dir`` is ``BERTH_AGENT_TLS_DIR``: an agent with a folder there is reached
+    over TLS with its client certificate.
+    """
+
+    def __init__(self, timeout: float = 10, heartbeat_timeout: float = 2,
+                 tls_dir: str = "") -> None:
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
-        self._clients: dict[tuple[str, float], Any] = {}
+        self.tls_dir = tls_dir
+        self._clients: dict[tuple[str, str, float], Any] = {}
         self._lock = threading.Lock()
 
-    def _client(self, url: str, timeout: float) -> Any:
-        from .docker_agent import DockerAgent
-
+    def _client(self, agent: Mapping[str, Any], timeout: float) -> Any:
         with self._lock:
-            key = (url, timeout)
+            key = (str(agent.get("id") or ""), agent["url"], timeout)
             if key not in self._clients:
-                self._clients[key] = DockerAgent(url, timeout=timeout)
+                self._clients[key] = _client(key[1], key[0], self.tls_dir, timeout=timeout)
             return self._clients[key]
 
     def get(self, agent: Mapping[str, Any]) -> Any:
-        """The client of an agent record."""
-        return self._client(agent["url"], self.timeout)
+        """The client of an agent record.
+
+        :raises AgentError: the agent's TLS folder lacks a file.
+        """
+        return self._client(agent, self.timeout)
 
     def heartbeat_client(self, agent: Mapping[str, Any]) -> Any:
         """A client with a short timeout, for pings."""
-        return self._client(agent["url"], self.heartbeat_timeout)
+        return self._client(agent, self.heartbeat_timeout)
 
     def close(self) -> None:
         with self._lock:

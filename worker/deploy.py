@@ -31,7 +31,7 @@ from typing import Any
 import redis
 
 from catalog.errors import PlacementError, SpecRefused
-from catalog.spec import check_policy
+from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, check_policy
 
 from .agents import AgentPool
 from .errors import AgentError
@@ -56,7 +56,8 @@ class Deployer:
                  settings: WorkerSettings | None = None) -> None:
         self.store = store
         self.settings = settings or WorkerSettings()
-        self.pool = agents or AgentPool(timeout=self.settings.docker_timeout)
+        self.pool = agents or AgentPool(timeout=self.settings.docker_timeout,
+                                        tls_dir=self.settings.agent_tls_dir)
         self.instances = InstanceOps(store, self.pool, self.settings)
 
     def run(self, deployment_id: str) -> dict[str, Any] | None:
@@ -206,22 +207,22 @@ class _Run:
         self.ops.delete_service(self.name, self.id)
 
     # converge -----------------------------------------------------------------------
-    def _check_policy(self, spec: dict[str, Any]) -> None:
+    def _check_policy(self, service: dict[str, Any]) -> None:
         """Refuse a spec that would give a container the host, before any Docker call.
 
         :raises SpecRefused:
         """
-        allowed = self.settings.allowed_host_paths
-        if allowed:
-            check_policy(spec, allowed_host_paths=allowed)
-        else:
-            check_policy(spec)
+        spec = service["spec"]
+        package = str((service.get("package") or {}).get("name") or "")
+        allowed = self.settings.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
+        check_policy(spec, allowed_host_paths=allowed,
+                     container=self.settings.container_policy, package=package)
 
     def _converge(self) -> None:
         announced: set[str] = set()
         service = self.store.services.get(self.name)
         if service is not None:
-            self._check_policy(service["spec"])
+            self._check_policy(service)
         while True:
             service = self.store.services.get(self.name)
             if service is None or service.get("deployment") != self.id:

@@ -23,6 +23,11 @@ event streams and exec checks use connections of their own.
 
 The client connects lazily (API version negotiated on first use), so building a
 ``DockerAgent`` for an engine that is down never raises; the first call does.
+
+TLS: ``DockerAgent(url, tls=TLSFiles(...))`` talks to an engine started with
+``--tlsverify`` (``tcp://host:2376``) with a client certificate, checking the engine's
+certificate against the given CA (docker-py's ``TLSConfig``). :func:`agent_tls` finds an
+agent's files under ``BERTH_AGENT_TLS_DIR/<agent-id>/{ca,cert,key}.pem``.
 """
 
 from __future__ import annotations
@@ -33,11 +38,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import docker
+import docker.constants
 import docker.errors
+import docker.tls
 import requests.exceptions
 import urllib3.exceptions
 
@@ -45,7 +53,7 @@ from worker.containers import ContainerEvent, ContainerInfo, ExecResult, contain
 from worker.errors import AgentError, AgentUnreachable, ContainerError, ImageUnavailable
 
 __all__ = ["DockerAgent", "ContainerInfo", "ContainerEvent", "EventStream", "ExecResult",
-           "tarball_name", "BERTH_LABEL"]
+           "tarball_name", "BERTH_LABEL", "TLSFiles", "agent_tls"]
 
 BERTH_LABEL = "berth.service"
 LIFECYCLE = ("create", "start", "die", "stop", "kill", "oom", "destroy")
@@ -65,6 +73,47 @@ def _split_ref(ref: str) -> tuple[str, str]:
     if not sep or "/" in tag:
         return ref, "latest"
     return repo, tag
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """The PEM files of a TLS agent: the CA that signed its engine, the client pair."""
+
+    ca: str
+    cert: str
+    key: str
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike[str]) -> TLSFiles:
+        """``ca.pem``, ``cert.pem`` and ``key.pem`` of ``folder`` (Docker's own names).
+
+        :raises AgentError: naming the files that are missing.
+        """
+        base = Path(folder)
+        files = cls(str(base / "ca.pem"), str(base / "cert.pem"), str(base / "key.pem"))
+        missing = [p for p in (files.ca, files.cert, files.key) if not Path(p).is_file()]
+        if missing:
+            raise AgentError(f"TLS files missing in {base}: {', '.join(missing)}",
+                             details=[{"path": p, "message": "no such file"} for p in missing],
+                             hint="each TLS agent needs ca.pem, cert.pem and key.pem")
+        return files
+
+    def config(self) -> docker.tls.TLSConfig:
+        """docker-py's TLS settings: present the client pair, verify the engine by the CA."""
+        return docker.tls.TLSConfig(client_cert=(self.cert, self.key), ca_cert=self.ca,
+                                    verify=True)
+
+
+def agent_tls(tls_dir: str | os.PathLike[str] | None, agent_id: str) -> TLSFiles | None:
+    """The TLS files of an agent: ``<tls_dir>/<agent_id>/``, or None when there is no
+    such folder (the agent is reached without TLS: a unix socket, ssh, or plain tcp).
+
+    :raises AgentError: the folder exists but lacks a file.
+    """
+    if not tls_dir or not agent_id or "/" in agent_id or agent_id in (".", ".."):
+        return None
+    folder = Path(tls_dir) / agent_id
+    return TLSFiles.in_folder(folder) if folder.is_dir() else None
 
 
 class EventStream:
@@ -96,9 +145,10 @@ class EventStream:
 class DockerAgent:
     """One Docker engine, reached through docker-py; every call funnels errors."""
 
-    def __init__(self, url: str, *, timeout: float = 10) -> None:
+    def __init__(self, url: str, *, timeout: float = 10, tls: TLSFiles | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self.tls = tls
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
 
@@ -160,9 +210,28 @@ class DockerAgent:
         with self._lock:
             if self._client is None:
                 with self._funnel("connect"):
-                    self._client = docker.DockerClient(base_url=self.url, version="auto",
-                                                       timeout=self.timeout)
+                    self._client = self._connect()
             return self._client
+
+    def _connect(self) -> docker.DockerClient:
+        """Build the client and negotiate the API version with the engine.
+
+        A TLS client never takes settings from the environment: requests lets
+        ``REQUESTS_CA_BUNDLE`` (set in many images) replace a session's CA, and the
+        engine's certificate must be checked against the agent's own CA. docker-py
+        asks for the version while building the client, so a TLS client is built
+        at the oldest version, cut off from the environment, and then negotiated the
+        way docker-py does it.
+        """
+        if self.tls is None:
+            return docker.DockerClient(base_url=self.url, version="auto",
+                                       timeout=self.timeout)
+        client = docker.DockerClient(base_url=self.url, timeout=self.timeout,
+                                     version=docker.constants.MINIMUM_DOCKER_API_VERSION,
+                                     tls=self.tls.config())
+        client.api.trust_env = False
+        client.api._version = client.api.version(api_version=False)["ApiVersion"]
+        return client
 
     @property
     def api(self) -> docker.APIClient:
@@ -171,8 +240,14 @@ class DockerAgent:
 
     def _side_client(self, timeout: float | None) -> docker.APIClient:
         """A separate low-level client with its own timeout (events, exec checks)."""
-        return docker.APIClient(base_url=self.url, version=self.api.api_version,
-                                timeout=timeout)
+        side = docker.APIClient(base_url=self.url, version=self.api.api_version,
+                                timeout=timeout, tls=self._tls_config())
+        side.trust_env = self.tls is None   # see _connect
+        return side
+
+    def _tls_config(self) -> docker.tls.TLSConfig | bool:
+        """docker-py's ``tls`` argument: the agent's TLS settings, or False."""
+        return self.tls.config() if self.tls is not None else False
 
     def close(self) -> None:
         """Close the connection pool (the agent can be used again afterwards)."""

@@ -73,7 +73,8 @@ class Reconciler:
                  settings: WorkerSettings | None = None, enqueue: Enqueue | None = None) -> None:
         self.store = store
         self.settings = settings or WorkerSettings()
-        self.pool = agents or AgentPool(timeout=self.settings.docker_timeout)
+        self.pool = agents or AgentPool(timeout=self.settings.docker_timeout,
+                                        tls_dir=self.settings.agent_tls_dir)
         self.ops = InstanceOps(store, self.pool, self.settings)
         self.enqueue = enqueue
 

@@ -2,6 +2,12 @@
 
 Defaults live here in code; tests and the test bed inject their own values
 (``WorkerSettings(...)`` or ``WorkerSettings.from_env({...})``). Times are seconds.
+
+Redis over TLS is a ``rediss://`` URL whose query carries the TLS files, read alike by
+redis-py (the state store) and kombu (the Celery broker):
+``rediss://:PASSWORD@host:6380/0?ssl_cert_reqs=required&ssl_ca_certs=/etc/berth/ca.pem``
+(and ``ssl_certfile``/``ssl_keyfile`` for a client certificate). :func:`check_redis_url`
+refuses a ``rediss://`` URL that would not check the server's certificate.
 """
 
 from __future__ import annotations
@@ -10,6 +16,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from catalog.spec import ContainerPolicy
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -26,6 +35,9 @@ class WorkerSettings:
     reconcile_interval: float = 10.0     # periodic list-by-label on every agent
     refresh_interval: float = 60.0       # how often remote repositories are looked at
     allowed_host_paths: tuple[str, ...] = ()   # empty: the catalog's default allow-list
+    allow_host_network: str = ""         # "true", "false" (default) or package names
+    refuse_root_user: bool = False       # refuse ``user: root``/``0`` in specs
+    agent_tls_dir: str = ""              # <dir>/<agent-id>/{ca,cert,key}.pem for TLS agents
     docker_timeout: float = 10.0         # per Docker API call
     image_dir: str = ""                  # image tarballs for agents with no registry
     deploy_lock_ttl: float = 10.0        # a deployer holding a service renews this lock
@@ -39,6 +51,14 @@ class WorkerSettings:
     events_maxlen: int = 10000           # the event stream keeps about this many entries
     concurrency: int = 4                 # worker processes (or threads) of ``python -m worker``
     watch_events: bool = True            # follow Docker events for fast replacement
+
+    @property
+    def container_policy(self) -> ContainerPolicy:
+        """The network and user policy of specs (the server checks the same one).
+
+        :raises ValueError: naming ``BERTH_ALLOW_HOST_NETWORK`` when it does not parse.
+        """
+        return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
 
     @property
     def broker(self) -> str:
@@ -59,7 +79,11 @@ class WorkerSettings:
             if raw is None or raw == "":
                 continue
             values[field.name] = _parse(name, raw, field.default)
-        return cls(**values)
+        settings = cls(**values)
+        settings.container_policy  # noqa: B018 - refuses a bad value at start
+        check_redis_url("BERTH_REDIS_URL", settings.redis_url)
+        check_redis_url("BERTH_BROKER_URL", settings.broker_url)
+        return settings
 
 
 _ENV_NAMES = {"image_dir": "BERTH_IMAGE_DIR", "prefix": "BERTH_REDIS_PREFIX",
@@ -87,3 +111,20 @@ def _parse(name: str, raw: str, default: Any) -> Any:
     except ValueError as exc:
         raise ValueError(f"{name}={raw!r}: {exc}") from None
     return raw
+
+
+def check_redis_url(name: str, url: str) -> None:
+    """Refuse a ``rediss://`` URL that would not verify the server (or that kombu, the
+    broker's client, would silently read as plain TCP: it wants ``ssl_cert_reqs``).
+
+    :raises ValueError: naming the variable and what to add.
+    """
+    parts = urlsplit(url)
+    if parts.scheme != "rediss":
+        return
+    query = parse_qs(parts.query)
+    reqs = (query.get("ssl_cert_reqs") or [""])[0].lower()
+    if reqs not in ("required", "cert_required"):
+        raise ValueError(f"{name}: a rediss:// URL needs ssl_cert_reqs=required (and "
+                         "ssl_ca_certs=<CA file> unless the system CAs signed Redis's "
+                         f"certificate); it has ssl_cert_reqs={reqs or 'nothing'}")

@@ -51,7 +51,7 @@ def context(app: Any) -> Context:
         settings = getattr(app, "berth_settings", None) or WorkerSettings.from_env()
         store = Store.from_url(settings.redis_url, prefix=settings.prefix)
         store.state.events_maxlen = settings.events_maxlen
-        pool = AgentPool(timeout=settings.docker_timeout)
+        pool = AgentPool(timeout=settings.docker_timeout, tls_dir=settings.agent_tls_dir)
 
         def enqueue(name: str, args: Any) -> Any:
             return app.send_task(name, args=list(args))

@@ -5,11 +5,13 @@
 runs apart:
 
 =================  ==============================================================
-Redis              ``127.0.0.1:(6390+L)``, AOF on, data in ``var_dir/redis``
-agents             ``agent-1..3`` at ``tcp://127.0.(10+L).2..4:2375``
-                   (lane 0: ``127.0.0.2..4``); host ports of agent ``i``:
+Redis              ``127.0.0.1:(6390+L)``, AOF on, data in ``var_dir/redis``; a
+                   password generated once into ``var_dir/redis.password`` (0600)
+agents             ``agent-1..3``, engines at ``unix:///tmp/berth-L/agentN/docker.sock``;
+                   instances on address ``127.0.(10+L).2..4`` (lane 0:
+                   ``127.0.0.2..4``); host ports of agent ``i``:
                    ``20000 + L*1000 + (i-1)*300 … +299``
-engine folders     ``/tmp/berth-L/agentN/{data,exec}`` (short: unix sockets live there)
+engine folders     ``/tmp/berth-L/agentN/{data,exec}`` (0700; short: sockets live there)
 logs               ``var_dir/log/*.log`` (never the terminal)
 server (serve)     ``127.0.0.1:8080`` (lane 0) or ``18080+L``
 =================  ==============================================================
@@ -22,21 +24,27 @@ the server with ``serve=True``). The state goes to ``var_dir/testbed.json`` so t
 ``Testbed.load(var_dir).stop()`` works from another process. ``stop()`` stops exactly
 what was started, by pid. Fault helpers: ``kill_worker``, ``start_worker``,
 ``stop_agent``/``start_agent``, ``restart_redis``.
+
+Containers run on the host network here (the engines have no bridge), so they reach
+every loopback port. Nothing there may give control: Redis wants its password (kept
+in a 0600 config file, never on a command line) and the engines listen on unix sockets
+in 0700 folders, which no container sees (the spec policy refuses such host paths).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from worker import processes as proc
-from worker.docker_agent import DockerAgent
+from worker.docker_agent import DockerAgent, agent_tls
 from worker.errors import AgentUnreachable
 from worker.images import build_images
 
@@ -79,14 +87,24 @@ class AgentSpec(dict):  # type: ignore[type-arg]
         return int(low), int(high)
 
 
+def lane_root(lane: int) -> Path:
+    """The folder of a lane's engines (short: unix socket paths are limited in length)."""
+    return Path(f"/tmp/berth-{lane}")  # noqa: S108 - short paths, per the contract
+
+
 def lane_agents(lane: int, count: int = AGENT_COUNT) -> list[AgentSpec]:
-    """The agents of a lane: addresses, URLs, port ranges and attributes."""
+    """The agents of a lane: addresses, engine sockets, port ranges and attributes.
+
+    An engine listens on a unix socket only (never TCP: a container on the host
+    network would reach it); ``address`` is where its instances' ports are.
+    """
     agents = []
     for i in range(1, count + 1):
         address = f"127.0.0.{i + 1}" if lane == 0 else f"127.0.{10 + lane}.{i + 1}"
         low = 20000 + lane * 1000 + (i - 1) * 300
+        socket = lane_root(lane) / f"agent{i}" / "docker.sock"
         agents.append(AgentSpec(
-            id=f"agent-{i}", url=f"tcp://{address}:2375", address=address,
+            id=f"agent-{i}", url=f"unix://{socket}", address=address,
             port_range=[low, low + 299],
             attributes={"hostname": f"agent-{i}", "zone": ZONES[(i - 1) % 3],
                         "rack": RACKS[(i - 1) % 3]}))
@@ -135,13 +153,12 @@ class Testbed:
 
     def __init__(self, var_dir: str | os.PathLike[str], lane: int = 0, *,
                  worker_env: dict[str, str] | None = None,
-                 agent_urls: Sequence[str] = ()) -> None:
+                 agent_urls: Sequence[str] = (), agent_tls_dir: str = "") -> None:
         self.var_dir = Path(var_dir).resolve()
         self.lane = lane
-        self.root = Path(f"/tmp/berth-{lane}")  # noqa: S108 - short paths, per the contract
+        self.root = lane_root(lane)
         self.log_dir = self.var_dir / "log"
         self.image_dir = self.var_dir / "images"
-        self.redis_url = f"redis://127.0.0.1:{redis_port(lane)}/0"
         self.server_url = f"http://127.0.0.1:{server_port(lane)}"
         self.agents = configured_agents(agent_urls, lane) if agent_urls else lane_agents(lane)
         self.images: list[str] = []
@@ -149,6 +166,8 @@ class Testbed:
         self.admin_token: str | None = None
         self.serving = False
         self.worker_env = dict(worker_env or {})
+        # TLS files of the caller's own engines: <dir>/agent-N/{ca,cert,key}.pem
+        self.agent_tls_dir = agent_tls_dir
 
     # -- state ----------------------------------------------------------------------
 
@@ -156,11 +175,37 @@ class Testbed:
     def state_file(self) -> Path:
         return self.var_dir / "testbed.json"
 
+    @property
+    def password_file(self) -> Path:
+        return self.var_dir / "redis.password"
+
+    @property
+    def redis_password(self) -> str:
+        """Redis's password: read from ``var_dir/redis.password``, made there once (0600)."""
+        path = self.password_file
+        if path.is_file() and path.read_text().strip():
+            return path.read_text().strip()
+        _write_private(path, secrets.token_urlsafe(32) + "\n")
+        return path.read_text().strip()
+
+    @property
+    def redis_url(self) -> str:
+        """The URL every part of the bed uses: it carries the password."""
+        password = quote(self.redis_password, safe="")
+        return f"redis://:{password}@127.0.0.1:{redis_port(self.lane)}/0"
+
+    @property
+    def redis_url_shown(self) -> str:
+        """The Redis URL with the password masked (for terminals and logs)."""
+        port = redis_port(self.lane)
+        return f"redis://:***@127.0.0.1:{port}/0 (password in {self.password_file})"
+
     def save(self) -> None:
         """Write pids, URLs and the lane to ``var_dir/testbed.json``."""
-        state = {"lane": self.lane, "redis_url": self.redis_url, "pids": self.pids,
+        state = {"lane": self.lane, "redis_url": self.redis_url_shown, "pids": self.pids,
                  "agents": self.agents, "images": self.images, "serving": self.serving,
-                 "server_url": self.server_url if self.serving else None}
+                 "server_url": self.server_url if self.serving else None,
+                 "agent_tls_dir": self.agent_tls_dir}
         self.var_dir.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(state, indent=2))
 
@@ -175,7 +220,8 @@ class Testbed:
             raise TestbedError(f"no test bed state in {path}",
                                hint=f"start one with `berth dev up --var {var_dir}` (make run)")
         state = json.loads(path.read_text())
-        bed = cls(var_dir, lane=int(state["lane"]))
+        bed = cls(var_dir, lane=int(state["lane"]),
+                  agent_tls_dir=str(state.get("agent_tls_dir") or ""))
         if state.get("agents"):
             bed.agents = [AgentSpec(a) for a in state["agents"]]
         bed.pids = {k: int(v) for k, v in state.get("pids", {}).items()}
@@ -195,6 +241,9 @@ class Testbed:
     def env(self) -> dict[str, str]:
         """``BERTH_…`` variables for a worker, server or CLI against this bed."""
         env = {"BERTH_REDIS_URL": self.redis_url, "BERTH_IMAGE_DIR": str(self.image_dir),
+               # the engines here have no bridge: packages run on the host network,
+               # which reaches nothing of Berth's (see the module docstring)
+               "BERTH_ALLOW_HOST_NETWORK": "true",
                # the local system serves repositories on this machine, so loopback
                # addresses are allowed for remote repositories (private ranges are not)
                "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1"}
@@ -202,11 +251,18 @@ class Testbed:
             env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
                        BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),
                        BERTH_HEARTBEAT_INTERVAL=str(self.heartbeat_interval))
+        if self.agent_tls_dir:
+            env["BERTH_AGENT_TLS_DIR"] = self.agent_tls_dir
         return {**env, **self.worker_env}
 
     def agent(self, which: int | str) -> DockerAgent:
         """A ``DockerAgent`` for agent ``i`` (1-based) or ``"agent-i"``."""
-        return DockerAgent(self.agents[self._index(which)].url)
+        return self._docker(self.agents[self._index(which)])
+
+    def _docker(self, spec: AgentSpec, timeout: float = 10) -> DockerAgent:
+        """A client of one agent, over TLS when ``agent_tls_dir`` has its files."""
+        return DockerAgent(spec.url, timeout=timeout,
+                           tls=agent_tls(self.agent_tls_dir, spec.id))
 
     def store(self) -> Any:
         """A ``worker.store.Store`` on this bed's Redis."""
@@ -260,7 +316,7 @@ class Testbed:
         :raises TestbedError: naming the ones that do not.
         """
         silent = [spec.url for spec in self.agents
-                  if spec.get("external") and not DockerAgent(spec.url, timeout=5).is_up()]
+                  if spec.get("external") and not self._docker(spec, timeout=5).is_up()]
         if silent:
             raise TestbedError(f"configured agents do not answer: {', '.join(silent)}",
                                hint="check BERTH_AGENTS and that each Docker engine listens")
@@ -296,10 +352,12 @@ class Testbed:
     # -- Redis -----------------------------------------------------------------------
 
     def start_redis(self) -> None:
-        """Start redis-server (AOF, fsync always) and wait for PING."""
+        """Start redis-server (AOF, fsync always, a password) and wait for PING."""
         data = self.var_dir / "redis"
         data.mkdir(parents=True, exist_ok=True)
-        self._spawn("redis", ["redis-server", "--bind", "127.0.0.1",
+        config = self.var_dir / "redis.conf"   # the password stays off the command line
+        _write_private(config, f"requirepass {self.redis_password}\n")
+        self._spawn("redis", ["redis-server", str(config), "--bind", "127.0.0.1",
                               "--port", str(redis_port(self.lane)), "--dir", str(data),
                               "--appendonly", "yes", "--appendfsync", "always",
                               "--save", "", "--protected-mode", "yes"], marker="redis-server")
@@ -326,6 +384,7 @@ class Testbed:
         spec = self.agents[self._index(which)]
         folder = self._agent_dir(spec.id)
         folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)   # the socket's folder: root only
         proc.stop_pidfile(folder / "docker.pid", grace=30, program="dockerd")
         self._spawn(spec.id, [
             "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
@@ -365,7 +424,7 @@ class Testbed:
 
         store = self.store()
         for spec in self.agents:
-            register_agent(store, spec.url, agent_id=spec.id,
+            register_agent(store, spec.url, agent_id=spec.id, tls_dir=self.agent_tls_dir,
                            attributes=dict(spec["attributes"]),
                            port_range=tuple(spec.port_range), address=spec.address)
 
@@ -418,3 +477,12 @@ class Testbed:
         path.chmod(0o600)
         path.write_text(token + "\n")
         return token
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file only its owner may read (created 0600, never wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)
+        out.write(text)

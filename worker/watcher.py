@@ -45,7 +45,7 @@ class Watcher:
         self.send_task = send_task
         self.store = Store.from_url(settings.redis_url, prefix=settings.prefix)
         self.store.state.events_maxlen = settings.events_maxlen
-        self.pool = AgentPool(timeout=settings.docker_timeout)
+        self.pool = AgentPool(timeout=settings.docker_timeout, tls_dir=settings.agent_tls_dir)
         self.reconciler = Reconciler(self.store, self.pool, settings, self._send)
         self.stop = threading.Event()
         self.leader = False

@@ -51,9 +51,10 @@ def _show(bed: Any) -> None:
         click.echo(f"Berth store: {bed.server_url}")
         if bed.admin_token:
             click.echo(f"admin token: {bed.admin_token}")
-    click.echo(f"Redis: {bed.redis_url}")
+    click.echo(f"Redis: {bed.redis_url_shown}")
     for agent in bed.agents:
-        click.echo(f"{agent.id}: {agent.url} ports {agent.port_range[0]}-{agent.port_range[1]}")
+        click.echo(f"{agent.id}: {agent.url} on {agent.address}, "
+                   f"ports {agent.port_range[0]}-{agent.port_range[1]}")
     click.echo(f"logs: {bed.log_dir}")
     click.echo("make stop to stop (berth dev down)")
 
@@ -71,8 +72,11 @@ def dev() -> None:
 @click.option("--agents", "agent_urls", envvar="BERTH_AGENTS", default="",
               help="Docker engines to use as the agents, comma-separated URLs "
                    "(env BERTH_AGENTS); none: start three local engines")
+@click.option("--agent-tls-dir", envvar="BERTH_AGENT_TLS_DIR", default="",
+              help="client certificates of TLS agents: DIR/agent-N/{ca,cert,key}.pem "
+                   "(env BERTH_AGENT_TLS_DIR)")
 @_worker_errors
-def up(var: str, lane: int, serve: bool, agent_urls: str) -> None:
+def up(var: str, lane: int, serve: bool, agent_urls: str, agent_tls_dir: str) -> None:
     """Start the test bed in the background (stops leftovers of an earlier run first)."""
     from worker.testbed import Testbed
 
@@ -91,7 +95,7 @@ def up(var: str, lane: int, serve: bool, agent_urls: str) -> None:
         running.stop()
     engines = f"the agents {', '.join(urls)}" if urls else "three Docker engines"
     click.echo(f"starting Redis, {engines} and a worker (lane {lane}) …")
-    bed = Testbed(var, lane=lane, agent_urls=urls)
+    bed = Testbed(var, lane=lane, agent_urls=urls, agent_tls_dir=agent_tls_dir)
     try:
         bed.start(serve=serve)
     except BaseException:

@@ -113,6 +113,7 @@ def local_store(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         {
             "BERTH_REDIS_URL": url,
             "BERTH_SECRET_KEY": "a11y",
+            "BERTH_ALLOW_HOST_NETWORK": "true",  # the universe's packages, as on the bed
             "CATALOG": StaticSource(Catalog([universe])),
             "ENQUEUE": lambda name, args: None,
         }

@@ -27,8 +27,11 @@ def eventually(predicate: Callable[[], Any], timeout: float = 30) -> Any:
 
 
 def test_lanes_use_their_own_addresses_and_disjoint_port_ranges() -> None:
-    assert [a.url for a in lane_agents(0)] == [f"tcp://127.0.0.{i}:2375" for i in (2, 3, 4)]
-    assert lane_agents(2)[0].url == "tcp://127.0.12.2:2375"
+    assert [a.address for a in lane_agents(0)] == [f"127.0.0.{i}" for i in (2, 3, 4)]
+    assert [a.url for a in lane_agents(0)] == [
+        f"unix:///tmp/berth-0/agent{i}/docker.sock" for i in (1, 2, 3)]
+    assert lane_agents(2)[0].address == "127.0.12.2"
+    assert lane_agents(2)[0].url == "unix:///tmp/berth-2/agent1/docker.sock"
     ranges = [a.port_range for lane in (0, 1, 2) for a in lane_agents(lane)]
     ports = [p for low, high in ranges for p in range(low, high + 1)]
     assert len(ports) == len(set(ports)) == 9 * 300

@@ -18,7 +18,7 @@ def _problems(spec: Any) -> list[dict[str, str]]:
 def test_defaults_are_filled_and_validation_is_idempotent() -> None:
     spec = validate_spec({"image": "x:1", "ports": [{"name": "http"}],
                           "healthCheck": {"protocol": "http", "portName": "http"}})
-    assert spec["instances"] == 1 and spec["network"] == "host" and spec["privileged"] is False
+    assert spec["instances"] == 1 and spec["network"] == "bridge" and spec["privileged"] is False
     assert spec["ports"] == [{"name": "http", "hostPort": 0, "protocol": "tcp"}]
     assert spec["healthCheck"]["path"] == "/" and spec["healthCheck"]["intervalSeconds"] == 10
     assert spec["upgradeStrategy"] == {"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0}

@@ -98,9 +98,10 @@ def make_app(server_redis_url: str, shared_catalog: Any) -> Any:
     redis.Redis.from_url(server_redis_url).flushdb()
 
     def build(**settings: Any) -> Any:
+        # the universe's packages ask for the host network, as on the local system
         config = {"BERTH_REDIS_URL": server_redis_url, "BERTH_SECRET_KEY": "unit-tests",
                   "ENQUEUE": Recorder(), "CATALOG": shared_catalog, "TESTING": True,
-                  **settings}
+                  "BERTH_ALLOW_HOST_NETWORK": "true", **settings}
         return create_app(config)
 
     return build

@@ -164,6 +164,7 @@ def app(storefront_redis: str, storefront_catalog: Any, enqueued: list) -> Any:
         {
             "BERTH_REDIS_URL": storefront_redis,
             "BERTH_SECRET_KEY": "storefront-tests",
+            "BERTH_ALLOW_HOST_NETWORK": "true",  # as on the local system
             "CATALOG": StaticSource(storefront_catalog),
             "ENQUEUE": lambda name, args: enqueued.append((name, list(args))),
             "TESTING": True,
