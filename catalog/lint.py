@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import CatalogError, Problem
 from .model import Package
-from .options import resolve_options
+from .options import resolve_options, secret_problems
 from .render import compile_template, render_service
 from .schemas.validation import at, compiled, walk
 
@@ -28,7 +28,8 @@ def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
     """Every ``default`` that fails the schema it sits in, bad ``x-secret`` marks, and
     secret options that ship a value (package schemas are public)."""
     root = compiled(schema).python
-    found: list[Problem] = []
+    found: list[Problem] = [{"path": f"{file}#{loc}", "message": why}
+                            for loc, why in secret_problems(schema)]
     for path, sub in walk(schema):
         if "x-secret" in sub and not isinstance(sub["x-secret"], bool):
             found.append({"path": at(file, (*path, "x-secret")), "message": "must be true "
