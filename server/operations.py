@@ -19,10 +19,18 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from catalog.errors import CatalogError
-from catalog.options import deep_merge, mask_secrets, resolve_options, upgrade_options
+from catalog.errors import SpecRefused
+from catalog.options import (
+    MASK,
+    deep_merge,
+    mask_secrets,
+    package_secret_paths,
+    resolve_options,
+    upgrade_options,
+)
 from catalog.render import render_service
-from catalog.spec import mask_spec
+from catalog.spec import mask_spec, secret_leaks, secret_texts
+from worker.store.crypto import has_sealed, map_sealed, require_keys
 
 from .errors import ApiError, Invalid
 
@@ -180,14 +188,16 @@ class Operations:
                constraints: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
         """The spec an install would write, secrets masked; nothing is installed."""
         package = self.package_object(name, version)
+        paths = package_secret_paths(package)
         service = check_service_name(service_name or package.name)
         resolved = resolve_options(package, dict(options or {}))
         spec = self._render(package, resolved, service_name=service,
                           instances=check_instances(instances),
                           constraints=_constraints(constraints))
+        _refuse_leaks(package, spec, resolved, paths)
         return {"package": _identity(package), "name": service,
-                "options": mask_secrets(package.config_schema, resolved),
-                "spec": mask_spec(spec, package, resolved)}
+                "options": mask_secrets({}, resolved, paths),
+                "spec": mask_spec(spec, package, resolved, paths=paths)}
 
     # services: writes --------------------------------------------------------
     def install(self, actor: str, *, package: str, version: str | None = None,
@@ -199,14 +209,16 @@ class Operations:
         :raises ServiceExists: when the name is taken (409).
         """
         pkg = self.package_object(package, version)
+        paths = package_secret_paths(pkg)
         service_name = check_service_name(name or pkg.name)
         resolved = resolve_options(pkg, dict(options or {}))
         spec = self._render(pkg, resolved, service_name=service_name,
                           instances=check_instances(instances),
                           constraints=_constraints(constraints))
+        _refuse_leaks(pkg, spec, resolved, paths)
         result = self.ops.install(
             name=service_name, package=_identity(pkg), options=resolved, spec=spec,
-            instances=spec.get("instances", 1), actor=actor)
+            instances=spec.get("instances", 1), actor=actor, secret_paths=paths)
         service, deployment = _pair(result)
         return {"service": self._masked(service), "deployment": deployment}
 
@@ -226,22 +238,28 @@ class Operations:
         service = self.ops.get_service(name)
         old = service.get("package") or {}
         pkg = self.package_object(old.get("name", ""), version)
-        merged = upgrade_options(service.get("options") or {}, pkg)
+        paths = package_secret_paths(pkg)
+        merged = upgrade_options(self._opened_options(service), pkg)
         if options:
             merged = deep_merge(merged, options)
         resolved = resolve_options(pkg, merged)
         count = check_instances(instances)
         spec = self._render(pkg, resolved, service_name=name,
                           instances=count if count is not None else service.get("instances"))
+        _refuse_leaks(pkg, spec, resolved, _union(paths, service.get("secret_paths")))
         return self.ops.update(name, package=_identity(pkg), options=resolved, spec=spec,
-                               instances=count, actor=actor)
+                               instances=count, actor=actor, secret_paths=paths)
 
     def upgrade_preview(self, name: str, version: str | None = None) -> dict[str, Any]:
         """What an upgrade would start from: the merged options (masked) and the package."""
         service = self.ops.get_service(name)
         pkg = self.package_object((service.get("package") or {}).get("name", ""), version)
-        merged = upgrade_options(service.get("options") or {}, pkg)
-        return {"package": _identity(pkg), "options": mask_secrets(pkg.config_schema, merged),
+        paths = _union(package_secret_paths(pkg), service.get("secret_paths"))
+        merged = upgrade_options(self._opened_options(service), pkg)
+        if "secret_paths" not in service:  # a record from before paths were kept
+            return {"package": _identity(pkg), "options": _mask_all(merged),
+                    "config_schema": pkg.config_schema}
+        return {"package": _identity(pkg), "options": mask_secrets({}, merged, paths),
                 "config_schema": pkg.config_schema}
 
     def rollback(self, actor: str, name: str, generation: int | None = None) -> dict[str, Any]:
@@ -353,26 +371,81 @@ class Operations:
 
     # helpers -----------------------------------------------------------------
     def _masked(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A service or generation record with secret option values masked."""
+        """A service or generation record with secret option values masked.
+
+        The secret paths are the record's own, written at install and at each
+        upgrade from the package actually used; the catalog is never asked again, so
+        a package published later under the same name and version changes nothing.
+        Sealed values show as the mask; they are never opened for a view.
+        """
         record = dict(record)
-        ident = record.get("package") or {}
-        try:
-            pkg = self.catalog().resolve(ident.get("name", ""), ident.get("version"),
-                                         include_yanked=True)
-        except CatalogError:
-            pkg = None
         options = record.get("options") or {}
-        if pkg is not None:
-            record["options"] = mask_secrets(pkg.config_schema, options)
+        if "secret_paths" not in record:  # written before records kept their paths
+            record["options"] = _mask_all(options)
             if record.get("spec"):
-                record["spec"] = mask_spec(record["spec"], pkg, options)
-        else:  # the package is gone from every repository: show no option values
-            record["options"] = {k: "********" for k in options}
-            if record.get("spec"):
-                spec = dict(record["spec"])
-                spec["env"] = {k: "********" for k in spec.get("env") or {}}
-                record["spec"] = spec
+                record["spec"] = _mask_spec_all(record["spec"])
+            return record
+        paths = list(record.get("secret_paths") or [])
+        record["options"] = mask_secrets({}, map_sealed(options, _to_mask), paths)
+        if record.get("spec"):
+            record["spec"] = map_sealed(record["spec"], _to_mask)
         return record
+
+    def _opened_options(self, service: Mapping[str, Any]) -> dict[str, Any]:
+        """A service's options with sealed values opened, in memory, for an upgrade.
+
+        :raises DataKeyError: without the data key that sealed them.
+        """
+        options = dict(service.get("options") or {})
+        if not has_sealed(options):
+            return options
+        keys = require_keys(self.berth.settings.data_keys(), "open the service's secret "
+                                                              "values to upgrade it")
+        opened: dict[str, Any] = keys.open_tree(options)
+        return opened
+
+
+def _to_mask(_sealed: Any) -> str:
+    return MASK
+
+
+def _mask_all(options: Any) -> Any:
+    """Every leaf value masked (a record that does not say which values are secret)."""
+    if isinstance(options, Mapping):
+        return {k: _mask_all(v) for k, v in options.items()}
+    if isinstance(options, list):
+        return [_mask_all(v) for v in options]
+    return MASK if options is not None else None
+
+
+def _mask_spec_all(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Every ``env``/``labels`` value, ``command`` and ``args`` item masked."""
+    masked = map_sealed(spec, _to_mask)
+    for key in ("env", "labels"):
+        if isinstance(masked.get(key), dict):
+            masked[key] = {k: MASK for k in masked[key]}
+    if masked.get("command"):
+        masked["command"] = MASK
+    if isinstance(masked.get("args"), list):
+        masked["args"] = [MASK for _ in masked["args"]]
+    return dict(masked)
+
+
+def _union(paths: Sequence[str], more: Any) -> list[str]:
+    return sorted(set(paths) | set(more or ()))
+
+
+def _refuse_leaks(package: Any, spec: Mapping[str, Any], options: Any,
+                  paths: Sequence[str]) -> None:
+    """Refuse a spec that puts a secret option's value where it cannot stay sealed.
+
+    :raises SpecRefused: naming each such spec field.
+    """
+    leaks = secret_leaks(spec, secret_texts(options, paths))
+    if leaks:
+        raise SpecRefused(f"{package.name}@{package.version} puts a secret option's value "
+                          "in a spec field Berth cannot keep sealed", package=package.name,
+                          version=package.version, errors=leaks)
 
 
 def _identity(package: Any) -> dict[str, str]:
