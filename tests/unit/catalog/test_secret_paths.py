@@ -151,3 +151,13 @@ def test_a_secret_nested_deeper_than_followed_is_refused() -> None:
     for _ in range(40):
         schema = {"properties": {"a": schema}}
     assert "deeper" in secret_problems(schema)[0][1]
+
+
+def test_a_secret_in_a_field_that_cannot_stay_sealed_is_named() -> None:
+    from catalog.spec import secret_leaks
+
+    spec = {"image": "x:1", "env": {"PW": SECRET},
+            "healthCheck": {"protocol": "command", "command": f"check {SECRET}"}}
+    assert secret_leaks(spec, [SECRET]) == [{
+        "path": "spec/healthCheck/command", "message": "holds a secret option's value: only "
+        "env, labels, command and args may use secret options"}]
