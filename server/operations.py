@@ -22,6 +22,7 @@ from typing import Any, cast
 from catalog.errors import SpecRefused
 from catalog.options import (
     MASK,
+    apply_at_paths,
     deep_merge,
     mask_secrets,
     package_secret_paths,
@@ -241,7 +242,7 @@ class Operations:
         paths = package_secret_paths(pkg)
         merged = upgrade_options(self._opened_options(service), pkg)
         if options:
-            merged = deep_merge(merged, options)
+            merged = deep_merge(merged, _unmasked(options, service, paths))
         resolved = resolve_options(pkg, merged)
         count = check_instances(instances)
         spec = self._render(pkg, resolved, service_name=name,
@@ -429,6 +430,36 @@ def _mask_spec_all(spec: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(masked.get("args"), list):
         masked["args"] = [MASK for _ in masked["args"]]
     return dict(masked)
+
+
+def _unmasked(options: Mapping[str, Any], service: Mapping[str, Any],
+              paths: Sequence[str]) -> dict[str, Any]:
+    """``options`` without the mask where a view showed one (a form sent back as shown):
+    the mask means "unchanged", never the new value. Everywhere for a record that does
+    not say which values are secret (its views mask every value)."""
+    if "secret_paths" not in service:
+        where: Sequence[str] | None = None
+    else:
+        where = _union(paths, service.get("secret_paths"))
+    return cast(dict[str, Any], _drop_mask(dict(options), where))
+
+
+def _drop_mask(value: Any, paths: Sequence[str] | None) -> Any:
+    if paths is not None:
+        gone = object()
+        marked = apply_at_paths(value, paths, lambda v: gone if v == MASK else v)
+        return _drop_mask_marks(marked, gone)
+    if isinstance(value, Mapping):
+        return {k: _drop_mask(v, None) for k, v in value.items() if v != MASK}
+    return value
+
+
+def _drop_mask_marks(value: Any, gone: object) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _drop_mask_marks(v, gone) for k, v in value.items() if v is not gone}
+    if isinstance(value, list):
+        return [_drop_mask_marks(v, gone) for v in value if v is not gone]
+    return value
 
 
 def _union(paths: Sequence[str], more: Any) -> list[str]:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from catalog import MASK
 from catalog.bundle import build_bundle
 
 UNIVERSE = Path(__file__).resolve().parents[3] / "universe"
@@ -175,3 +176,17 @@ def test_a_malformed_data_key_stops_the_server_with_the_variable_named(make_app:
 
     with pytest.raises(SettingsError, match="BERTH_DATA_KEY: key 1 is not a Fernet key"):
         make_app(BERTH_DATA_KEY="not-a-fernet-key")
+
+
+def test_the_mask_sent_back_by_a_form_keeps_the_secret(client: Any, app: Any,
+                                                       tokens: dict[str, str]) -> None:
+    _install_web(client, tokens["admin"])
+    ops = app.extensions["berth"].ops
+    ops.cancel_deployment(ops.get_service("web")["deployment"], actor="t")
+    shown = client.get("/api/v1/services/web").get_json()["options"]
+    assert shown["auth"]["token"] == MASK
+    answer = client.patch("/api/v1/services/web", json={"version": "1.0.0", "options": shown},
+                          headers=bearer(tokens["admin"]))
+    assert answer.status_code == 202, answer.get_json()
+    keys = app.extensions["berth"].settings.data_keys()
+    assert keys.open(ops.get_service("web")["options"]["auth"]["token"]) == TOKEN
