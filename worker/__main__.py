@@ -4,7 +4,12 @@
 when they exit: the Celery worker (``python -m worker celery``: prefork pool,
 ``BERTH_WORKER_CONCURRENCY`` processes) and the watcher (``python -m worker watch``:
 schedule, Docker events, health checks). Settings come from ``BERTH_…``
-variables (:mod:`worker.settings`); logs go to stderr.
+variables (:mod:`worker.settings`); logs go to stderr. Without ``BERTH_DATA_KEY`` (the
+key that opens secret option values) it refuses to start.
+
+``python -m worker new-data-key`` prints a new data key; ``python -m worker
+rotate-data-key`` re-seals every service's secret values with the first key of
+``BERTH_DATA_KEY`` (docs/production.md, "Rotating the data key").
 """
 
 from __future__ import annotations

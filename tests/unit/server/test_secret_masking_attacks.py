@@ -190,3 +190,30 @@ def test_the_mask_sent_back_by_a_form_keeps_the_secret(client: Any, app: Any,
     assert answer.status_code == 202, answer.get_json()
     keys = app.extensions["berth"].settings.data_keys()
     assert keys.open(ops.get_service("web")["options"]["auth"]["token"]) == TOKEN
+
+
+def test_a_secret_under_allof_and_a_ref_is_recorded_sealed_and_masked(
+        make_app: Any, tmp_path: Path, server_redis_url: str) -> None:
+    """End to end for a composite schema: the path reaches the record, the value is sealed."""
+    from server.auth import create_token
+
+    folder = _unmarked_copy(tmp_path / "team", name="vault-demo")
+    config = json.loads((folder / "config.json").read_text())
+    token = config["properties"]["auth"]["properties"].pop("token")
+    config["$defs"] = {"token": {**token, "x-secret": True}}
+    config["properties"]["auth"] = {"type": "object", "default": {"token": ""},
+                                    "properties": {"token": {}},
+                                    "allOf": [{"properties": {
+                                        "token": {"$ref": "#/$defs/token"}}}]}
+    (folder / "config.json").write_text(json.dumps(config))
+    app = make_app(CATALOG=None, BERTH_REPOSITORY_DIRS=f"team={tmp_path / 'team'}")
+    client = app.test_client()
+    admin = create_token(app.extensions["berth"].store, name="a", role="admin")[1]
+    body = {"package": "vault-demo", "name": "web", "options": {"auth": {"token": TOKEN}}}
+    answer = client.post("/api/v1/services", json=body, headers=bearer(admin))
+    assert answer.status_code == 202, answer.get_json()
+    record = app.extensions["berth"].ops.get_service("web")
+    assert record["secret_paths"] == ["/auth/token"]
+    assert "$sealed" in json.dumps(record["spec"]["env"])
+    assert TOKEN not in _everything_shown(client, {})
+    assert not _redis_holds(server_redis_url, TOKEN)
