@@ -34,8 +34,13 @@ def _raw(store: Any) -> str:
 
 
 @pytest.fixture
-def keys() -> DataKeys:
-    found = DataKeys.from_setting(generate_key())
+def key() -> str:
+    return generate_key()
+
+
+@pytest.fixture
+def keys(key: str) -> DataKeys:
+    found = DataKeys.from_setting(key)
     assert found is not None
     return found
 
@@ -103,3 +108,38 @@ def test_sealed_values_only_open_with_a_key(keys: DataKeys) -> None:
     assert has_sealed({"a": [sealed]}) and SECRET not in json.dumps(sealed)
     assert keys.seal(sealed) is sealed            # never sealed twice
     assert keys.open(sealed) == {"nested": [SECRET]}
+
+
+def test_rollback_returns_to_the_sealed_generation_with_its_paths(store: Any,
+                                                                  keys: DataKeys) -> None:
+    ops = ServiceOps(store, keys=keys)
+    first = ops.install("db", SPEC, package=PKG, options=OPTIONS, secret_paths=PATHS)
+    store.deployments.update(first["deployment"]["id"], lambda d: {**d, "status": "succeeded"})
+    changed = {"db": {"password": "an0ther-secret", "port": 5432}}
+    upgrade = ops.update("db", spec={**SPEC, "env": {"PW": "an0ther-secret"}, "command": "r"},
+                         package=PKG,
+                         options=changed, secret_paths=["/db/password", "/extra"])
+    store.deployments.update(upgrade["id"], lambda d: {**d, "status": "succeeded"})
+    ops.rollback("db", 1)
+    service = store.services.get("db")
+    assert service["secret_paths"] == ["/db/password", "/extra"]   # never fewer
+    assert keys.open_tree(service)["options"] == OPTIONS
+    assert SECRET not in _raw(store) and "an0ther-secret" not in _raw(store)
+
+
+def test_a_worker_without_the_key_cannot_open_the_spec(store: Any, key: str,
+                                                       keys: DataKeys) -> None:
+    from worker.agents import AgentPool
+    from worker.instances import InstanceOps
+
+    sealed = ServiceOps(store, keys=keys).install("db", SPEC, package=PKG, options=OPTIONS,
+                                                  secret_paths=PATHS)["service"]["spec"]
+    without = InstanceOps(store, AgentPool(timeout=1), WorkerSettings())
+    with pytest.raises(DataKeyError, match="BERTH_DATA_KEY is not set"):
+        without._opened(sealed)
+    other = InstanceOps(store, AgentPool(timeout=1), WorkerSettings(data_key=generate_key()))
+    with pytest.raises(DataKeyError, match="sealed with a data key this process does not"):
+        other._opened(sealed)
+    right = InstanceOps(store, AgentPool(timeout=1), WorkerSettings(
+        data_key=f"{generate_key()},{key}"))
+    assert right._opened(sealed)["env"] == SPEC["env"]
