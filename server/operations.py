@@ -19,10 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from catalog.errors import SpecRefused
 from catalog.options import (
-    MASK,
-    apply_at_paths,
     deep_merge,
     mask_secrets,
     package_secret_paths,
@@ -30,10 +27,11 @@ from catalog.options import (
     upgrade_options,
 )
 from catalog.render import render_service
-from catalog.spec import mask_spec, secret_leaks, secret_texts
-from worker.store.crypto import has_sealed, map_sealed, require_keys
+from catalog.spec import mask_spec
+from worker.store.crypto import has_sealed, require_keys
 
 from .errors import ApiError, Invalid
+from .masking import mask_all, masked_record, refuse_leaks, union, unmasked
 
 SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_INSTANCES = 1000
@@ -195,7 +193,7 @@ class Operations:
         spec = self._render(package, resolved, service_name=service,
                           instances=check_instances(instances),
                           constraints=_constraints(constraints))
-        _refuse_leaks(package, spec, resolved, paths)
+        refuse_leaks(package, spec, resolved, paths)
         return {"package": _identity(package), "name": service,
                 "options": mask_secrets({}, resolved, paths),
                 "spec": mask_spec(spec, package, resolved, paths=paths)}
@@ -216,7 +214,7 @@ class Operations:
         spec = self._render(pkg, resolved, service_name=service_name,
                           instances=check_instances(instances),
                           constraints=_constraints(constraints))
-        _refuse_leaks(pkg, spec, resolved, paths)
+        refuse_leaks(pkg, spec, resolved, paths)
         result = self.ops.install(
             name=service_name, package=_identity(pkg), options=resolved, spec=spec,
             instances=spec.get("instances", 1), actor=actor, secret_paths=paths)
@@ -242,12 +240,12 @@ class Operations:
         paths = package_secret_paths(pkg)
         merged = upgrade_options(self._opened_options(service), pkg)
         if options:
-            merged = deep_merge(merged, _unmasked(options, service, paths))
+            merged = deep_merge(merged, unmasked(options, service, paths))
         resolved = resolve_options(pkg, merged)
         count = check_instances(instances)
         spec = self._render(pkg, resolved, service_name=name,
                           instances=count if count is not None else service.get("instances"))
-        _refuse_leaks(pkg, spec, resolved, _union(paths, service.get("secret_paths")))
+        refuse_leaks(pkg, spec, resolved, union(paths, service.get("secret_paths")))
         return self.ops.update(name, package=_identity(pkg), options=resolved, spec=spec,
                                instances=count, actor=actor, secret_paths=paths)
 
@@ -255,10 +253,10 @@ class Operations:
         """What an upgrade would start from: the merged options (masked) and the package."""
         service = self.ops.get_service(name)
         pkg = self.package_object((service.get("package") or {}).get("name", ""), version)
-        paths = _union(package_secret_paths(pkg), service.get("secret_paths"))
+        paths = union(package_secret_paths(pkg), service.get("secret_paths"))
         merged = upgrade_options(self._opened_options(service), pkg)
         if "secret_paths" not in service:  # a record from before paths were kept
-            return {"package": _identity(pkg), "options": _mask_all(merged),
+            return {"package": _identity(pkg), "options": mask_all(merged),
                     "config_schema": pkg.config_schema}
         return {"package": _identity(pkg), "options": mask_secrets({}, merged, paths),
                 "config_schema": pkg.config_schema}
@@ -372,25 +370,8 @@ class Operations:
 
     # helpers -----------------------------------------------------------------
     def _masked(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A service or generation record with secret option values masked.
-
-        The secret paths are the record's own, written at install and at each
-        upgrade from the package actually used; the catalog is never asked again, so
-        a package published later under the same name and version changes nothing.
-        Sealed values show as the mask; they are never opened for a view.
-        """
-        record = dict(record)
-        options = record.get("options") or {}
-        if "secret_paths" not in record:  # written before records kept their paths
-            record["options"] = _mask_all(options)
-            if record.get("spec"):
-                record["spec"] = _mask_spec_all(record["spec"])
-            return record
-        paths = list(record.get("secret_paths") or [])
-        record["options"] = mask_secrets({}, map_sealed(options, _to_mask), paths)
-        if record.get("spec"):
-            record["spec"] = map_sealed(record["spec"], _to_mask)
-        return record
+        """A service or generation record as views show it (see :func:`masked_record`)."""
+        return masked_record(record)
 
     def _opened_options(self, service: Mapping[str, Any]) -> dict[str, Any]:
         """A service's options with sealed values opened, in memory, for an upgrade.
@@ -404,79 +385,6 @@ class Operations:
                                                               "values to upgrade it")
         opened: dict[str, Any] = keys.open_tree(options)
         return opened
-
-
-def _to_mask(_sealed: Any) -> str:
-    return MASK
-
-
-def _mask_all(options: Any) -> Any:
-    """Every leaf value masked (a record that does not say which values are secret)."""
-    if isinstance(options, Mapping):
-        return {k: _mask_all(v) for k, v in options.items()}
-    if isinstance(options, list):
-        return [_mask_all(v) for v in options]
-    return MASK if options is not None else None
-
-
-def _mask_spec_all(spec: Mapping[str, Any]) -> dict[str, Any]:
-    """Every ``env``/``labels`` value, ``command`` and ``args`` item masked."""
-    masked = map_sealed(spec, _to_mask)
-    for key in ("env", "labels"):
-        if isinstance(masked.get(key), dict):
-            masked[key] = {k: MASK for k in masked[key]}
-    if masked.get("command"):
-        masked["command"] = MASK
-    if isinstance(masked.get("args"), list):
-        masked["args"] = [MASK for _ in masked["args"]]
-    return dict(masked)
-
-
-def _unmasked(options: Mapping[str, Any], service: Mapping[str, Any],
-              paths: Sequence[str]) -> dict[str, Any]:
-    """``options`` without the mask where a view showed one (a form sent back as shown):
-    the mask means "unchanged", never the new value. Everywhere for a record that does
-    not say which values are secret (its views mask every value)."""
-    if "secret_paths" not in service:
-        where: Sequence[str] | None = None
-    else:
-        where = _union(paths, service.get("secret_paths"))
-    return cast(dict[str, Any], _drop_mask(dict(options), where))
-
-
-def _drop_mask(value: Any, paths: Sequence[str] | None) -> Any:
-    if paths is not None:
-        gone = object()
-        marked = apply_at_paths(value, paths, lambda v: gone if v == MASK else v)
-        return _drop_mask_marks(marked, gone)
-    if isinstance(value, Mapping):
-        return {k: _drop_mask(v, None) for k, v in value.items() if v != MASK}
-    return value
-
-
-def _drop_mask_marks(value: Any, gone: object) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _drop_mask_marks(v, gone) for k, v in value.items() if v is not gone}
-    if isinstance(value, list):
-        return [_drop_mask_marks(v, gone) for v in value if v is not gone]
-    return value
-
-
-def _union(paths: Sequence[str], more: Any) -> list[str]:
-    return sorted(set(paths) | set(more or ()))
-
-
-def _refuse_leaks(package: Any, spec: Mapping[str, Any], options: Any,
-                  paths: Sequence[str]) -> None:
-    """Refuse a spec that puts a secret option's value where it cannot stay sealed.
-
-    :raises SpecRefused: naming each such spec field.
-    """
-    leaks = secret_leaks(spec, secret_texts(options, paths))
-    if leaks:
-        raise SpecRefused(f"{package.name}@{package.version} puts a secret option's value "
-                          "in a spec field Berth cannot keep sealed", package=package.name,
-                          version=package.version, errors=leaks)
 
 
 def _identity(package: Any) -> dict[str, str]:
