@@ -77,6 +77,7 @@ def _wait(predicate: Any, what: str, timeout: float = 120) -> None:
 def _start(folder: Path, repo: Path) -> tuple[list[subprocess.Popen[bytes]], str]:
     """redis-server and gunicorn, logging into ``folder``; returns (processes, url)."""
     import redis
+    from cryptography.fernet import Fernet
 
     redis_port, port = _free_port(), _free_port()
     log = open(folder / "bench-api.log", "ab")  # noqa: SIM115 - closed at exit
@@ -86,6 +87,7 @@ def _start(folder: Path, repo: Path) -> tuple[list[subprocess.Popen[bytes]], str
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     _wait(lambda: redis.Redis.from_url(redis_url).ping(), "redis-server", 10)
     env = {**os.environ, "BERTH_REDIS_URL": redis_url, "BERTH_SECRET_KEY": "bench",
+           "BERTH_DATA_KEY": Fernet.generate_key().decode(),
            "BERTH_REPOSITORY_DIRS": f"bench={repo}@10"}
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "server.wsgi:app", "--bind",
                                f"127.0.0.1:{port}", "--workers", "2", "--timeout", "300"],

@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import CatalogError, Problem
 from .model import Package
-from .options import deep_merge, defaults_of
+from .options import deep_merge, defaults_of, secret_problems
 from .render import compile_template, render_service
 from .schemas.validation import at, compiled, walk
 
@@ -29,7 +29,8 @@ def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
     secret options that ship a value (package schemas are public). A group's default
     (``{}``) that lacks a required option without a default is no fault."""
     root = compiled(schema).python
-    found: list[Problem] = []
+    found: list[Problem] = [{"path": f"{file}#{loc}", "message": why}
+                            for loc, why in secret_problems(schema)]
     for path, sub in walk(schema):
         if "x-secret" in sub and not isinstance(sub["x-secret"], bool):
             found.append({"path": at(file, (*path, "x-secret")), "message": "must be true "

@@ -4,23 +4,36 @@ A package's ``config.json`` is a JSON Schema (draft 2020-12; draft-04 for DC/OS
 packages, handled by ``catalog.dcos.options``). Users give a partial object; the
 defaults found in the schema fill the rest, then the whole is validated and every
 problem is reported at ``options/<json-path>``. Values under ``"x-secret": true`` are
-never shown back: :func:`mask_secrets` replaces them with :data:`MASK`.
+never shown back: :func:`mask_secrets` replaces them with :data:`MASK` (the secret
+paths live in :mod:`catalog.secret_options`; they are re-exported here).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from .errors import OptionsInvalid, PackageInvalid
 from .model import Package
 from .schemas.validation import compiled, pointer, schema_problems
+from .secret_options import (
+    MASK,
+    apply_at_paths,
+    covers,
+    mask_secrets,
+    package_secret_paths,
+    path_parts,
+    path_text,
+    secret_paths,
+    secret_problems,
+    values_at_paths,
+)
 
 __all__ = ["resolve_options", "validate_options", "defaults_of", "mask_secrets", "upgrade_options",
-           "deep_merge", "secret_paths", "MASK"]
+           "deep_merge", "secret_paths", "secret_problems", "package_secret_paths",
+           "apply_at_paths", "values_at_paths", "path_text", "path_parts", "MASK"]
 
-MASK = "********"
 _MAX_DEPTH = 32
 
 
@@ -103,7 +116,7 @@ def validate_options(package: Package, options: Any) -> None:
     problems = []
     for error in checker.python.iter_errors(options):
         parts = tuple(str(p) for p in error.absolute_path)
-        secret = any(parts[: len(s)] == s for s in secrets)
+        secret = any(covers(s, parts) for s in secrets)
         problems.append({"path": "options" + pointer(parts),
                          "message": _masked_message(error.message, error.instance, secret)})
     problems.sort(key=lambda p: p["path"])
@@ -148,55 +161,6 @@ def _dcos() -> Any:
         raise PackageInvalid("DC/OS packages are not supported by this Berth",
                              hint=f"catalog.dcos is missing ({exc})") from None
     return dcos_options
-
-
-def secret_paths(schema: Mapping[str, Any]) -> Iterator[tuple[str, ...]]:
-    """The option paths whose schema says ``"x-secret": true`` (``*`` = any key/item)."""
-    yield from _secret_paths(schema, schema, (), 0)
-
-
-def _secret_paths(schema: Any, root: Mapping[str, Any], path: tuple[str, ...],
-                  depth: int) -> Iterator[tuple[str, ...]]:
-    if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
-        return
-    schema = _local(schema, root, depth)
-    if schema.get("x-secret") is True:
-        yield path
-        return
-    props = schema.get("properties")
-    if isinstance(props, Mapping):
-        for key, sub in props.items():
-            yield from _secret_paths(sub, root, (*path, str(key)), depth + 1)
-    for key in ("additionalProperties", "items"):
-        if isinstance(schema.get(key), Mapping):
-            yield from _secret_paths(schema[key], root, (*path, "*"), depth + 1)
-
-
-def _mask_at(value: Any, path: tuple[str, ...]) -> Any:
-    if not path:
-        return MASK if value is not None else None
-    head, rest = path[0], path[1:]
-    if isinstance(value, dict):
-        keys = list(value) if head == "*" else [head] if head in value else []
-        for key in keys:
-            value[key] = _mask_at(value[key], rest)
-    elif isinstance(value, list) and head == "*":
-        for i, item in enumerate(value):
-            value[i] = _mask_at(item, rest)
-    return value
-
-
-def mask_secrets(schema: Mapping[str, Any], options: Any) -> Any:
-    """A copy of ``options`` with every secret value replaced by :data:`MASK`.
-
-    >>> mask_secrets({"properties": {"pw": {"type": "string", "x-secret": True}}},
-    ...              {"pw": "hunter2", "port": 80})
-    {'pw': '********', 'port': 80}
-    """
-    masked = copy.deepcopy(options)
-    for path in secret_paths(schema or {}):
-        masked = _mask_at(masked, path)
-    return masked
 
 
 def _prune(options: Any, schema: Any, root: Mapping[str, Any], depth: int) -> Any:

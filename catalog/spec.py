@@ -19,17 +19,18 @@ from __future__ import annotations
 import copy
 import posixpath
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import Problem, SpecInvalid, SpecRefused
 from .model import Package
-from .options import MASK, secret_paths
+from .options import MASK, secret_paths, values_at_paths
 from .schemas.validation import builtin, pointer, regex
 
-__all__ = ["validate_spec", "check_policy", "mask_spec", "DEFAULT_ALLOWED_HOST_PATHS",
-           "DOCKER_SOCKETS", "ContainerPolicy", "NO_SITE_POLICY"]
+__all__ = ["validate_spec", "check_policy", "mask_spec", "map_secret_strings", "secret_texts",
+           "secret_leaks", "DEFAULT_ALLOWED_HOST_PATHS", "DOCKER_SOCKETS", "ContainerPolicy",
+           "NO_SITE_POLICY"]
 
 DEFAULT_ALLOWED_HOST_PATHS: tuple[str, ...] = ("/srv/berth",)
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/var/run/docker",
@@ -266,47 +267,90 @@ def check_policy(spec: Mapping[str, Any], *,
                                "network unless BERTH_ALLOW_HOST_NETWORK allows it")
 
 
-def _secret_values(schema: Mapping[str, Any], options: Any) -> list[str]:
-    values: list[str] = []
+_SEALABLE = ("env", "labels", "command", "args")
 
-    def collect(value: Any, path: tuple[str, ...]) -> None:
-        if not path:
-            if isinstance(value, str | int | float) and not isinstance(value, bool):
-                if str(value):
-                    values.append(str(value))
-            return
-        head, rest = path[0], path[1:]
+
+def secret_texts(options: Any, paths: Iterable[Sequence[str] | str]) -> list[str]:
+    """Every secret value at ``paths`` in ``options`` as text, longest first (the string
+    leaves of a secret object or list count one by one)."""
+    texts: set[str] = set()
+
+    def collect(value: Any) -> None:
         if isinstance(value, Mapping):
-            for key in (list(value) if head == "*" else [head] if head in value else []):
-                collect(value[key], rest)
-        elif isinstance(value, list) and head == "*":
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
             for item in value:
-                collect(item, rest)
+                collect(item)
+        elif isinstance(value, str | int | float) and not isinstance(value, bool) and str(value):
+            texts.add(str(value))
 
-    for path in secret_paths(schema or {}):
-        collect(options, path)
-    return sorted(set(values), key=len, reverse=True)
+    for value in values_at_paths(options, paths):
+        collect(value)
+    return sorted(texts, key=len, reverse=True)
 
 
-def _mask_text(text: str, secrets: list[str]) -> str:
+def _holds(text: str, secrets: Sequence[str]) -> bool:
+    return any(text == s or (len(s) >= 4 and s in text) for s in secrets)
+
+
+def _mask_text(text: str, secrets: Sequence[str]) -> str:
     for secret in secrets:
         if text == secret or (len(secret) >= 4 and secret in text):
             text = MASK if text == secret else text.replace(secret, MASK)
     return text
 
 
-def mask_spec(spec: Mapping[str, Any], package: Package, options: Any) -> dict[str, Any]:
-    """A copy of ``spec`` with secret option values masked in ``env``, ``command``,
-    ``args`` and ``labels``."""
-    masked = copy.deepcopy(dict(spec))
-    secrets = _secret_values(package.config_schema, options)
+def map_secret_strings(spec: Mapping[str, Any], secrets: Sequence[str],
+                       change: Callable[[str], Any]) -> dict[str, Any]:
+    """A copy of ``spec`` where every ``env``/``labels`` value, ``command`` and ``args``
+    item holding a secret is replaced by ``change(text)`` (masked, or sealed at rest)."""
+    changed = copy.deepcopy(dict(spec))
     if not secrets:
-        return masked
+        return changed
+
+    def one(value: Any) -> Any:
+        return change(value) if isinstance(value, str) and _holds(value, secrets) else value
+
     for key in ("env", "labels"):
-        if isinstance(masked.get(key), dict):
-            masked[key] = {k: _mask_text(str(v), secrets) for k, v in masked[key].items()}
-    if isinstance(masked.get("command"), str):
-        masked["command"] = _mask_text(masked["command"], secrets)
-    if isinstance(masked.get("args"), list):
-        masked["args"] = [_mask_text(str(a), secrets) for a in masked["args"]]
-    return masked
+        if isinstance(changed.get(key), dict):
+            changed[key] = {k: one(v) for k, v in changed[key].items()}
+    if isinstance(changed.get("command"), str):
+        changed["command"] = one(changed["command"])
+    if isinstance(changed.get("args"), list):
+        changed["args"] = [one(a) for a in changed["args"]]
+    return changed
+
+
+def secret_leaks(spec: Mapping[str, Any], secrets: Sequence[str]) -> list[Problem]:
+    """Spec fields other than ``env``, ``labels``, ``command`` and ``args`` that hold a
+    secret value: Berth keeps only those four sealed, so a spec like this is refused."""
+    found: list[Problem] = []
+
+    def scan(value: Any, parts: tuple[Any, ...]) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                scan(item, (*parts, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                scan(item, (*parts, index))
+        elif isinstance(value, str) and _holds(value, secrets):
+            found.append(_p(parts, "holds a secret option's value: only env, labels, "
+                                   "command and args may use secret options"))
+
+    if secrets:
+        for key, value in spec.items():
+            if key not in _SEALABLE:
+                scan(value, (key,))
+    return found
+
+
+def mask_spec(spec: Mapping[str, Any], package: Package | None, options: Any, *,
+              paths: Iterable[Sequence[str] | str] | None = None) -> dict[str, Any]:
+    """A copy of ``spec`` with secret option values masked in ``env``, ``command``,
+    ``args`` and ``labels``; the secret paths are ``paths`` when given (a service
+    record's own), else the package's schema's."""
+    if paths is None:
+        paths = list(secret_paths(package.config_schema if package else {}))
+    secrets = secret_texts(options, paths)
+    return map_secret_strings(spec, secrets, lambda text: _mask_text(text, secrets))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from server import create_app
+from server.settings import require_data_key
 
 
 def main() -> None:
@@ -13,6 +14,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
+    require_data_key()
     create_app().run(host=args.host, port=args.port, threaded=True)
 
 

@@ -64,7 +64,7 @@ class Berth:
         """The one write path for desired state (``worker.service_ops.ServiceOps``)."""
         from worker.service_ops import ServiceOps
 
-        return ServiceOps(self.store, self.enqueue)
+        return ServiceOps(self.store, self.enqueue, keys=self.settings.data_keys())
 
     @cached_property
     def operations(self) -> Any:

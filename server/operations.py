@@ -19,12 +19,19 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
-from catalog.errors import CatalogError
-from catalog.options import deep_merge, mask_secrets, resolve_options, upgrade_options
+from catalog.options import (
+    deep_merge,
+    mask_secrets,
+    package_secret_paths,
+    resolve_options,
+    upgrade_options,
+)
 from catalog.render import render_service
 from catalog.spec import mask_spec
+from worker.store.crypto import has_sealed, require_keys
 
 from .errors import ApiError, Invalid
+from .masking import mask_all, masked_record, refuse_leaks, union, unmasked
 
 SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_INSTANCES = 1000
@@ -183,14 +190,16 @@ class Operations:
                constraints: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
         """The spec an install would write, secrets masked; nothing is installed."""
         package = self.package_object(name, version)
+        paths = package_secret_paths(package)
         service = check_service_name(service_name or package.name)
         resolved = resolve_options(package, dict(options or {}))
         spec = self._render(package, resolved, service_name=service,
                           instances=check_instances(instances),
                           constraints=_constraints(constraints))
+        refuse_leaks(package, spec, resolved, paths)
         return {"package": _identity(package), "name": service,
-                "options": mask_secrets(package.config_schema, resolved),
-                "spec": mask_spec(spec, package, resolved)}
+                "options": mask_secrets({}, resolved, paths),
+                "spec": mask_spec(spec, package, resolved, paths=paths)}
 
     # services: writes --------------------------------------------------------
     def install(self, actor: str, *, package: str, version: str | None = None,
@@ -202,14 +211,16 @@ class Operations:
         :raises ServiceExists: when the name is taken (409).
         """
         pkg = self.package_object(package, version)
+        paths = package_secret_paths(pkg)
         service_name = check_service_name(name or pkg.name)
         resolved = resolve_options(pkg, dict(options or {}))
         spec = self._render(pkg, resolved, service_name=service_name,
                           instances=check_instances(instances),
                           constraints=_constraints(constraints))
+        refuse_leaks(pkg, spec, resolved, paths)
         result = self.ops.install(
             name=service_name, package=_identity(pkg), options=resolved, spec=spec,
-            instances=spec.get("instances", 1), actor=actor)
+            instances=spec.get("instances", 1), actor=actor, secret_paths=paths)
         service, deployment = _pair(result)
         return {"service": self._masked(service), "deployment": deployment}
 
@@ -232,22 +243,28 @@ class Operations:
         service = self.ops.get_service(name)
         old = service.get("package") or {}
         pkg = _upgrade_package(self.catalog(), old, version, repository)
-        merged = upgrade_options(service.get("options") or {}, pkg)
+        paths = package_secret_paths(pkg)
+        merged = upgrade_options(self._opened_options(service), pkg)
         if options:
-            merged = deep_merge(merged, options)
+            merged = deep_merge(merged, unmasked(options, service, paths))
         resolved = resolve_options(pkg, merged)
         count = check_instances(instances)
         spec = self._render(pkg, resolved, service_name=name,
                           instances=count if count is not None else service.get("instances"))
+        refuse_leaks(pkg, spec, resolved, union(paths, service.get("secret_paths")))
         return self.ops.update(name, package=_identity(pkg), options=resolved, spec=spec,
-                               instances=count, actor=actor)
+                               instances=count, actor=actor, secret_paths=paths)
 
     def upgrade_preview(self, name: str, version: str | None = None) -> dict[str, Any]:
         """What an upgrade would start from: the merged options (masked) and the package."""
         service = self.ops.get_service(name)
         pkg = _upgrade_package(self.catalog(), service.get("package") or {}, version, None)
-        merged = upgrade_options(service.get("options") or {}, pkg)
-        return {"package": _identity(pkg), "options": mask_secrets(pkg.config_schema, merged),
+        paths = union(package_secret_paths(pkg), service.get("secret_paths"))
+        merged = upgrade_options(self._opened_options(service), pkg)
+        if "secret_paths" not in service:  # a record from before paths were kept
+            return {"package": _identity(pkg), "options": mask_all(merged),
+                    "config_schema": pkg.config_schema}
+        return {"package": _identity(pkg), "options": mask_secrets({}, merged, paths),
                 "config_schema": pkg.config_schema}
 
     def rollback(self, actor: str, name: str, generation: int | None = None) -> dict[str, Any]:
@@ -360,27 +377,21 @@ class Operations:
 
     # helpers -----------------------------------------------------------------
     def _masked(self, record: Mapping[str, Any]) -> dict[str, Any]:
-        """A service or generation record with secret option values masked."""
-        record = dict(record)
-        ident = record.get("package") or {}
-        try:
-            pkg = self.catalog().resolve(ident.get("name", ""), ident.get("version"),
-                                         repository=ident.get("repository") or None,
-                                         include_yanked=True)  # its own package's schema
-        except CatalogError:
-            pkg = None
-        options = record.get("options") or {}
-        if pkg is not None:
-            record["options"] = mask_secrets(pkg.config_schema, options)
-            if record.get("spec"):
-                record["spec"] = mask_spec(record["spec"], pkg, options)
-        else:  # the package is gone from every repository: show no option values
-            record["options"] = {k: "********" for k in options}
-            if record.get("spec"):
-                spec = dict(record["spec"])
-                spec["env"] = {k: "********" for k in spec.get("env") or {}}
-                record["spec"] = spec
-        return record
+        """A service or generation record as views show it (see :func:`masked_record`)."""
+        return masked_record(record)
+
+    def _opened_options(self, service: Mapping[str, Any]) -> dict[str, Any]:
+        """A service's options with sealed values opened, in memory, for an upgrade.
+
+        :raises DataKeyError: without the data key that sealed them.
+        """
+        options = dict(service.get("options") or {})
+        if not has_sealed(options):
+            return options
+        keys = require_keys(self.berth.settings.data_keys(), "open the service's secret "
+                                                              "values to upgrade it")
+        opened: dict[str, Any] = keys.open_tree(options)
+        return opened
 
 
 # package ownership: an upgrade stays in its service's repository -----------------------

@@ -48,6 +48,10 @@ class Settings:
     refuse_root_user: bool = False
     # client certificates of TLS agents: <dir>/<agent-id>/{ca,cert,key}.pem
     agent_tls_dir: str = ""
+    # Fernet keys sealing secret option values at rest, comma-separated, newest first
+    # (docs/production.md: "The data key"); the production entry points refuse to start
+    # without one, and no service with a secret value is written without one.
+    data_key: str = field(default="", repr=False)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -110,6 +114,31 @@ class Settings:
                 check_redis_url(name, url)
             except ValueError as exc:
                 raise SettingsError(str(exc)) from None
+        self.data_keys()
+
+    def data_keys(self) -> Any:
+        """The data keys (``worker.store.crypto.DataKeys``), None when unset.
+
+        :raises SettingsError: when ``BERTH_DATA_KEY`` holds a malformed key.
+        """
+        from worker.store.crypto import DataKeyError, DataKeys
+
+        try:
+            return DataKeys.from_setting(self.data_key)
+        except DataKeyError as error:
+            raise SettingsError(error.message) from None
+
+
+def require_data_key(environ: Mapping[str, Any] | None = None) -> None:
+    """Stop a production entry point that has no data key, with the reason.
+
+    :raises SystemExit: when ``BERTH_DATA_KEY`` is unset or empty.
+    """
+    env = os.environ if environ is None else environ
+    if not str(env.get("BERTH_DATA_KEY") or "").strip():
+        raise SystemExit("berth: BERTH_DATA_KEY is not set. Berth seals secret option "
+                         "values with it and will not start without one; make one with "
+                         "`python -m worker new-data-key` (docs/production.md)")
 
 
 def _convert(name: str, raw: Any, kind: Any) -> Any:

@@ -4,7 +4,12 @@
 when they exit: the Celery worker (``python -m worker celery``: prefork pool,
 ``BERTH_WORKER_CONCURRENCY`` processes) and the watcher (``python -m worker watch``:
 schedule, Docker events, health checks). Settings come from ``BERTH_…``
-variables (:mod:`worker.settings`); logs go to stderr.
+variables (:mod:`worker.settings`); logs go to stderr. Without ``BERTH_DATA_KEY`` (the
+key that opens secret option values) it refuses to start.
+
+``python -m worker new-data-key`` prints a new data key; ``python -m worker
+rotate-data-key`` re-seals every service's secret values with the first key of
+``BERTH_DATA_KEY`` (docs/production.md, "Rotating the data key").
 """
 
 from __future__ import annotations
@@ -119,6 +124,44 @@ class Supervisor:
         return 0
 
 
+def _data_key_refusal(settings: WorkerSettings) -> str:
+    """Why this worker must not start (no or a malformed data key), or ``""``."""
+    from .store.crypto import DataKeyError
+
+    try:
+        keys = settings.data_keys()
+    except DataKeyError as error:
+        return error.message
+    if keys is None:
+        return ("BERTH_DATA_KEY is not set: a worker opens secret option values with it "
+                "when it creates containers; give it the server's key "
+                "(docs/production.md)")
+    return ""
+
+
+def rotate_data_key(settings: WorkerSettings) -> int:
+    """Re-seal every service's secret values with the first key of ``BERTH_DATA_KEY``.
+
+    Run it after putting a new key in front of the old one(s) everywhere; once it
+    succeeds, the old keys can be removed (docs/production.md, "Rotating the data key").
+    """
+    from .store import Store
+    from .store.crypto import DataKeyError, rotate_store
+
+    refusal = _data_key_refusal(settings)
+    if refusal:
+        print(f"berth worker: {refusal}", file=sys.stderr)
+        return 2
+    try:
+        count = rotate_store(Store.from_url(settings.redis_url, prefix=settings.prefix),
+                             settings.data_keys())
+    except DataKeyError as error:
+        print(f"berth worker: {error.message} ({error.hint})", file=sys.stderr)
+        return 1
+    print(f"re-sealed the secret values of {count} service(s) with the newest data key")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     _logging()
@@ -127,12 +170,24 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"berth worker: {error}", file=sys.stderr)
         return 2
+    if argv[:1] == ["new-data-key"]:
+        from .store.crypto import generate_key
+
+        print(generate_key())
+        return 0
+    if argv[:1] == ["rotate-data-key"]:
+        return rotate_data_key(settings)
+    refusal = _data_key_refusal(settings)
+    if refusal:
+        print(f"berth worker: {refusal}", file=sys.stderr)
+        return 2
     if argv[:1] == ["watch"]:
         return watch(settings)
     if argv[:1] == ["celery"]:
         return celery_worker(settings)
     if argv:
-        print("usage: python -m worker [celery|watch]", file=sys.stderr)
+        print("usage: python -m worker [celery|watch|new-data-key|rotate-data-key]",
+              file=sys.stderr)
         return 2
     return Supervisor().run()
 

@@ -30,6 +30,7 @@ from .agents import AgentPool, agent_view, release, reserve
 from .errors import AgentError
 from .settings import WorkerSettings
 from .store.base import Tx
+from .store.crypto import DataKeyError, has_sealed, require_keys
 
 __all__ = ["InstanceOps", "ServiceLock", "alive", "counts_healthy", "removal_order",
            "container_labels"]
@@ -204,11 +205,15 @@ class InstanceOps:
                                 tarball_dir=self.settings.image_dir or None)
         except AgentError as error:
             return [self.fail(i, error.message) for i in batch]
+        try:
+            opened = self._opened(spec)
+        except DataKeyError as error:
+            return [self.fail(i, f"{error.message} ({error.hint})") for i in batch]
         errors = []
         for instance in batch:
             try:
                 container_id = docker.run_instance(
-                    instance["container"], spec, labels=container_labels(instance),
+                    instance["container"], opened, labels=container_labels(instance),
                     env={"BERTH_SERVICE": instance["service"], "BERTH_INSTANCE": instance["id"]},
                     ports=instance["port_list"], address=instance["address"])
             except AgentError as error:
@@ -222,6 +227,19 @@ class InstanceOps:
                                            {"service": instance["service"],
                                             "agent": instance["agent"]})
         return errors
+
+    def _opened(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """The spec with its sealed secret values opened, for the container's env and
+        command only: this copy lives in memory while the containers are created.
+
+        :raises DataKeyError: without a data key, or with none that sealed them.
+        """
+        if not has_sealed(spec):
+            return spec
+        keys = require_keys(self.settings.data_keys(), "open the secret values this "
+                                                       "service's containers need")
+        opened: dict[str, Any] = keys.open_tree(spec)
+        return opened
 
     def _set(self, instance_id: str, **changes: Any) -> dict[str, Any] | None:
         """Update an instance unless it is already on its way out."""

@@ -21,6 +21,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from catalog.options import apply_at_paths, values_at_paths
+from catalog.spec import map_secret_strings, secret_texts
+
 from .errors import (
     DeploymentInProgress,
     GenerationNotFound,
@@ -30,6 +33,7 @@ from .errors import (
 )
 from .store.base import Tx
 from .store.cluster import ACTIVE_DEPLOYMENT
+from .store.crypto import DataKeys, has_sealed, require_keys
 
 __all__ = ["ServiceOps", "new_deployment", "SERVICE_NAME", "MAX_INSTANCES"]
 
@@ -81,28 +85,55 @@ def _check_count(count: Any) -> int:
 class ServiceOps:
     """Install, scale, update, roll back, restart and uninstall services; read them."""
 
-    def __init__(self, store: Any, enqueue: Enqueue | None = None) -> None:
+    def __init__(self, store: Any, enqueue: Enqueue | None = None,
+                 keys: DataKeys | None = None) -> None:
         self.store = store
         self.enqueue = enqueue
+        self.keys = keys
+
+    def seal(self, options: Mapping[str, Any], spec: Mapping[str, Any],
+             paths: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``options`` and ``spec`` as they are stored: each value at a secret path, and
+        each spec string that holds one, sealed with the data key.
+
+        :raises DataKeyError: when there is a secret value to seal and no data key.
+        """
+        plain_options, plain_spec = dict(options), dict(spec)
+        if has_sealed(plain_options) or has_sealed(plain_spec):
+            keys = require_keys(self.keys, "open the service's secret values")
+            plain_options, plain_spec = keys.open_tree(plain_options), keys.open_tree(plain_spec)
+        if not [v for v in values_at_paths(plain_options, paths) if v != ""]:
+            return plain_options, plain_spec  # nothing secret to hide (empty or unset)
+        keys = require_keys(self.keys, "store secret option values (it never keeps them "
+                                       "in clear)")
+        secrets = secret_texts(plain_options, paths)
+        return (apply_at_paths(plain_options, paths, keys.seal),
+                map_secret_strings(plain_spec, secrets, keys.seal))
 
     # writes -------------------------------------------------------------------
     def install(self, name: str, spec: Mapping[str, Any] | None = None, *,
                 package: Any = None, options: Mapping[str, Any] | None = None,
-                instances: int | None = None, actor: str = "") -> dict[str, Any]:
+                instances: int | None = None, actor: str = "",
+                secret_paths: Sequence[str] = ()) -> dict[str, Any]:
         """Write a new service (generation 1) and its install deployment, atomically.
 
-        Returns ``{"service": …, "deployment": …}``.
+        ``secret_paths`` are the option paths the package actually installed marks
+        secret (``/db/password``, ``/keys/*``): the record keeps them, and the values
+        there are sealed (see :meth:`seal`). Returns ``{"service": …, "deployment": …}``.
 
         :raises ServiceExists: when the name is taken.
         :raises InvalidRequest: for a bad name or instance count.
+        :raises DataKeyError: when there is a secret to seal and no data key.
         """
         _check_name(name)
-        spec = copy.deepcopy(dict(spec or {}))
+        paths = sorted(set(secret_paths))
+        stored_options, spec = self.seal(dict(options or {}), dict(spec or {}), paths)
         count = _check_count(instances if instances is not None else spec.get("instances", 1))
         spec["instances"] = count
         now = time.time()
         service = {"name": name, "package": _package_identity(package or {}),
-                   "options": dict(options or {}), "spec": spec, "instances": count,
+                   "options": stored_options, "secret_paths": paths, "spec": spec,
+                   "instances": count,
                    "generation": 1, "status": "deploying", "deployment": None,
                    "created_at": now, "updated_at": now, "created_by": actor,
                    "updated_by": actor}
@@ -143,21 +174,25 @@ class ServiceOps:
 
     def update(self, name: str, *, spec: Mapping[str, Any], package: Any = None,
                options: Mapping[str, Any] | None = None, instances: int | None = None,
-               actor: str = "", force: bool = False) -> dict[str, Any]:
+               actor: str = "", force: bool = False,
+               secret_paths: Sequence[str] = ()) -> dict[str, Any]:
         """Move a service to a new spec (another version or options): a rolling upgrade.
 
-        The instance count stays unless ``instances`` is given.
+        The instance count stays unless ``instances`` is given. The record's secret
+        paths become ``secret_paths`` plus the ones it had: a value once secret stays
+        hidden even if the new version forgets to mark it.
 
-        :raises ServiceNotFound, DeploymentInProgress, InvalidRequest:
+        :raises ServiceNotFound, DeploymentInProgress, InvalidRequest, DataKeyError:
         """
-        new_spec = copy.deepcopy(dict(spec))
-
         def apply(service: dict[str, Any]) -> None:
             total = _check_count(instances if instances is not None else service["instances"])
             if package is not None:
                 service["package"] = _package_identity(package)
-            if options is not None:
-                service["options"] = dict(options)
+            paths = sorted(set(secret_paths) | set(service.get("secret_paths") or ()))
+            given = options if options is not None else service.get("options") or {}
+            stored_options, new_spec = self.seal(given, spec, paths)
+            service["options"] = stored_options
+            service["secret_paths"] = paths
             service["spec"] = {**new_spec, "instances": total}
             service["instances"] = total
 
@@ -177,6 +212,9 @@ class ServiceOps:
         def apply(service: dict[str, Any]) -> None:
             service["package"] = dict(target.get("package") or {})
             service["options"] = dict(target.get("options") or {})
+            if "secret_paths" in target or "secret_paths" in service:
+                service["secret_paths"] = sorted(set(target.get("secret_paths") or ()) | set(
+                    service.get("secret_paths") or ()))
             service["spec"] = {**copy.deepcopy(target["spec"]),
                                "instances": service["instances"]}
 
@@ -381,8 +419,11 @@ class ServiceOps:
 
 
 def _generation_entry(service: Mapping[str, Any], kind: str, actor: str) -> dict[str, Any]:
-    return {"generation": int(service["generation"]), "kind": kind,
-            "package": dict(service.get("package") or {}),
-            "options": copy.deepcopy(service.get("options") or {}),
-            "spec": copy.deepcopy(service["spec"]), "instances": int(service["instances"]),
-            "created_at": time.time(), "actor": actor}
+    entry = {"generation": int(service["generation"]), "kind": kind,
+             "package": dict(service.get("package") or {}),
+             "options": copy.deepcopy(service.get("options") or {}),
+             "spec": copy.deepcopy(service["spec"]), "instances": int(service["instances"]),
+             "created_at": time.time(), "actor": actor}
+    if "secret_paths" in service:  # a record from before secret paths were kept has none
+        entry["secret_paths"] = list(service["secret_paths"])
+    return entry

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -51,6 +51,17 @@ class WorkerSettings:
     events_maxlen: int = 10000           # the event stream keeps about this many entries
     concurrency: int = 4                 # worker processes (or threads) of ``python -m worker``
     watch_events: bool = True            # follow Docker events for fast replacement
+    # Fernet keys, comma-separated, newest first: open secret values at container creation
+    data_key: str = field(default="", repr=False)
+
+    def data_keys(self) -> Any:
+        """The data keys (``worker.store.crypto.DataKeys``), None when unset.
+
+        :raises DataKeyError: when ``BERTH_DATA_KEY`` holds a malformed key.
+        """
+        from .store.crypto import DataKeys
+
+        return DataKeys.from_setting(self.data_key)
 
     @property
     def container_policy(self) -> ContainerPolicy:
@@ -73,12 +84,12 @@ class WorkerSettings:
         """
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            name = _ENV_NAMES.get(field.name, "BERTH_" + field.name.upper())
+        for each in fields(cls):
+            name = _ENV_NAMES.get(each.name, "BERTH_" + each.name.upper())
             raw = env.get(name)
             if raw is None or raw == "":
                 continue
-            values[field.name] = _parse(name, raw, field.default)
+            values[each.name] = _parse(name, raw, each.default)
         settings = cls(**values)
         settings.container_policy  # noqa: B018 - refuses a bad value at start
         check_redis_url("BERTH_REDIS_URL", settings.redis_url)

@@ -246,7 +246,8 @@ class Testbed:
                "BERTH_ALLOW_HOST_NETWORK": "true",
                # the local system serves repositories on this machine, so loopback
                # addresses are allowed for remote repositories (private ranges are not)
-               "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1"}
+               "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1",
+               "BERTH_DATA_KEY": self.data_key()}
         if self.lane != 0:  # test lanes: quick reconciling (lane 0 keeps the defaults)
             env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
                        BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),
@@ -254,6 +255,19 @@ class Testbed:
         if self.agent_tls_dir:
             env["BERTH_AGENT_TLS_DIR"] = self.agent_tls_dir
         return {**env, **self.worker_env}
+
+    def data_key(self) -> str:
+        """The bed's data key (``BERTH_DATA_KEY``), made once and kept in
+        ``var_dir/data.key`` (mode 0600) so records sealed earlier still open."""
+        from worker.store.crypto import generate_key
+
+        path = self.var_dir / "data.key"
+        if not path.is_file():
+            self.var_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(generate_key() + "\n")
+        return path.read_text().strip()
 
     def agent(self, which: int | str) -> DockerAgent:
         """A ``DockerAgent`` for agent ``i`` (1-based) or ``"agent-i"``."""

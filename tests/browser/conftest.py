@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.live_server import free_port
+from worker.store.crypto import generate_key
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -114,6 +115,7 @@ def local_store(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             "BERTH_REDIS_URL": url,
             "BERTH_SECRET_KEY": "a11y",
             "BERTH_ALLOW_HOST_NETWORK": "true",  # the universe's packages, as on the bed
+            "BERTH_DATA_KEY": generate_key(),
             "CATALOG": StaticSource(Catalog([universe])),
             "ENQUEUE": lambda name, args: None,
         }

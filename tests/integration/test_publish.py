@@ -216,7 +216,7 @@ def guarded_server(live_server: Any, tmp_path: Path) -> Iterator[Any]:
     """A second Berth server on the same Redis, with the SSRF guard's defaults (the
     test bed's own server allows loopback repositories; this one does not)."""
     process, url, log = start_server(live_server.redis_url, tmp_path,
-                                     {"BERTH_REPOSITORY_ALLOW_LOOPBACK": "0"})
+                                     {**live_server.env, "BERTH_REPOSITORY_ALLOW_LOOPBACK": "0"})
     try:
         yield type(live_server)(url=url, redis_url=live_server.redis_url,
                                 admin_token=live_server.admin_token, log_path=log,

@@ -71,6 +71,16 @@ class Tx:
         self._pipe.watch(key)
         return {_text(m) for m in self._pipe.smembers(key)}
 
+    def get_list(self, key: str) -> list[Any]:
+        """The JSON documents of a Redis list, in order (watched)."""
+        self._pipe.watch(key)
+        return [loads(raw) for raw in self._pipe.lrange(key, 0, -1)]
+
+    @staticmethod
+    def dumps(doc: Any) -> str:
+        """``doc`` as the store writes it (for ``call("rpush", …)``)."""
+        return dumps(doc)
+
     def put(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
         """Queue a write of ``doc`` with its ``rev`` one above the stored one."""
         self.get(key)

@@ -19,6 +19,9 @@ import pytest
 import redis
 
 from tests.fixtures.live_server import free_port
+from worker.store.crypto import generate_key
+
+TEST_DATA_KEY = generate_key()   # the unit tests' BERTH_DATA_KEY (sealed secret values)
 
 
 def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -100,6 +103,7 @@ def make_app(server_redis_url: str, shared_catalog: Any) -> Any:
     def build(**settings: Any) -> Any:
         # the universe's packages ask for the host network, as on the local system
         config = {"BERTH_REDIS_URL": server_redis_url, "BERTH_SECRET_KEY": "unit-tests",
+                  "BERTH_DATA_KEY": TEST_DATA_KEY,
                   "ENQUEUE": Recorder(), "CATALOG": shared_catalog, "TESTING": True,
                   "BERTH_ALLOW_HOST_NETWORK": "true", **settings}
         return create_app(config)

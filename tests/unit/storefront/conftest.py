@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import redis
 
+from worker.store.crypto import generate_key
+
 ROOT = Path(__file__).resolve().parents[3]
 HOSTILE_TEXT = (
     "Tiny demo <script>alert('desc')</script><img src=x onerror=alert(1)> "
@@ -165,6 +167,7 @@ def app(storefront_redis: str, storefront_catalog: Any, enqueued: list) -> Any:
             "BERTH_REDIS_URL": storefront_redis,
             "BERTH_SECRET_KEY": "storefront-tests",
             "BERTH_ALLOW_HOST_NETWORK": "true",  # as on the local system
+            "BERTH_DATA_KEY": generate_key(),
             "CATALOG": StaticSource(storefront_catalog),
             "ENQUEUE": lambda name, args: enqueued.append((name, list(args))),
             "TESTING": True,
