@@ -36,7 +36,7 @@ __all__ = ["BundleLimits", "build_bundle", "read_bundle", "extracted", "package_
 
 MANIFEST = "manifest.json"
 BUNDLE_VERSION = 1
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _CHUNK = 64 * 1024
 _STANDARD = {"package.json", "config.json", "resource.json", "service.json.j2", "README.md"}
 
@@ -266,7 +266,7 @@ def _kind(member: tarfile.TarInfo) -> str:
 def _name_ok(name: str, max_depth: int) -> bool:
     """A relative name of plain parts, at most ``max_depth`` deep."""
     parts = name.split("/")
-    return 0 < len(parts) <= max_depth and all(_PART.match(p) and ".." not in p
+    return 0 < len(parts) <= max_depth and all(_PART.fullmatch(p) and ".." not in p
                                                for p in parts)
 
 
@@ -350,7 +350,7 @@ def extracted(files: Mapping[str, bytes], folder: tuple[str, ...] = ("package",)
     ``folder`` names the sub-folders the files go in (e.g. ``(name, version)``, so a
     lint that compares folder names sees the usual layout); unsafe parts are replaced.
     """
-    parts = [p if _PART.match(p) and ".." not in p else "package" for p in folder]
+    parts = [p if _PART.fullmatch(p) and ".." not in p else "package" for p in folder]
     with tempfile.TemporaryDirectory(prefix="berth-bundle-") as tmp:
         root = Path(tmp).joinpath(*parts)
         root.mkdir(mode=0o700, parents=True)

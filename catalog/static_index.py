@@ -31,6 +31,7 @@ from jsonschema import Draft202012Validator
 from . import schemas
 from .errors import RepositoryError, VersionError
 from .model import Package
+from .names import INDEX_NAME
 
 __all__ = ["INDEX_VERSION", "build_index", "write_index", "parse_listing",
            "parse_package_document", "packages_from_document", "package_document", "loads_bounded",
@@ -212,8 +213,7 @@ def _parse(data: bytes, part: str, where: str) -> dict[str, Any]:
     return value
 
 
-_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _ITEM_TEXT = {"version": 128, "title": 200, "description": 2000, "icon": 2000}
 
 
@@ -228,8 +228,8 @@ def _item_problems(i: int, item: Any) -> list[dict[str, str]]:
         return [{"path": where, "message": "must be an object"}]
     found = [{"path": f"{where}/{key}", "message": "is required"}
              for key in ("name", "version", "digest") if key not in item]
-    checks = (("name", lambda v: isinstance(v, str) and _NAME_RE.match(v), "a package name"),
-              ("digest", lambda v: isinstance(v, str) and _DIGEST_RE.match(v),
+    checks = (("name", lambda v: isinstance(v, str) and INDEX_NAME.fullmatch(v), "a package name"),
+              ("digest", lambda v: isinstance(v, str) and _DIGEST_RE.fullmatch(v),
                "sha256:<64 hex digits>"),
               ("tags", lambda v: isinstance(v, list) and len(v) <= 50 and all(
                   isinstance(t, str) and len(t) <= 64 for t in v), "a list of short strings"),

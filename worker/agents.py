@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
+from catalog.names import service_name_problem
 from catalog.placement import AgentView
 
 from .errors import AgentBusy, AgentError, AgentExists, InvalidRequest
@@ -34,7 +35,7 @@ __all__ = ["register_agent", "register", "get_agent", "list_agents", "drain", "a
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT_RANGE = (31000, 31999)
-ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ATTRIBUTE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 URL_SCHEMES = ("tcp", "unix", "ssh", "http", "https", "npipe")
 
 
@@ -108,7 +109,7 @@ def _check_port_range(port_range: Any) -> tuple[int, int]:
 
 def _check_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
     problems = [{"path": f"attributes/{k}", "message": "names are 1-64 of A-Z a-z 0-9 _ . -"}
-                for k in attributes if not ATTRIBUTE.match(str(k))]
+                for k in attributes if not ATTRIBUTE.fullmatch(str(k))]
     if problems:
         raise InvalidRequest("invalid agent attributes", details=problems)
     return {str(k): str(v) for k, v in attributes.items()}
@@ -125,6 +126,14 @@ def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
     return {"cpus": cpus, "mem": mem}
 
 
+def _check_id(agent_id: Any) -> str:
+    """The agent id if it follows the service-name rule (it names containers' labels)."""
+    problem = service_name_problem(agent_id, "id")
+    if problem:
+        raise InvalidRequest("invalid agent id", details=[problem])
+    return str(agent_id)
+
+
 def _url_host(url: str) -> str:
     host = urlsplit(url).hostname
     return host or "127.0.0.1"
@@ -132,7 +141,7 @@ def _url_host(url: str) -> str:
 
 def _default_id(store: Any, url: str) -> str:
     host = re.sub(r"[^a-z0-9-]+", "-", _url_host(url).lower()).strip("-") or "local"
-    return f"agent-{host}"
+    return f"agent-{host}"[:40].rstrip("-")
 
 
 def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = None,
@@ -152,7 +161,7 @@ def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = 
     _check_url(url)
     low, high = _check_port_range(port_range or DEFAULT_PORT_RANGE)
     attrs = _check_attributes(attributes or {})
-    agent_id = agent_id or _default_id(store, url)
+    agent_id = _check_id(agent_id or _default_id(store, url))
     info = _engine_info(url, docker, required=capacity is None)
     cap = _check_capacity(capacity) if capacity else {"cpus": info["cpus"], "mem": info["mem"]}
     attrs.setdefault("hostname", info.get("hostname") or agent_id)

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from ..context import current_berth
 from .common import Invalid, allow, query_int, query_str
 
-STREAM_ID = re.compile(r"^(\$|0|\d{1,20}-\d{1,20}|\d{1,20})$")
+STREAM_ID = re.compile(r"(\$|0|\d{1,20}-\d{1,20}|\d{1,20})")
 HEARTBEAT_SECONDS = 10
 
 
@@ -34,7 +34,7 @@ def events() -> Any:
     berth = current_berth()
     settings = berth.settings
     since = request.headers.get("Last-Event-ID") or request.args.get("since") or "$"
-    if not STREAM_ID.match(since):
+    if not STREAM_ID.fullmatch(since):
         raise Invalid("Last-Event-ID is not a stream id",
                       details=[{"path": "Last-Event-ID", "message": "like 1764198000000-0"}])
     limit = query_int("limit", settings.events_max, low=1, high=settings.events_max)

@@ -10,17 +10,16 @@ refresh it on an interval. A remote that fails keeps its last good copy and is s
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, jsonify
 
+from catalog.names import SERVICE_NAME, is_service_name, schema_pattern
 from worker import remotes
 
 from ..context import current_berth
 from .common import Invalid, allow, json_body
 
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _FIELDS = {"name", "url", "priority", "format", "interval"}
 RESERVED = ("universe", "hosted")
 
@@ -107,7 +106,7 @@ def _check_body(body: dict[str, Any]) -> dict[str, Any]:
     problems = [{"path": f"body/{k}", "message": "unknown field"}
                 for k in sorted(set(body) - _FIELDS)[:10]]
     name, url = body.get("name"), body.get("url")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not is_service_name(name):
         problems.append({"path": "body/name", "message": "lower-case letters, digits and "
                                                          "dashes, at most 40"})
     elif name in RESERVED or name in _configured_names():
@@ -177,7 +176,7 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     from .openapi import _error_responses, _json, _path
 
     ref = {"$ref": "#/components/schemas/Repository"}
-    name = _path("name", {"type": "string", "pattern": _NAME.pattern})
+    name = _path("name", {"type": "string", "pattern": schema_pattern(SERVICE_NAME)})
 
     def op(op_id: str, summary: str, ok: dict[str, Any], errors: str, **extra: Any) -> dict:
         return {"operationId": op_id, "summary": summary,
@@ -210,7 +209,7 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
             "error": {"type": ["string", "null"]}}},
         "RepositoryRequest": {
             "type": "object", "required": ["name", "url"], "additionalProperties": False,
-            "properties": {"name": {"type": "string", "pattern": _NAME.pattern},
+            "properties": {"name": {"type": "string", "pattern": schema_pattern(SERVICE_NAME)},
                            "url": {"type": "string", "maxLength": 2000},
                            "priority": {"type": "integer", "minimum": 0, "maximum": 100000},
                            "format": {"enum": ["berth", "dcos"]},

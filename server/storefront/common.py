@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 F = TypeVar("F", bound=Callable[..., Any])
 RANK = {"none": 0, "viewer": 1, "maintainer": 2, "admin": 3}
 ICON_KEYS = ("icon", "icon-large", "icon-medium", "icon-small")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # Control characters, space and backslash: browsers strip or rewrite them in URLs.
 _UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_FILE = 4 * 1024 * 1024
@@ -176,7 +176,7 @@ def image_files(package: Any) -> list[str]:
     return sorted(
         n
         for n in names
-        if SAFE_NAME.match(n) and content_type(n) and os.path.isfile(os.path.join(folder, n))
+        if SAFE_NAME.fullmatch(n) and content_type(n) and os.path.isfile(os.path.join(folder, n))
     )
 
 

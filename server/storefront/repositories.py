@@ -9,15 +9,15 @@ once; the workers refresh it afterwards.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
 
+from catalog.names import is_service_name
+
 from . import bp, common
 
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_URL = 2000
 RESERVED = ("universe", "hosted")
 
@@ -49,7 +49,7 @@ def _check(name: str, url: str, priority: str) -> int:
 
     :raises ValueError: saying which field is wrong.
     """
-    if not NAME.match(name):
+    if not is_service_name(name):
         raise ValueError("Name: 1-40 lower-case letters, digits and '-'.")
     if name in RESERVED:
         raise ValueError(f"Name: {name!r} is reserved.")
