@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import BundleInvalid, InvalidInput
+from .reading import loads_json
 
 __all__ = ["BundleLimits", "build_bundle", "read_bundle", "extracted", "package_from_bundle",
            "lint_bundle", "json_depth", "MANIFEST", "BUNDLE_VERSION"]
@@ -106,7 +107,7 @@ def _identity(raw: bytes | None, where: str) -> tuple[str, str]:
     :raises BundleInvalid: when missing or unreadable.
     """
     try:
-        meta = json.loads(raw or b"")
+        meta = loads_json(raw or b"")
         return str(meta["name"]), str(meta["version"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleInvalid("package.json must be JSON with name and version", path=where,
@@ -315,7 +316,7 @@ def _check_json(path: str, content: bytes, max_depth: int, problems: _Problems) 
         problems.add(path, f"JSON nested {depth} levels deep; the limit is {max_depth}")
         return None
     try:
-        return json.loads(content)
+        return loads_json(content)
     except (ValueError, RecursionError) as exc:
         problems.add(path, f"not valid JSON: {exc}")
         return None

@@ -32,6 +32,7 @@ from . import schemas
 from .errors import RepositoryError, VersionError
 from .model import Package
 from .names import INDEX_NAME
+from .reading import loads_json
 
 __all__ = ["INDEX_VERSION", "build_index", "write_index", "parse_listing",
            "parse_package_document", "packages_from_document", "package_document", "loads_bounded",
@@ -175,7 +176,7 @@ def loads_bounded(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
     :raises ValueError: for invalid JSON or nesting that is too deep.
     """
     try:
-        value = json.loads(data)
+        value = loads_json(data)
     except RecursionError:
         raise ValueError(f"nested more than {max_depth} levels deep") from None
     stack = [(value, 1)]
