@@ -68,7 +68,7 @@ def _check(name: str, url: str, priority: str) -> int:
 @bp.post("/repositories")
 @common.needs("admin")
 def repository_add() -> Any:
-    """Add a remote repository (URL checked by the SSRF guard) and fetch it once."""
+    """Add a remote repository (URL checked by the SSRF guard); a worker fetches it."""
     from server.api.repositories import add_remote
 
     name = (request.form.get("name") or "").strip()[:100]
@@ -78,18 +78,14 @@ def repository_add() -> Any:
         fmt = request.form.get("format") or "berth"
         if fmt not in FORMATS:
             raise ValueError("Format: a Berth index or a DC/OS Universe index.")
-        _view, result = add_remote({"name": name, "url": url, "priority": priority,
-                                    "format": fmt}, common.identity().actor)
+        add_remote({"name": name, "url": url, "priority": priority, "format": fmt},
+                   common.identity().actor)
     except ValueError as exc:
         flash(str(exc), "error")
     except common.user_errors() as exc:
         common.flash_error(exc)
     else:
-        if result.get("error"):
-            message = f"Repository {name} added, but fetching it failed: {result['error']}"
-            flash(message, "warning")
-        else:
-            flash(f"Repository {name} added.", "success")
+        flash(f"Repository {name} added; it is fetched in the background.", "success")
     return redirect(url_for("storefront.repositories"))
 
 

@@ -239,7 +239,7 @@ def test_repo_add_sends_format_and_interval(make_app: Any, run: Any, tokens: dic
         added = run("repo", "add", "community", index, "--format", "dcos",
                     "--interval", "600", "--priority", "300")
         assert added.exit_code == 0, added.output
-        assert "repository community added (0 packages); stale:" in added.output
+        assert "repository community added; a worker fetches it now" in added.output
         listed = json.loads(run("repo", "list", "--json").output)
     row = next(r for r in listed if r["name"] == "community")
     assert (row["format"], row["interval"], row["priority"]) == ("dcos", 600, 300)
