@@ -15,7 +15,11 @@ SSRF guard: only ``http``/``https``; the host is resolved and every address chec
 ``BERTH_REPOSITORY_ALLOW_PRIVATE=1``; link-local — where cloud metadata services
 live —, multicast, reserved and unspecified addresses never). The check is repeated
 on the socket's peer address at connect time (no DNS-rebinding window) and for every
-redirect. Proxies from the environment are ignored.
+redirect. Proxies from the environment are ignored. An IPv6 address that carries an
+IPv4 address inside — IPv4-mapped (``::ffff:0:0/96``), 6to4 (``2002::/16``), Teredo
+(``2001::/32``: its server and its client) and NAT64 (``64:ff9b::/96``,
+``64:ff9b:1::/48``) — reaches that IPv4 host through a relay or translator, so it is
+judged by the inner address (every one of them, for Teredo).
 
 Deadline: every GET ends within ``BERTH_REPOSITORY_DEADLINE`` seconds (60) of wall
 clock, headers and body together. A per-read timeout alone lets a server that sends
@@ -124,28 +128,53 @@ class RemotePolicy:
 
 
 # the SSRF guard ------------------------------------------------------------------------
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64_PREFIXES = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
 def check_address(address: str, policy: RemotePolicy) -> None:
-    """Refuse an IP address the policy does not allow.
+    """Refuse an IP address the policy does not allow (judging the IPv4 address an
+    IPv6 address carries, when it carries one).
 
     :raises UnsafeURL: naming the address and why.
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    for target in embedded_ipv4(ip) or [ip]:
+        reason = _refusal(target, policy)
+        if reason:
+            shown = address if target == ip else f"{address} (which carries {target})"
+            raise UnsafeURL(f"refusing to connect to {shown}: {reason}",
+                            errors=[{"path": "url", "message": f"{shown} is {reason}"}])
+
+
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for (none for a plain address)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return list(ip.teredo)
+    if any(ip in prefix for prefix in NAT64_PREFIXES):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
+def _refusal(ip: IPAddress, policy: RemotePolicy) -> str | None:
+    """Why the policy refuses ``ip``, or None when it allows it."""
     if ip.is_loopback:
         if policy.allow_loopback:
-            return
-        reason = "a loopback address (set BERTH_REPOSITORY_ALLOW_LOOPBACK=1 to allow)"
-    elif ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        reason = "a link-local, multicast, reserved or unspecified address"
-    elif ip.is_private or not ip.is_global:
+            return None
+        return "a loopback address (set BERTH_REPOSITORY_ALLOW_LOOPBACK=1 to allow)"
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return "a link-local, multicast, reserved or unspecified address"
+    if ip.is_private or not ip.is_global:
         if policy.allow_private:
-            return
-        reason = "a private address (set BERTH_REPOSITORY_ALLOW_PRIVATE=1 to allow)"
-    else:
-        return
-    raise UnsafeURL(f"refusing to connect to {address}: {reason}",
-                    errors=[{"path": "url", "message": f"{address} is {reason}"}])
+            return None
+        return "a private address (set BERTH_REPOSITORY_ALLOW_PRIVATE=1 to allow)"
+    return None
 
 
 def check_url(url: str, policy: RemotePolicy, *, resolve: bool = True) -> None:
