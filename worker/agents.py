@@ -25,7 +25,14 @@ from urllib.parse import urlsplit
 from catalog.names import service_name_problem
 from catalog.placement import AgentView
 
-from .errors import AgentBusy, AgentError, AgentExists, InvalidRequest
+from .errors import (
+    AgentBusy,
+    AgentError,
+    AgentExists,
+    AgentUnreachable,
+    ContainerError,
+    InvalidRequest,
+)
 from .store.base import Tx
 
 __all__ = ["register_agent", "register", "get_agent", "list_agents", "drain", "activate",
@@ -134,6 +141,34 @@ def _check_id(agent_id: Any) -> str:
     return str(agent_id)
 
 
+def _registration_error(url: str, error: AgentError) -> AgentError:
+    """A fixed message for an engine that failed registration: never the text it sent
+    (an error body can hold anything, and the message is shown to the caller)."""
+    status = _http_status(error)
+    if status is not None:
+        message = f"the engine at {url} answered an error (HTTP {status})"
+        return ContainerError(message, details=[{"path": "url", "message": message}])
+    reason = str(error.details[0].get("message", "")) if error.details else ""
+    if reason != "connection refused" and not reason.startswith("no answer within"):
+        reason = "no usable answer"
+    message = f"the engine at {url} did not answer ({reason})"
+    return AgentUnreachable(message, details=[{"path": "url", "message": message}])
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status an engine answered with, found along the error's causes."""
+    cursor: BaseException | None = error
+    for _ in range(10):
+        if cursor is None:
+            return None
+        response = getattr(cursor, "response", None)
+        status = getattr(cursor, "status_code", None) or getattr(response, "status_code", None)
+        if isinstance(status, int) and status >= 400:
+            return status
+        cursor = cursor.__cause__ or cursor.__context__
+    return None
+
+
 def _url_host(url: str) -> str:
     host = urlsplit(url).hostname
     return host or "127.0.0.1"
@@ -200,9 +235,9 @@ def _engine_info(url: str, docker: Any, *, required: bool) -> dict[str, Any]:
     client = docker or DockerAgent(url, timeout=5)
     try:
         return {**client.info(), "up": True}
-    except AgentError:
+    except AgentError as exc:
         if required:
-            raise
+            raise _registration_error(url, exc) from None
         return {"up": False}
     finally:
         if docker is None:
