@@ -139,7 +139,8 @@ def check_address(address: str, policy: RemotePolicy) -> None:
     :raises UnsafeURL: naming the address and why.
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    for target in embedded_ipv4(ip) or [ip]:
+    targets: list[IPAddress] = [*embedded_ipv4(ip)] or [ip]
+    for target in targets:
         reason = _refusal(target, policy)
         if reason:
             shown = address if target == ip else f"{address} (which carries {target})"
