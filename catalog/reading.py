@@ -68,8 +68,8 @@ def loads_json(data: bytes | str) -> Any:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NotFinite as exc:
         shown = exc.literal if len(exc.literal) <= 40 else exc.literal[:37] + "..."
-        raise json.JSONDecodeError(f"{shown} is not a finite number (JSON numbers must be "
-                                   "finite)", text, _position(text, exc.literal)) from None
+        raise json.JSONDecodeError(f"{shown} is not valid JSON: numbers must be finite",
+                                   text, _position(text, exc.literal)) from None
 
 
 def _position(text: str, literal: str) -> int:
