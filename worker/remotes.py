@@ -347,8 +347,9 @@ class Fetcher:
             last_modified: str | None = None) -> Response:
         """One GET (conditional when told), following checked redirects.
 
-        :raises RepositoryError: on any network error, a bad status or a body over
-            ``max_bytes`` (counted after gzip decoding, while it streams).
+        :raises FetchFailed: on any network error, a bad status, a body over
+            ``max_bytes`` (counted after gzip decoding, while it streams), or no complete
+            answer within ``policy.deadline`` seconds.
         :raises UnsafeURL: when the URL or a redirect target is refused.
         """
         with _Deadline(self.policy.deadline) as deadline:
