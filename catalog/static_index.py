@@ -33,6 +33,7 @@ from .errors import RepositoryError, VersionError
 from .model import Package
 from .names import INDEX_NAME
 from .reading import loads_json
+from .schemas.validation import Re2Draft202012Validator
 
 __all__ = ["INDEX_VERSION", "build_index", "write_index", "parse_listing",
            "parse_package_document", "packages_from_document", "package_document", "loads_bounded",
@@ -192,7 +193,9 @@ def loads_bounded(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
 @functools.cache
 def _validator(part: str) -> Draft202012Validator:
     schema = schemas.load("index")
-    return Draft202012Validator({"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
+    # RE2 runs the patterns, as for package files: its ``$`` is the end of the text.
+    return Re2Draft202012Validator(  # type: ignore[no-any-return]
+        {"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
 
 
 def _parse(data: bytes, part: str, where: str) -> dict[str, Any]:
