@@ -30,13 +30,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import BundleInvalid, InvalidInput
+from .reading import loads_json
 
 __all__ = ["BundleLimits", "build_bundle", "read_bundle", "extracted", "package_from_bundle",
            "lint_bundle", "json_depth", "MANIFEST", "BUNDLE_VERSION"]
 
 MANIFEST = "manifest.json"
 BUNDLE_VERSION = 1
-_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _CHUNK = 64 * 1024
 _STANDARD = {"package.json", "config.json", "resource.json", "service.json.j2", "README.md"}
 
@@ -106,7 +107,7 @@ def _identity(raw: bytes | None, where: str) -> tuple[str, str]:
     :raises BundleInvalid: when missing or unreadable.
     """
     try:
-        meta = json.loads(raw or b"")
+        meta = loads_json(raw or b"")
         return str(meta["name"]), str(meta["version"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleInvalid("package.json must be JSON with name and version", path=where,
@@ -266,7 +267,7 @@ def _kind(member: tarfile.TarInfo) -> str:
 def _name_ok(name: str, max_depth: int) -> bool:
     """A relative name of plain parts, at most ``max_depth`` deep."""
     parts = name.split("/")
-    return 0 < len(parts) <= max_depth and all(_PART.match(p) and ".." not in p
+    return 0 < len(parts) <= max_depth and all(_PART.fullmatch(p) and ".." not in p
                                                for p in parts)
 
 
@@ -315,7 +316,7 @@ def _check_json(path: str, content: bytes, max_depth: int, problems: _Problems) 
         problems.add(path, f"JSON nested {depth} levels deep; the limit is {max_depth}")
         return None
     try:
-        return json.loads(content)
+        return loads_json(content)
     except (ValueError, RecursionError) as exc:
         problems.add(path, f"not valid JSON: {exc}")
         return None
@@ -350,7 +351,7 @@ def extracted(files: Mapping[str, bytes], folder: tuple[str, ...] = ("package",)
     ``folder`` names the sub-folders the files go in (e.g. ``(name, version)``, so a
     lint that compares folder names sees the usual layout); unsafe parts are replaced.
     """
-    parts = [p if _PART.match(p) and ".." not in p else "package" for p in folder]
+    parts = [p if _PART.fullmatch(p) and ".." not in p else "package" for p in folder]
     with tempfile.TemporaryDirectory(prefix="berth-bundle-") as tmp:
         root = Path(tmp).joinpath(*parts)
         root.mkdir(mode=0o700, parents=True)

@@ -35,7 +35,7 @@ from typing import Any
 
 from .errors import PackageInvalid, Problem, RepositoryError, VersionError
 from .model import Package
-from .reading import LIMITS, read_ahead, read_folder
+from .reading import LIMITS, loads_json, read_ahead, read_folder
 from .repository import Repository
 from .schemas.validation import builtin, check_schema
 from .version import parse_range, parse_version
@@ -61,16 +61,9 @@ def _problem(path: str, message: str) -> Problem:
     return {"path": path, "message": message}
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def _parse_json(data: bytes, file: str) -> tuple[Any, list[Problem]]:
     try:
-        return _DECODER.decode(data.decode("utf-8")), []
+        return loads_json(data.decode("utf-8")), []
     except UnicodeDecodeError as exc:
         return None, [_problem(file, f"not UTF-8 text (byte {exc.start})")]
     except json.JSONDecodeError as exc:

@@ -21,7 +21,7 @@ from .version import Version
 __all__ = ["Package", "FORMATS", "sort_key"]
 
 FORMATS = ("berth", "dcos")
-_SAFE_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_SAFE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
 def sort_key(order: Any) -> tuple:
@@ -131,7 +131,7 @@ class Package:
         Looks in ``files`` first, then in the package folder; names with folders or
         ``..`` are never read.
         """
-        if not _SAFE_FILE.match(name) or posixpath.basename(name) != name:
+        if not _SAFE_FILE.fullmatch(name) or posixpath.basename(name) != name:
             return None
         if self.files is not None:
             return self.files.get(name)

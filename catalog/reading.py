@@ -1,4 +1,9 @@
-"""Reading package files from disk: bounded, no symbolic links, read ahead in a thread.
+"""Reading package files from disk: bounded, no symbolic links, read ahead in a thread;
+and parsing JSON strictly.
+
+:func:`loads_json` is the one JSON parser for package files, bundles and indexes: it
+refuses ``NaN``, ``Infinity`` and numbers that overflow to infinity (``1e999999``),
+which Python's ``json`` accepts and later writes back as non-standard ``Infinity``.
 
 Used by ``catalog.loader``. Raw ``os`` calls relative to an open folder, because this
 runs 250,000 times for a large repository and ``open()`` with full paths costs several
@@ -8,15 +13,18 @@ times more; on large repositories a second thread reads while the loader parses.
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
 import queue
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 from .errors import Problem
 
-__all__ = ["LIMITS", "FILES", "REQUIRED", "read_folder", "read_ahead"]
+__all__ = ["LIMITS", "FILES", "REQUIRED", "read_folder", "read_ahead", "loads_json"]
 
 LIMITS = {"json": 256 * 1024, "template": 64 * 1024, "readme": 256 * 1024,
           "image": 2 * 1024 * 1024}
@@ -25,6 +33,52 @@ FILES = {"package.json": "json", "config.json": "json", "resource.json": "json",
 REQUIRED = ("package.json", "resource.json", "service.json.j2")
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+class _NotFinite(ValueError):
+    """A number JSON cannot carry; turned into a ``JSONDecodeError`` with its place."""
+
+    def __init__(self, literal: str) -> None:
+        super().__init__(literal)
+        self.literal = literal
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def loads_json(data: bytes | str) -> Any:
+    """Parse JSON text, refusing numbers that are not finite.
+
+    :raises json.JSONDecodeError: for malformed JSON, and for ``NaN``, ``Infinity``,
+        ``-Infinity`` or a number too large for a float, with its line and column
+        (so every caller's existing handling names the file and place).
+    :raises UnicodeDecodeError: for bytes that are not text.
+    :raises RecursionError: for nesting too deep for the parser.
+    """
+    text = data.decode(json.detect_encoding(data)) if isinstance(data, bytes) else data
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        shown = exc.literal if len(exc.literal) <= 40 else exc.literal[:37] + "..."
+        raise json.JSONDecodeError(f"{shown} is not valid JSON: numbers must be finite",
+                                   text, _position(text, exc.literal)) from None
+
+
+def _position(text: str, literal: str) -> int:
+    """Where ``literal`` first stands outside a string in ``text`` (0 if not found)."""
+    tokens = re.compile(r'"(?:[^"\\]|\\.)*"|' + re.escape(literal), re.DOTALL)
+    for found in tokens.finditer(text):
+        if not found.group().startswith('"'):
+            return found.start()
+    return 0
 
 
 def _problem(path: str, message: str) -> Problem:

@@ -23,6 +23,7 @@ from jinja2 import Template, TemplateSyntaxError
 
 from .errors import CatalogError, PackageInvalid, RenderError
 from .model import Package
+from .reading import loads_json
 from .sandbox import TEMPLATE_FILE, BerthSandbox, LimitExceeded, Limits, limited
 from .spec import (
     DEFAULT_ALLOWED_HOST_PATHS,
@@ -146,7 +147,7 @@ def template_context(package: Package, options: Mapping[str, Any],
 
 def _parse(text: str, file: str) -> Any:
     try:
-        return json.loads(text)
+        return loads_json(text)
     except json.JSONDecodeError as exc:
         lines = text.splitlines()
         shown = lines[exc.lineno - 1].strip()[:120] if 0 < exc.lineno <= len(lines) else ""

@@ -31,6 +31,9 @@ from jsonschema import Draft202012Validator
 from . import schemas
 from .errors import RepositoryError, VersionError
 from .model import Package
+from .names import INDEX_NAME
+from .reading import loads_json
+from .schemas.validation import Re2Draft202012Validator
 
 __all__ = ["INDEX_VERSION", "build_index", "write_index", "parse_listing",
            "parse_package_document", "packages_from_document", "package_document", "loads_bounded",
@@ -174,7 +177,7 @@ def loads_bounded(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
     :raises ValueError: for invalid JSON or nesting that is too deep.
     """
     try:
-        value = json.loads(data)
+        value = loads_json(data)
     except RecursionError:
         raise ValueError(f"nested more than {max_depth} levels deep") from None
     stack = [(value, 1)]
@@ -190,7 +193,9 @@ def loads_bounded(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
 @functools.cache
 def _validator(part: str) -> Draft202012Validator:
     schema = schemas.load("index")
-    return Draft202012Validator({"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
+    # RE2 runs the patterns, as for package files: its ``$`` is the end of the text.
+    return Re2Draft202012Validator(  # type: ignore[no-any-return]
+        {"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
 
 
 def _parse(data: bytes, part: str, where: str) -> dict[str, Any]:
@@ -212,8 +217,7 @@ def _parse(data: bytes, part: str, where: str) -> dict[str, Any]:
     return value
 
 
-_NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?$")
-_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _ITEM_TEXT = {"version": 128, "title": 200, "description": 2000, "icon": 2000}
 
 
@@ -228,8 +232,8 @@ def _item_problems(i: int, item: Any) -> list[dict[str, str]]:
         return [{"path": where, "message": "must be an object"}]
     found = [{"path": f"{where}/{key}", "message": "is required"}
              for key in ("name", "version", "digest") if key not in item]
-    checks = (("name", lambda v: isinstance(v, str) and _NAME_RE.match(v), "a package name"),
-              ("digest", lambda v: isinstance(v, str) and _DIGEST_RE.match(v),
+    checks = (("name", lambda v: isinstance(v, str) and INDEX_NAME.fullmatch(v), "a package name"),
+              ("digest", lambda v: isinstance(v, str) and _DIGEST_RE.fullmatch(v),
                "sha256:<64 hex digits>"),
               ("tags", lambda v: isinstance(v, list) and len(v) <= 50 and all(
                   isinstance(t, str) and len(t) <= 64 for t in v), "a list of short strings"),

@@ -149,8 +149,8 @@ def parse_version(text: str) -> Version:
 
 _OPS = ("<=", ">=", "<", ">", "=", "^", "~")
 _PARTIAL = re.compile(
-    r"^v?(?P<major>\d+|[xX*])(?:\.(?P<minor>\d+|[xX*]))?(?:\.(?P<patch>\d+|[xX*]))?"
-    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?$"
+    r"v?(?P<major>\d+|[xX*])(?:\.(?P<minor>\d+|[xX*]))?(?:\.(?P<patch>\d+|[xX*]))?"
+    r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+(?P<build>[0-9A-Za-z.-]+))?"
 )
 
 
@@ -189,7 +189,7 @@ def _bump(parts: list[int | None]) -> Version:
 
 def _expand(op: str, text: str, whole: str) -> tuple[_Comparator, ...]:
     """One comparator token (``^1.2``, ``>=1``, ``1.x``) as plain comparators."""
-    m = _PARTIAL.match(text)
+    m = _PARTIAL.fullmatch(text)
     if not m:
         raise VersionError(f"{whole!r} is not a version range: bad version {text!r}",
                            hint="examples: 1.2.3, ^1.2, ~1.2.3, >=1,<2, 1.x, *")

@@ -7,9 +7,13 @@ callers get ``BERTH_ANONYMOUS_ROLE`` (``viewer`` by default, or ``none``).
 API calls carry ``Authorization: Bearer berth_<id>_<secret>``. Redis keeps only the
 SHA-256 of a token (see ``worker.store.auth``) and the check compares hashes with
 ``hmac.compare_digest``. The store front logs in with a token or a user name and
-password (scrypt hashes from ``werkzeug.security``) and keeps only the identity in
-the signed session cookie; it is re-checked against Redis on every request, so a
-revoked token or removed user is logged out at once.
+password (scrypt hashes from ``werkzeug.security``) and keeps the identity and a
+random session id in the signed session cookie. Redis keeps the session id's hash
+until logout or expiry; both are re-checked on every request, so a revoked token, a
+removed user or a logged-out session (even a replayed copy of its cookie) is
+anonymous at once. An identity from the session (not from a bearer token) must send
+the CSRF token with unsafe API calls; a blank ``Authorization`` header counts as
+absent, so it cannot skip that check.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class Identity:
     name: str
     role: str
     id: str = ""
+    by_session: bool = False  # from the store front's cookie: unsafe calls need CSRF
 
     @property
     def actor(self) -> str:
@@ -164,7 +169,7 @@ def current_identity() -> Identity:
 
 def _resolve_identity() -> Identity:
     berth = current_berth()
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get("Authorization", "").strip()
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -185,17 +190,25 @@ def _session_identity(store: Any) -> Identity | None:
     saved = session.get("identity")
     if not isinstance(saved, dict):
         return None
-    if saved.get("kind") == "token":
+    if not store.auth.session_alive(_session_hash(saved)):
+        pass  # logged out, expired, or a cookie from before session ids
+    elif saved.get("kind") == "token":
         record = store.auth.get_token(str(saved.get("id", "")))
         if record:
             return Identity("token", record.get("name", ""), record.get("role", "viewer"),
-                            record["id"])
+                            record["id"], by_session=True)
     elif saved.get("kind") == "user":
         user = store.auth.get_user(str(saved.get("name", "")))
         if user and hmac.compare_digest(_password_mark(user), str(saved.get("mark", ""))):
-            return Identity("user", user["name"], user.get("role", "viewer"))
+            return Identity("user", user["name"], user.get("role", "viewer"), by_session=True)
     session.pop("identity", None)
     return None
+
+
+def _session_hash(saved: dict[str, Any]) -> str:
+    """The hash Redis keeps of a session's id ("" when the cookie carries none)."""
+    sid = saved.get("sid")
+    return hash_token(sid) if isinstance(sid, str) and sid else ""
 
 
 def _password_mark(user: dict[str, str]) -> str:
@@ -242,7 +255,7 @@ def login_with_token(token: str) -> Identity:
     identity = verify_token(current_berth().store, token.strip())
     if identity is None:
         raise Unauthorized("the token is not valid (revoked or mistyped)")
-    _start_session({"kind": "token", "id": identity.id})
+    _start_session({"kind": "token", "id": identity.id}, identity.actor)
     return identity
 
 
@@ -268,19 +281,33 @@ def login_with_password(name: str, password: str) -> Identity:
         pipe.execute()
         raise Unauthorized("unknown user or wrong password")
     _start_session({"kind": "user", "name": name,
-                    "mark": _password_mark(store.auth.get_user(name) or {})})
+                    "mark": _password_mark(store.auth.get_user(name) or {})}, identity.actor)
     return identity
 
 
-def _start_session(saved: dict[str, str]) -> None:
+def _start_session(saved: dict[str, str], actor: str) -> None:
+    """Begin a fresh session: a new random id, recorded in Redis for its lifetime."""
+    berth = current_berth()
+    _end_stored_session()
     session.clear()
-    session["identity"] = saved
+    sid = secrets.token_urlsafe(32)
+    berth.store.auth.add_session(hash_token(sid), actor=actor,
+                                 lifetime=berth.settings.session_lifetime)
+    session["identity"] = {**saved, "sid": sid}
     session.permanent = True
     g.pop("berth_identity", None)
 
 
+def _end_stored_session() -> None:
+    """Revoke the current session's id in Redis, if the cookie carries one."""
+    saved = session.get("identity")
+    if isinstance(saved, dict) and _session_hash(saved):
+        current_berth().store.auth.revoke_session(_session_hash(saved))
+
+
 def logout() -> None:
-    """End the store front's session."""
+    """End the store front's session: its id is revoked, so a replayed cookie is void."""
+    _end_stored_session()
     session.clear()
     g.pop("berth_identity", None)
 

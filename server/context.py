@@ -42,6 +42,21 @@ class Berth:
         return connect_redis(self.settings.redis_url, self.settings.redis_timeout)
 
     @cached_property
+    def events_redis(self) -> Any:
+        """A Redis client of its own for ``/events`` streams.
+
+        A stream waits in ``XREAD BLOCK`` for up to ``BERTH_EVENTS_BLOCK_MS``, longer
+        than :attr:`redis`'s command timeout, so this client's socket timeout allows
+        for the block; and its own pool keeps open streams off the connections every
+        other request uses.
+        """
+        if self._redis_client is not None:
+            return self._redis_client
+        block = self.settings.events_block_ms / 1000
+        return connect_redis(self.settings.redis_url, self.settings.redis_timeout,
+                             read_timeout=block + self.settings.redis_timeout)
+
+    @cached_property
     def store(self) -> Any:
         """The state store (``worker.store.Store``) on :attr:`redis`."""
         from worker.store import Store
@@ -132,12 +147,13 @@ def _worker_settings(cls: Any, settings: Settings) -> Any:
         return cls.from_env()
 
 
-def connect_redis(url: str, timeout: float) -> Any:
+def connect_redis(url: str, timeout: float, *, read_timeout: float | None = None) -> Any:
     """A redis-py client whose calls fail within ``timeout`` when Redis is away.
 
     redis-py retries failed commands with exponential backoff by default; the server
     wants one quick retry (a dropped connection after a Redis restart) and then an
-    error it can answer as 503.
+    error it can answer as 503. ``read_timeout`` (default ``timeout``) is for clients
+    whose commands block on purpose (``XREAD BLOCK``).
     """
     import redis
     from redis.backoff import NoBackoff
@@ -153,7 +169,7 @@ def connect_redis(url: str, timeout: float) -> Any:
     if client.connection_pool.connection_class is redis.UnixDomainSocketConnection:
         kwargs.pop("socket_keepalive", None)  # TCP-only option
         kwargs.pop("socket_keepalive_options", None)
-    kwargs["socket_timeout"] = timeout
+    kwargs["socket_timeout"] = read_timeout or timeout
     kwargs["socket_connect_timeout"] = timeout
     client.set_retry(Retry(NoBackoff(), 1))
     return client

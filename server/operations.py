@@ -13,12 +13,13 @@ secret option values masked) and raises ``CatalogError``, ``WorkerError`` or
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
+from catalog.errors import CatalogError
+from catalog.names import service_name_problem
 from catalog.options import (
     deep_merge,
     mask_secrets,
@@ -33,7 +34,6 @@ from worker.store.crypto import has_sealed, require_keys
 from .errors import ApiError, Invalid
 from .masking import mask_all, masked_record, refuse_leaks, union, unmasked
 
-SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_INSTANCES = 1000
 
 
@@ -43,15 +43,14 @@ class NotFoundError(ApiError):
 
 
 def check_service_name(name: Any, path: str = "name") -> str:
-    """The name if it is a valid service name.
+    """The name if it is a valid service name (the rule of ``catalog.names``).
 
     :raises Invalid: naming the field.
     """
-    if not isinstance(name, str) or not SERVICE_NAME.match(name):
-        raise Invalid("invalid service name", details=[{
-            "path": path, "message": "1-40 characters: lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit"}])
-    return name
+    problem = service_name_problem(name, path)
+    if problem:
+        raise Invalid("invalid service name", details=[problem])
+    return cast(str, name)
 
 
 def check_instances(count: Any, path: str = "instances") -> int | None:

@@ -11,19 +11,18 @@ generation and per process, and answered with a strong ETag (the content's diges
 from __future__ import annotations
 
 import gzip
-import re
 import threading
 from typing import Any
 
 from flask import Blueprint, Response, abort, request
 
+from catalog.names import INDEX_NAME
 from catalog.static_index import build_index, digest_of
 
 from .api.common import allow
 from .context import current_berth
 
 bp = Blueprint("repo_index", __name__, url_prefix="/repo")
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?$")
 _lock = threading.Lock()
 _cache: dict[str, Any] = {"catalog": None, "files": {}}
 
@@ -39,7 +38,7 @@ def listing() -> Response:
 def package_document(name: str) -> Response:
     """Every version of one package."""
     allow("viewer")
-    if not _NAME.match(name):
+    if not INDEX_NAME.fullmatch(name):
         abort(404)
     return _answer(_files().get(f"packages/{name}.json"))
 

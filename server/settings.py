@@ -37,7 +37,7 @@ class Settings:
     session_cookie_secure: bool = False
     session_lifetime: int = 12 * 3600  # seconds
     events_max: int = 1000  # events one /events response sends before it ends
-    events_block_ms: int = 15000  # how long /events waits for a new event
+    events_block_ms: int = 15000  # how long /events waits for an event: its heartbeat
     log_tail_max: int = 10000
     # host folders a spec may mount, ``:`` or ``,`` separated; empty: the catalog's
     # default (``/srv/berth``). The workers read the same variable and check again.
@@ -107,6 +107,8 @@ class Settings:
             raise SettingsError("BERTH_MAX_BODY must be a positive number of bytes")
         if self.redis_timeout <= 0:
             raise SettingsError("BERTH_REDIS_TIMEOUT must be positive")
+        if self.events_block_ms <= 0:
+            raise SettingsError("BERTH_EVENTS_BLOCK_MS must be a positive number of ms")
         self.container_policy  # noqa: B018 - raises SettingsError for a bad value
         for name, url in (("BERTH_REDIS_URL", self.redis_url),
                           ("BERTH_BROKER_URL", self.broker_url)):

@@ -26,9 +26,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
+from catalog.names import service_name_problem
 from catalog.placement import AgentView
 
-from .errors import AgentBusy, AgentError, AgentExists, InvalidRequest
+from .errors import (
+    AgentBusy,
+    AgentError,
+    AgentExists,
+    AgentUnreachable,
+    ContainerError,
+    InvalidRequest,
+)
 from .store.base import Tx
 
 __all__ = ["register_agent", "register", "get_agent", "list_agents", "drain", "activate",
@@ -38,7 +46,7 @@ __all__ = ["register_agent", "register", "get_agent", "list_agents", "drain", "a
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT_RANGE = (31000, 31999)
-ATTRIBUTE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+ATTRIBUTE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 URL_SCHEMES = ("tcp", "unix", "ssh", "http", "https", "npipe")
 
 
@@ -112,7 +120,7 @@ def _check_port_range(port_range: Any) -> tuple[int, int]:
 
 def _check_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
     problems = [{"path": f"attributes/{k}", "message": "names are 1-64 of A-Z a-z 0-9 _ . -"}
-                for k in attributes if not ATTRIBUTE.match(str(k))]
+                for k in attributes if not ATTRIBUTE.fullmatch(str(k))]
     if problems:
         raise InvalidRequest("invalid agent attributes", details=problems)
     return {str(k): str(v) for k, v in attributes.items()}
@@ -129,6 +137,42 @@ def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
     return {"cpus": cpus, "mem": mem}
 
 
+def _check_id(agent_id: Any) -> str:
+    """The agent id if it follows the service-name rule (it names containers' labels)."""
+    problem = service_name_problem(agent_id, "id")
+    if problem:
+        raise InvalidRequest("invalid agent id", details=[problem])
+    return str(agent_id)
+
+
+def _registration_error(url: str, error: AgentError) -> AgentError:
+    """A fixed message for an engine that failed registration: never the text it sent
+    (an error body can hold anything, and the message is shown to the caller)."""
+    status = _http_status(error)
+    if status is not None:
+        message = f"the engine at {url} answered an error (HTTP {status})"
+        return ContainerError(message, details=[{"path": "url", "message": message}])
+    reason = str(error.details[0].get("message", "")) if error.details else ""
+    if reason != "connection refused" and not reason.startswith("no answer within"):
+        reason = "no usable answer"
+    message = f"the engine at {url} did not answer ({reason})"
+    return AgentUnreachable(message, details=[{"path": "url", "message": message}])
+
+
+def _http_status(error: BaseException) -> int | None:
+    """The HTTP status an engine answered with, found along the error's causes."""
+    cursor: BaseException | None = error
+    for _ in range(10):
+        if cursor is None:
+            return None
+        response = getattr(cursor, "response", None)
+        status = getattr(cursor, "status_code", None) or getattr(response, "status_code", None)
+        if isinstance(status, int) and status >= 400:
+            return status
+        cursor = cursor.__cause__ or cursor.__context__
+    return None
+
+
 def _url_host(url: str) -> str:
     host = urlsplit(url).hostname
     return host or "127.0.0.1"
@@ -136,7 +180,7 @@ def _url_host(url: str) -> str:
 
 def _default_id(store: Any, url: str) -> str:
     host = re.sub(r"[^a-z0-9-]+", "-", _url_host(url).lower()).strip("-") or "local"
-    return f"agent-{host}"
+    return f"agent-{host}"[:40].rstrip("-")
 
 
 def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = None,
@@ -157,10 +201,10 @@ def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = 
     _check_url(url)
     low, high = _check_port_range(port_range or DEFAULT_PORT_RANGE)
     attrs = _check_attributes(attributes or {})
-    agent_id = agent_id or _default_id(store, url)
+    agent_id = _check_id(agent_id or _default_id(store, url))
     client = docker or _client(url, agent_id, tls_dir, timeout=5)
     try:
-        info = _engine_info(client, required=capacity is None)
+        info = _engine_info(client, url, required=capacity is None)
     finally:
         if docker is None:
             client.close()
@@ -201,16 +245,16 @@ def _client(url: str, agent_id: str, tls_dir: str, *, timeout: float) -> Any:
     return DockerAgent(url, timeout=timeout, tls=agent_tls(tls_dir, agent_id))
 
 
-def _engine_info(client: Any, *, required: bool) -> dict[str, Any]:
+def _engine_info(client: Any, url: str, *, required: bool) -> dict[str, Any]:
     """The engine's capacity, hostname and version (``up`` says whether it answered).
 
     :raises AgentUnreachable: when ``required`` and the engine does not answer.
     """
     try:
         return {**client.info(), "up": True}
-    except AgentError:
+    except AgentError as exc:
         if required:
-            raise
+            raise _registration_error(url, exc) from None
         return {"up": False}
 
 

@@ -25,7 +25,7 @@ __all__ = ["create_celery", "TASK_NAMES"]
 log = logging.getLogger(__name__)
 
 TASK_NAMES = ("berth.deploy", "berth.reconcile", "berth.reconcile_service",
-              "berth.heartbeat", "berth.refresh_repositories")
+              "berth.heartbeat", "berth.refresh_repositories", "berth.refresh_repository")
 
 
 def create_celery(settings: WorkerSettings | None = None) -> Celery:

@@ -15,7 +15,21 @@ SSRF guard: only ``http``/``https``; the host is resolved and every address chec
 ``BERTH_REPOSITORY_ALLOW_PRIVATE=1``; link-local — where cloud metadata services
 live —, multicast, reserved and unspecified addresses never). The check is repeated
 on the socket's peer address at connect time (no DNS-rebinding window) and for every
-redirect. Proxies from the environment are ignored.
+redirect. Proxies from the environment are ignored. An IPv6 address that carries an
+IPv4 address inside — IPv4-mapped (``::ffff:0:0/96``), 6to4 (``2002::/16``), Teredo
+(``2001::/32``: its server and its client) and NAT64 (``64:ff9b::/96``,
+``64:ff9b:1::/48``) — reaches that IPv4 host through a relay or translator, so it is
+judged by the inner address (every one of them, for Teredo).
+
+Deadline: every GET ends within ``BERTH_REPOSITORY_DEADLINE`` seconds (60) of wall
+clock, headers and body together. A per-read timeout alone lets a server that sends
+one byte a second hold a fetch for as long as it likes, so a timer shuts the GET's
+sockets down when the deadline passes, which wakes the blocked read.
+
+Failures are recorded (and shown, also anonymously) as a short reason Berth writes
+itself plus the HTTP status when there was one, never text the remote sent: schema
+errors quote the document, and a failing remote's body can hold anything. The full
+details go to the worker's log.
 """
 
 from __future__ import annotations
@@ -47,8 +61,8 @@ from catalog.static_index import (
     parse_package_document,
 )
 
-__all__ = ["RemotePolicy", "UnsafeURL", "check_url", "check_address", "refresh",
-           "refresh_all", "Fetcher", "listing_url"]
+__all__ = ["RemotePolicy", "UnsafeURL", "FetchFailed", "check_url", "check_address",
+           "refresh", "refresh_all", "Fetcher", "listing_url"]
 
 log = logging.getLogger(__name__)
 USER_AGENT = "berth-repository-client/1"
@@ -58,6 +72,14 @@ class UnsafeURL(InvalidInput):
     """A repository URL Berth refuses to fetch (scheme, credentials or address)."""
 
     code = "url_refused"
+
+
+class FetchFailed(RepositoryError):
+    """A GET that did not give a usable answer; ``status`` is the HTTP status, if any."""
+
+    def __init__(self, message: str, *, status: int | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -73,6 +95,7 @@ class RemotePolicy:
     interval: float = 300.0  # seconds between refreshes of one repository
     workers: int = 8  # parallel document fetches
     max_redirects: int = 5
+    deadline: float = 60.0  # seconds of wall clock for one GET, headers and body
 
     @classmethod
     def from_env(cls, env: Mapping[str, Any] | None = None) -> RemotePolicy:
@@ -105,28 +128,54 @@ class RemotePolicy:
 
 
 # the SSRF guard ------------------------------------------------------------------------
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NAT64_PREFIXES = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
 def check_address(address: str, policy: RemotePolicy) -> None:
-    """Refuse an IP address the policy does not allow.
+    """Refuse an IP address the policy does not allow (judging the IPv4 address an
+    IPv6 address carries, when it carries one).
 
     :raises UnsafeURL: naming the address and why.
     """
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped
+    targets: list[IPAddress] = [*embedded_ipv4(ip)] or [ip]
+    for target in targets:
+        reason = _refusal(target, policy)
+        if reason:
+            shown = address if target == ip else f"{address} (which carries {target})"
+            raise UnsafeURL(f"refusing to connect to {shown}: {reason}",
+                            errors=[{"path": "url", "message": f"{shown} is {reason}"}])
+
+
+def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address stands for (none for a plain address)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return []
+    if ip.ipv4_mapped:
+        return [ip.ipv4_mapped]
+    if ip.sixtofour:
+        return [ip.sixtofour]
+    if ip.teredo:
+        return list(ip.teredo)
+    if any(ip in prefix for prefix in NAT64_PREFIXES):
+        return [ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)]
+    return []
+
+
+def _refusal(ip: IPAddress, policy: RemotePolicy) -> str | None:
+    """Why the policy refuses ``ip``, or None when it allows it."""
     if ip.is_loopback:
         if policy.allow_loopback:
-            return
-        reason = "a loopback address (set BERTH_REPOSITORY_ALLOW_LOOPBACK=1 to allow)"
-    elif ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        reason = "a link-local, multicast, reserved or unspecified address"
-    elif ip.is_private or not ip.is_global:
+            return None
+        return "a loopback address (set BERTH_REPOSITORY_ALLOW_LOOPBACK=1 to allow)"
+    if ip.is_link_local or ip.is_multicast or ip.is_unspecified or ip.is_reserved:
+        return "a link-local, multicast, reserved or unspecified address"
+    if ip.is_private or not ip.is_global:
         if policy.allow_private:
-            return
-        reason = "a private address (set BERTH_REPOSITORY_ALLOW_PRIVATE=1 to allow)"
-    else:
-        return
-    raise UnsafeURL(f"refusing to connect to {address}: {reason}",
-                    errors=[{"path": "url", "message": f"{address} is {reason}"}])
+            return None
+        return "a private address (set BERTH_REPOSITORY_ALLOW_PRIVATE=1 to allow)"
+    return None
 
 
 def check_url(url: str, policy: RemotePolicy, *, resolve: bool = True) -> None:
@@ -164,7 +213,8 @@ def _resolve(host: str, port: int) -> list[str]:
 
 
 def _guarded(base: Any, policy: RemotePolicy) -> type:
-    """A urllib3 connection class that checks the peer address right after connecting."""
+    """A urllib3 connection class that checks the peer address right after connecting
+    and puts its socket under the running GET's deadline (new or reused)."""
 
     def _new_conn(self: Any) -> socket.socket:
         sock = base._new_conn(self)
@@ -173,9 +223,69 @@ def _guarded(base: Any, policy: RemotePolicy) -> type:
         except UnsafeURL:
             sock.close()
             raise
+        _Deadline.watch_current(sock)
         return sock
 
-    return type(f"Guarded{base.__name__}", (base,), {"_new_conn": _new_conn})
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.sock is not None:  # a kept-alive connection from an earlier GET
+            _Deadline.watch_current(self.sock)
+        return base.request(self, *args, **kwargs)
+
+    return type(f"Guarded{base.__name__}", (base,), {"_new_conn": _new_conn,
+                                                     "request": request})
+
+
+class _Deadline:
+    """The wall-clock limit of one GET in this thread: when it passes, the sockets the
+    GET uses are shut down, which ends a read a slow sender keeps alive."""
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    @classmethod
+    def watch_current(cls, sock: socket.socket) -> None:
+        """Put ``sock`` under this thread's running deadline, if there is one."""
+        deadline = getattr(cls._current, "deadline", None)
+        if deadline is not None:
+            deadline.watch(sock)
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self.expired:
+                self._sockets.append(sock)
+                return
+        _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            _shut(sock)
+
+    def __enter__(self) -> _Deadline:
+        self._current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        self._current.deadline = None
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
 
 
 class _GuardedAdapter(HTTPAdapter):
@@ -237,10 +347,31 @@ class Fetcher:
             last_modified: str | None = None) -> Response:
         """One GET (conditional when told), following checked redirects.
 
-        :raises RepositoryError: on any network error, a bad status or a body over
-            ``max_bytes`` (counted after gzip decoding, while it streams).
+        :raises FetchFailed: on any network error, a bad status, a body over
+            ``max_bytes`` (counted after gzip decoding, while it streams), or no complete
+            answer within ``policy.deadline`` seconds.
         :raises UnsafeURL: when the URL or a redirect target is refused.
         """
+        with _Deadline(self.policy.deadline) as deadline:
+            try:
+                answer = self._follow(url, max_bytes, etag, last_modified, deadline)
+            except UnsafeURL:
+                raise
+            except Exception:
+                if deadline.expired:
+                    raise self._late(url) from None
+                raise
+            if deadline.expired:  # a cut-off body without a length can look complete
+                raise self._late(url)
+            return answer
+
+    def _late(self, url: str) -> FetchFailed:
+        return FetchFailed(f"GET {url}: no complete answer within the deadline of "
+                           f"{self.policy.deadline:g} s", path=url)
+
+    def _follow(self, url: str, max_bytes: int, etag: str | None,
+                last_modified: str | None, deadline: _Deadline) -> Response:
+        """The GET itself, following checked redirects."""
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -253,43 +384,46 @@ class Fetcher:
                     url, headers=headers, stream=True, allow_redirects=False,
                     timeout=(self.policy.connect_timeout, self.policy.read_timeout))
             except requests.RequestException as exc:  # UnsafeURL from a peer passes through
-                raise RepositoryError(f"GET {url} failed: {_network_reason(exc)}",
-                                      path=url) from None
+                raise FetchFailed(f"GET {url} failed: {_network_reason(exc)}",
+                                  path=url) from None
             with response:
                 if response.is_redirect:
                     url = urljoin(url, response.headers.get("Location", ""))
                     continue
-                return self._answer(url, response, max_bytes)
-        raise RepositoryError(f"GET {url}: more than {self.policy.max_redirects} redirects",
-                              path=url)
+                return self._answer(url, response, max_bytes, deadline)
+        raise FetchFailed(f"GET {url}: more than {self.policy.max_redirects} redirects",
+                          path=url)
 
-    def _answer(self, url: str, response: requests.Response, max_bytes: int) -> Response:
+    def _answer(self, url: str, response: requests.Response, max_bytes: int,
+                deadline: _Deadline) -> Response:
         etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
         if response.status_code == 304:
             return Response(304, b"", etag, modified)
         if response.status_code != 200:
-            raise RepositoryError(f"GET {url} answered {response.status_code}", path=url)
+            raise FetchFailed(f"GET {url} answered HTTP {response.status_code}", path=url,
+                              status=response.status_code)
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > max_bytes \
                 and "gzip" not in response.headers.get("Content-Encoding", ""):
-            raise RepositoryError(f"GET {url}: {declared} bytes is over the cap of "
-                                  f"{max_bytes}", path=url)
-        return Response(200, self._read(url, response, max_bytes), etag, modified)
+            raise FetchFailed(f"GET {url}: {declared} bytes is over the cap of {max_bytes}",
+                              path=url, status=200)
+        return Response(200, self._read(url, response, max_bytes, deadline), etag, modified)
 
-    def _read(self, url: str, response: requests.Response, max_bytes: int) -> bytes:
-        """The body, decoded, streamed and capped (a gzip bomb stops at the cap)."""
-        deadline = time.monotonic() + self.policy.read_timeout * 4
+    def _read(self, url: str, response: requests.Response, max_bytes: int,
+              deadline: _Deadline) -> bytes:
+        """The body, decoded, streamed and capped (a gzip bomb stops at the cap); the
+        deadline is checked per chunk as well as by its timer."""
         body = bytearray()
         try:
             for chunk in response.iter_content(64 * 1024):
                 body += chunk
                 if len(body) > max_bytes:
-                    raise RepositoryError(f"GET {url}: body over the cap of {max_bytes} "
-                                          "bytes", path=url)
-                if time.monotonic() > deadline:
-                    raise RepositoryError(f"GET {url}: too slow", path=url)
+                    raise FetchFailed(f"GET {url}: body over the cap of {max_bytes} bytes",
+                                      path=url, status=200)
+                if time.monotonic() > deadline.at:
+                    raise self._late(url)
         except requests.RequestException as exc:
-            raise RepositoryError(f"GET {url} failed: {_short(exc)}", path=url) from None
+            raise FetchFailed(f"GET {url} failed: {_network_reason(exc)}", path=url) from None
         return bytes(body)
 
 
@@ -300,7 +434,7 @@ def _network_reason(exc: requests.RequestException) -> str:
     if isinstance(exc, requests.ReadTimeout):
         return "read timeout"
     found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-    return found.group(1).strip().lower() if found else _short(exc)
+    return found.group(1).strip().lower()[:80] if found else "connection failed"
 
 
 def _short(exc: BaseException) -> str:
@@ -339,9 +473,9 @@ def refresh(store: Any, name: str, settings: Any = None, *, force: bool = True) 
         sync.run()
     except (RepositoryError, InvalidInput) as exc:
         sync.fail(exc)
-    except Exception as exc:  # noqa: BLE001 - record, never break the caller's loop
+    except Exception:  # noqa: BLE001 - record, never break the caller's loop
         log.exception("refreshing repository %s", name)
-        sync.fail(RepositoryError(f"unexpected error: {_short(exc)}"))
+        sync.fail(RepositoryError("unexpected error (see the worker's log)"))
     finally:
         fetcher.close()
     return {**result, **sync.result}
@@ -417,7 +551,8 @@ class _Sync:
         now = time.time()
         fields = {"etag": answer.etag, "last_modified": answer.last_modified,
                   "fetched_at": now, "checked_at": now, "stale": False, "error": None,
-                  "packages": len(wanted), "listing_digest": digest_of(answer.body)}
+                  "error_status": None, "packages": len(wanted),
+                  "listing_digest": digest_of(answer.body)}
         self.store.repositories.save_copy(self.name, listing=answer.body, changed=changed,
                                           removed=removed, fields=fields)
         self.result.update(status="updated", changed=len(changed), removed=len(removed))
@@ -426,23 +561,38 @@ class _Sync:
         """A 304: note the check; rebuild catalogs only if the stale flag clears."""
         was_stale = bool(self.record.get("stale"))
         self.store.repositories.update(self.name, bump=was_stale, checked_at=time.time(),
-                                       stale=False, error=None,
+                                       stale=False, error=None, error_status=None,
                                        etag=answer.etag or self.record.get("etag"))
         self.result.update(status="not_modified")
 
     def fail(self, error: Exception) -> None:
-        """Keep the last good copy; mark the repository stale with the reason."""
-        message = getattr(error, "message", str(error))
+        """Keep the last good copy; mark the repository stale with a short reason and
+        the HTTP status (the details, which may quote the remote, only in the log)."""
+        reason = _reason(error)
+        status = getattr(error, "status", None)
         details = getattr(error, "errors", None) or []
-        if details:
-            message += " (" + "; ".join(f"{d['path']}: {d['message']}" for d in details[:3]) + ")"
-        log.warning("repository %s: refresh failed: %s", self.name, message)
+        log.warning("repository %s: refresh failed: %s %s", self.name, reason,
+                    "; ".join(f"{d.get('path')}: {d.get('message')}" for d in details[:3]))
         try:
             self.store.repositories.update(self.name, checked_at=time.time(), stale=True,
-                                           error=message[:1000])
+                                           error=reason, error_status=status)
         except Exception as exc:  # noqa: BLE001 - removed meanwhile, or Redis trouble
             log.warning("repository %s: could not record the failure: %s", self.name, exc)
-        self.result.update(status="failed", error=message[:1000])
+        self.result.update(status="failed", error=reason)
+
+
+MAX_REASON = 200
+
+
+def _reason(error: Exception) -> str:
+    """The failure as Berth words it: an error's own message, never its details (the
+    messages of :mod:`worker.remotes` and ``catalog.static_index`` carry no remote
+    text; anything else is named by its kind only)."""
+    if isinstance(error, RepositoryError | UnsafeURL):
+        text = error.message
+    else:
+        text = f"{type(error).__name__} (see the worker's log)"
+    return text if len(text) <= MAX_REASON else text[:MAX_REASON - 3] + "..."
 
 
 def _universe_documents(body: bytes, where: str) -> dict[str, tuple[str, Any]]:
@@ -453,7 +603,8 @@ def _universe_documents(body: bytes, where: str) -> dict[str, tuple[str, Any]]:
     try:
         data = loads_bounded(body, 64)
     except ValueError as exc:
-        raise RepositoryError(f"{where} is not valid JSON: {_short(exc)}", path=where) from None
+        raise RepositoryError(f"{where} is not valid JSON", path=where,
+                              errors=[{"path": where, "message": _short(exc)}]) from None
     entries = data.get("packages") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise RepositoryError(f"{where} has no 'packages' list", path=where)

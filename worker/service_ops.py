@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from catalog.names import SERVICE_NAME, service_name_problem
 from catalog.options import apply_at_paths, values_at_paths
 from catalog.spec import map_secret_strings, secret_texts
 
@@ -39,7 +39,6 @@ __all__ = ["ServiceOps", "new_deployment", "SERVICE_NAME", "MAX_INSTANCES"]
 
 log = logging.getLogger(__name__)
 
-SERVICE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_INSTANCES = 1000
 Enqueue = Callable[[str, Sequence[Any]], Any]
 
@@ -68,11 +67,10 @@ def _package_identity(package: Any) -> dict[str, str]:
 
 
 def _check_name(name: Any) -> str:
-    if not isinstance(name, str) or not SERVICE_NAME.match(name):
-        raise InvalidRequest("invalid service name", details=[{
-            "path": "name", "message": "1-40 characters: lower-case letters, digits and '-', "
-            "starting and ending with a letter or digit"}])
-    return name
+    problem = service_name_problem(name)
+    if problem:
+        raise InvalidRequest("invalid service name", details=[problem])
+    return str(name)
 
 
 def _check_count(count: Any) -> int:

@@ -1,7 +1,8 @@
 """The worker's tasks, by name: thin — take an id, re-read state, call plain code.
 
 ``berth.deploy(deployment_id)``, ``berth.reconcile()``, ``berth.reconcile_service(name)``,
-``berth.heartbeat()``, ``berth.refresh_repositories()``. Reliability options sit on the
+``berth.heartbeat()``, ``berth.refresh_repositories()``, ``berth.refresh_repository(name)``
+(the first fetch of a repository just added). Reliability options sit on the
 decorators; clients (store, Docker pool) are built once per process, after the fork.
 """
 
@@ -20,6 +21,7 @@ from .agents import AgentPool
 from .deploy import Deployer
 from .errors import AgentError
 from .reconcile import Reconciler
+from .remotes import refresh as refresh_remote
 from .settings import WorkerSettings
 from .store import Store
 
@@ -128,3 +130,13 @@ def refresh_repositories(self: Any) -> Any:
     if refresh_all is None:
         return None
     return refresh_all(context(self.app).store)
+
+
+@shared_task(name="berth.refresh_repository", bind=True, acks_late=True, max_retries=0)
+def refresh_repository(self: Any, name: str) -> Any:
+    """Fetch one remote repository now: the first fetch after it was added, which the
+    server leaves to a worker so a slow remote never holds a request."""
+    store = context(self.app).store
+    if store.repositories.get(name) is None:
+        return None  # removed before the worker got to it
+    return refresh_remote(store, name)

@@ -29,9 +29,9 @@ HEALTH_PROTOCOLS = {"HTTP": "http", "MESOS_HTTP": "http", "TCP": "tcp", "MESOS_T
                     "COMMAND": "command"}
 OPERATORS = {"UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER"}
 ALIASES = {"IS": "CLUSTER"}  # Marathon 1.5: IS matches a value exactly, as CLUSTER does
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,127}$")
-_FIELD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
+_LABEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,127}")
+_FIELD = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 # Fields whose presence alone means the app cannot run as written.
 PRESENT_REASONS = {
@@ -77,7 +77,7 @@ def env(values: Any, conv: Any) -> None:
             else:
                 conv.refuse(path, f"env {name} is an object, not a value")
             continue
-        if not _ENV_NAME.match(str(name)):
+        if not _ENV_NAME.fullmatch(str(name)):
             conv.refuse(path, f"env name {name!r} is not a valid variable name")
             continue
         out[str(name)] = _text(value)
@@ -94,7 +94,7 @@ def labels(values: Any, conv: Any) -> None:
         return
     out: dict[str, str] = {}
     for name, value in values.items():
-        if not _LABEL_NAME.match(str(name)):
+        if not _LABEL_NAME.fullmatch(str(name)):
             conv.refuse(f"/labels/{name}", f"label name {name!r} is not allowed")
             continue
         out[str(name)] = _text(value)
@@ -292,7 +292,7 @@ def constraints(values: Any, conv: Any) -> None:
             conv.refuse(path, f"constraint {raw!r} is not [field, operator, value?]")
             continue
         fld, op = str(parts[0]), ALIASES.get(str(parts[1]).upper(), str(parts[1]).upper())
-        if op not in OPERATORS or not _FIELD.match(fld):
+        if op not in OPERATORS or not _FIELD.fullmatch(fld):
             conv.refuse(path, f"constraint {raw!r}: operator {parts[1]!r} is not supported")
             continue
         value = _text(parts[2]) if len(parts) == 3 and parts[2] is not None else ""

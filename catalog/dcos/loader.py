@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 from catalog.dcos.compat import static_reasons
 from catalog.errors import VersionError
 from catalog.model import Package
+from catalog.reading import loads_json
 from catalog.repository import Repository
 from catalog.version import parse_version
 
@@ -112,7 +112,7 @@ def _read_json(path: Path, display: str, *, required: bool) -> Any:
     except OSError as exc:
         raise _Broken([{"path": display, "message": f"unreadable: {exc.strerror}"}]) from exc
     try:
-        return json.loads(data)
+        return loads_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _Broken([{"path": display, "message": f"not valid JSON: {exc}"}]) from exc
 

@@ -28,6 +28,7 @@ from typing import Any
 from pystache.renderer import Renderer
 
 from catalog.errors import RenderError
+from catalog.reading import loads_json
 
 __all__ = ["render_marathon", "mustache_context", "render_dcos_service", "MAX_TEMPLATE_BYTES"]
 
@@ -139,7 +140,7 @@ def _parse_app(text: str, source: str) -> dict[str, Any]:
     :raises RenderError: with the line and column where the JSON breaks.
     """
     try:
-        app = json.loads(text)
+        app = loads_json(text)
     except json.JSONDecodeError as exc:
         line = text.splitlines()[exc.lineno - 1] if text.splitlines() else ""
         message = f"rendered text is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -151,7 +151,7 @@ def allow(role: str) -> str:
     method must also send the CSRF token in ``X-CSRFToken``.
     """
     identity = check_role(role)
-    by_session = identity.authenticated and "Authorization" not in request.headers
+    by_session = identity.authenticated and identity.by_session
     if request.method in UNSAFE and by_session:
         try:
             validate_csrf(request.headers.get("X-CSRFToken", ""))

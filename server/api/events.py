@@ -3,7 +3,14 @@
 Each event carries its Redis stream id as the SSE ``id``, so a client that
 reconnects with ``Last-Event-ID`` resumes where it stopped. A response is bounded:
 it ends after ``limit`` events or ``timeout`` seconds, and EventSource clients
-reconnect by themselves (``retry`` is sent first).
+reconnect by themselves (``retry`` is sent first). While no event comes, a comment
+line (``: keep-alive``) is sent every ``BERTH_EVENTS_BLOCK_MS`` so proxies and
+clients see the stream alive.
+
+Streams read through ``Berth.events_redis``: a client with its own pool whose socket
+timeout is longer than the ``XREAD BLOCK``. On the request client (2 s timeout) an
+idle stream ended after two timed-out attempts, about 4 s, and open streams held
+connections other requests needed.
 """
 
 from __future__ import annotations
@@ -19,8 +26,7 @@ from flask import Blueprint, Response, request, stream_with_context
 from ..context import current_berth
 from .common import Invalid, allow, query_int, query_str
 
-STREAM_ID = re.compile(r"^(\$|0|\d{1,20}-\d{1,20}|\d{1,20})$")
-HEARTBEAT_SECONDS = 10
+STREAM_ID = re.compile(r"(\$|0|\d{1,20}-\d{1,20}|\d{1,20})")
 
 
 def register(bp: Blueprint) -> None:
@@ -34,16 +40,18 @@ def events() -> Any:
     berth = current_berth()
     settings = berth.settings
     since = request.headers.get("Last-Event-ID") or request.args.get("since") or "$"
-    if not STREAM_ID.match(since):
+    if not STREAM_ID.fullmatch(since):
         raise Invalid("Last-Event-ID is not a stream id",
                       details=[{"path": "Last-Event-ID", "message": "like 1764198000000-0"}])
     limit = query_int("limit", settings.events_max, low=1, high=settings.events_max)
     timeout = query_int("timeout", 60, low=0, high=600)
     prefix = query_str("type", max_length=100) or ""
     key = berth.store.state.key("events")
+    redis = berth.events_redis
     if since == "$":  # resolve "now" once, so a reconnect never misses what came between
-        since = _last_id(berth.redis, key)
-    stream = _stream(berth.redis, key, since, limit, timeout, prefix)
+        since = _last_id(redis, key)
+    heartbeat = settings.events_block_ms / 1000
+    stream = _stream(redis, key, since, limit, timeout, prefix, heartbeat)
     return Response(stream_with_context(stream), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -55,7 +63,7 @@ def _last_id(redis: Any, key: str) -> str:
 
 
 def _stream(redis: Any, key: str, since: str, limit: int, timeout: int,
-            prefix: str) -> Iterator[str]:
+            prefix: str, heartbeat: float) -> Iterator[str]:
     """SSE lines: events after ``since``, heartbeat comments while waiting."""
     yield "retry: 2000\n\n"
     sent, deadline = 0, time.monotonic() + timeout
@@ -63,7 +71,7 @@ def _stream(redis: Any, key: str, since: str, limit: int, timeout: int,
         left = deadline - time.monotonic()
         if left <= 0:
             return
-        block = int(min(left, HEARTBEAT_SECONDS) * 1000) or 1
+        block = int(min(left, heartbeat) * 1000) or 1
         try:
             batch = redis.xread({key: since}, count=min(100, limit - sent), block=block)
         except Exception:  # noqa: BLE001 - Redis went away mid-stream: end it, client retries

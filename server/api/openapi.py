@@ -9,8 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from catalog import names
+from catalog.names import schema_pattern
+
 NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"}
-SERVICE_NAME = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"}
+SERVICE_NAME = {"type": "string", "pattern": schema_pattern(names.SERVICE_NAME)}
 VERSION = {"type": "string", "minLength": 1, "maxLength": 100}
 INSTANCES = {"type": "integer", "minimum": 0, "maximum": 1000}
 OPTIONS = {"type": "object", "maxProperties": 200,
@@ -61,7 +64,7 @@ SCHEMAS: dict[str, Any] = {
     "AgentRequest": _obj({
         "url": {"type": "string", "maxLength": 500,
                 "pattern": "^(tcp|unix|ssh|http|https)://[^\\s]+$"},
-        "id": {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"},
+        "id": SERVICE_NAME,
         "attributes": {"type": "object", "maxProperties": 50,
                        "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
                        "additionalProperties": {"type": "string", "maxLength": 200}},

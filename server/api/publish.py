@@ -31,7 +31,7 @@ from .common import Invalid, UnsupportedMediaType, allow, json_body
 BUNDLE_TYPES = ("application/gzip", "application/x-gzip", "application/octet-stream",
                 "application/x-tar+gzip")
 _REASON_MAX = 500
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 class TooLarge(ApiError):
@@ -113,7 +113,7 @@ def yank_version(name: str, version: str) -> Any:
     problems += [{"path": f"body/{k}", "message": "unknown field"} for k in extra[:10]]
     if problems:
         raise Invalid("the request is invalid", details=problems)
-    if not _NAME.match(name) or len(version) > 128:
+    if not _NAME.fullmatch(name) or len(version) > 128:
         raise Invalid("bad package name or version", details=[
             {"path": "path", "message": "name or version not allowed"}])
     meta = current_berth().store.hosted.yank(name, version, str(reason).strip(), actor,
@@ -135,7 +135,7 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     """This module's paths and schemas for the API document."""
     from .openapi import _error_responses, _json, _path, _paths
 
-    name = _path("name", {"type": "string", "pattern": _NAME.pattern})
+    name = _path("name", {"type": "string", "pattern": f"^{_NAME.pattern}$"})
     version = _path("version", {"type": "string", "minLength": 1, "maxLength": 128})
     publish = {"operationId": "publishPackage",
                "summary": "Publish a package version from a bundle (maintainer)",

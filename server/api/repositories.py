@@ -3,24 +3,26 @@
 Every repository has a priority: a lower number wins. The highest-priority repository
 that has a package name supplies all versions of that name (no mixing of versions
 from several sources). Remote repositories are added by URL (admin); the server
-checks the URL against the SSRF policy, fetches it once at once, and the workers
-refresh it on an interval. A remote that fails keeps its last good copy and is shown
-``stale`` with the error; the rest of the catalog is unaffected.
+checks the fields and the URL against the SSRF policy, stores the repository as
+``pending`` and answers 202: the first fetch is a worker task
+(``berth.refresh_repository``), so a slow remote never holds a request, and the
+workers refresh it on an interval. A remote that fails keeps its last good copy and
+is shown ``stale`` with a short reason and the HTTP status (``error_status``), never
+text the remote sent; the rest of the catalog is unaffected.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, jsonify
 
+from catalog.names import SERVICE_NAME, is_service_name, schema_pattern
 from worker import remotes
 
 from ..context import current_berth
-from .common import Invalid, allow, json_body
+from .common import Invalid, accepted, allow, json_body
 
-_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _FIELDS = {"name", "url", "priority", "format", "interval"}
 RESERVED = ("universe", "hosted")
 
@@ -52,18 +54,16 @@ def show_repository(name: str) -> Any:
 
 
 def add_repository() -> Any:
-    """Add a remote repository (admin) and fetch it once; 201 with its state."""
+    """Add a remote repository (admin); 202 with its pending state (a worker fetches it)."""
     actor = allow("admin")
-    view, result = add_remote(json_body(), actor)
-    response = jsonify({**view, "refresh": result})
-    response.status_code = 201
-    return response
+    view = add_remote(json_body(), actor)
+    return accepted(view, f"/api/v1/repositories/{view['name']}")
 
 
-def add_remote(body: dict[str, Any], actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def add_remote(body: dict[str, Any], actor: str) -> dict[str, Any]:
     """Check a remote repository (fields, reserved names, the SSRF guard), store it
-    and fetch it once; its view and the fetch's result. The API and the store front
-    both add repositories through here.
+    and enqueue its first fetch; its (pending) view. The API and the store front both
+    add repositories through here.
 
     :raises Invalid: a field is wrong (every problem listed).
     :raises UnsafeURL: the guard refuses the address.
@@ -77,8 +77,8 @@ def add_remote(body: dict[str, Any], actor: str) -> tuple[dict[str, Any], dict[s
     store.repositories.add({"name": body["name"], "url": body["url"],
                             "priority": body["priority"], "format": body["format"],
                             "interval": body.get("interval")}, actor)
-    result = remotes.refresh(store, body["name"], policy)
-    return _remote_view(store.repositories.require(body["name"])), result
+    berth.enqueue("berth.refresh_repository", [body["name"]])
+    return _remote_view(store.repositories.require(body["name"]))
 
 
 def remove_repository(name: str) -> Any:
@@ -107,7 +107,7 @@ def _check_body(body: dict[str, Any]) -> dict[str, Any]:
     problems = [{"path": f"body/{k}", "message": "unknown field"}
                 for k in sorted(set(body) - _FIELDS)[:10]]
     name, url = body.get("name"), body.get("url")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not is_service_name(name):
         problems.append({"path": "body/name", "message": "lower-case letters, digits and "
                                                          "dashes, at most 40"})
     elif name in RESERVED or name in _configured_names():
@@ -167,8 +167,9 @@ def _remote_view(record: dict[str, Any]) -> dict[str, Any]:
     return {"name": record["name"], "kind": "remote", "url": record.get("url"),
             "priority": record.get("priority"), "format": record.get("format", "berth"),
             "interval": record.get("interval"), "stale": bool(record.get("stale")),
-            "error": record.get("error"), "fetched_at": record.get("fetched_at"),
-            "checked_at": record.get("checked_at"),
+            "pending": record.get("checked_at") is None,
+            "error": record.get("error"), "error_status": record.get("error_status"),
+            "fetched_at": record.get("fetched_at"), "checked_at": record.get("checked_at"),
             "packages": record.get("packages", 0)}
 
 
@@ -177,7 +178,7 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     from .openapi import _error_responses, _json, _path
 
     ref = {"$ref": "#/components/schemas/Repository"}
-    name = _path("name", {"type": "string", "pattern": _NAME.pattern})
+    name = _path("name", {"type": "string", "pattern": schema_pattern(SERVICE_NAME)})
 
     def op(op_id: str, summary: str, ok: dict[str, Any], errors: str, **extra: Any) -> dict:
         return {"operationId": op_id, "summary": summary,
@@ -191,7 +192,8 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
                       _json("OK", {"type": "object", "properties": {
                           "items": {"type": "array", "items": ref}}}), "401 403 503"),
             "post": op("addRepository", "Add a remote repository (admin)",
-                       _json("Added", ref, "201"), "400 401 403 409 413 415 422 503",
+                       _json("Added; the first fetch is queued", ref, "202"),
+                       "400 401 403 409 413 415 422 503",
                        requestBody=body)},
         "/repositories/{name}": {
             "get": op("showRepository", "One repository", _json("OK", ref), "401 403 404 503",
@@ -207,10 +209,11 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
         "Repository": {"type": "object", "required": ["name", "priority"], "properties": {
             "name": {"type": "string"}, "kind": {"type": "string"},
             "priority": {"type": ["integer", "null"]}, "stale": {"type": "boolean"},
-            "error": {"type": ["string", "null"]}}},
+            "pending": {"type": "boolean"}, "error": {"type": ["string", "null"]},
+            "error_status": {"type": ["integer", "null"]}}},
         "RepositoryRequest": {
             "type": "object", "required": ["name", "url"], "additionalProperties": False,
-            "properties": {"name": {"type": "string", "pattern": _NAME.pattern},
+            "properties": {"name": {"type": "string", "pattern": schema_pattern(SERVICE_NAME)},
                            "url": {"type": "string", "maxLength": 2000},
                            "priority": {"type": "integer", "minimum": 0, "maximum": 100000},
                            "format": {"enum": ["berth", "dcos"]},

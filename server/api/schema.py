@@ -11,6 +11,8 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from catalog.schemas.validation import Re2Draft202012Validator
+
 from .openapi import document
 
 
@@ -31,6 +33,10 @@ def openapi() -> dict[str, Any]:
 
 @cache
 def validator(name: str) -> Draft202012Validator:
-    """A validator for ``#/components/schemas/<name>``."""
-    return Draft202012Validator({"$ref": f"#/components/schemas/{name}",
-                                 "components": openapi()["components"]})
+    """A validator for ``#/components/schemas/<name>``.
+
+    Patterns run with RE2 (as the package schemas do): its ``$`` is the end of the
+    text, where Python's ``re`` also accepts a trailing newline (``"web\\n"``).
+    """
+    schema = {"$ref": f"#/components/schemas/{name}", "components": openapi()["components"]}
+    return Re2Draft202012Validator(schema)  # type: ignore[no-any-return]

@@ -135,10 +135,8 @@ def repo_add(name: str, url: str, priority: int | None, fmt: str | None,
     answer = _client().add_repository(name, url, priority=priority, format=fmt,
                                       interval=interval)
     line = f"repository {name} added"
-    if isinstance(answer, dict):
-        line += f" ({answer.get('packages', 0)} packages)"
-        if answer.get("stale"):
-            line += f"; stale: {answer.get('error')}"
+    if isinstance(answer, dict) and answer.get("pending"):
+        line += "; a worker fetches it now (`berth repo list` shows its state)"
     click.echo(line)
 
 

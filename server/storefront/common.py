@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from markupsafe import Markup
@@ -21,7 +22,9 @@ from werkzeug.wrappers import Response
 F = TypeVar("F", bound=Callable[..., Any])
 RANK = {"none": 0, "viewer": 1, "maintainer": 2, "admin": 3}
 ICON_KEYS = ("icon", "icon-large", "icon-medium", "icon-small")
-SAFE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Control characters, space and backslash: browsers strip or rewrite them in URLs.
+_UNSAFE_URL_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_FILE = 4 * 1024 * 1024
 IMAGE_TYPES = {
     "svg": "image/svg+xml",
@@ -91,9 +94,22 @@ def _here() -> str:
 
 
 def safe_next(target: str | None, default: str) -> str:
-    """A local redirect target (no scheme, no host): never an open redirect."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    r"""A local redirect target (a path on this site), else ``default``: never an open
+    redirect, never a header that cannot be sent.
+
+    Browsers drop tabs and newlines from URLs and read ``\`` as ``/``, so
+    ``/\t/evil.com`` becomes ``//evil.com``: any control character, space or
+    backslash (also percent-encoded in the path) refuses the target, as does anything with a
+    scheme or a host.
+    """
+    if not target or len(target) > 2000:
         return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    for form in (target, unquote(parts.path)):  # a query may carry encoded spaces
+        if _UNSAFE_URL_CHARS.search(form) or not form.startswith("/") or form.startswith("//"):
+            return default
     return target
 
 
@@ -160,7 +176,7 @@ def image_files(package: Any) -> list[str]:
     return sorted(
         n
         for n in names
-        if SAFE_NAME.match(n) and content_type(n) and os.path.isfile(os.path.join(folder, n))
+        if SAFE_NAME.fullmatch(n) and content_type(n) and os.path.isfile(os.path.join(folder, n))
     )
 
 

@@ -9,15 +9,15 @@ once; the workers refresh it afterwards.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import flash, redirect, render_template, request, url_for
 
+from catalog.names import is_service_name
+
 from . import bp, common
 
-NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 MAX_URL = 2000
 RESERVED = ("universe", "hosted")
 
@@ -49,7 +49,7 @@ def _check(name: str, url: str, priority: str) -> int:
 
     :raises ValueError: saying which field is wrong.
     """
-    if not NAME.match(name):
+    if not is_service_name(name):
         raise ValueError("Name: 1-40 lower-case letters, digits and '-'.")
     if name in RESERVED:
         raise ValueError(f"Name: {name!r} is reserved.")
@@ -68,7 +68,7 @@ def _check(name: str, url: str, priority: str) -> int:
 @bp.post("/repositories")
 @common.needs("admin")
 def repository_add() -> Any:
-    """Add a remote repository (URL checked by the SSRF guard) and fetch it once."""
+    """Add a remote repository (URL checked by the SSRF guard); a worker fetches it."""
     from server.api.repositories import add_remote
 
     name = (request.form.get("name") or "").strip()[:100]
@@ -78,18 +78,14 @@ def repository_add() -> Any:
         fmt = request.form.get("format") or "berth"
         if fmt not in FORMATS:
             raise ValueError("Format: a Berth index or a DC/OS Universe index.")
-        _view, result = add_remote({"name": name, "url": url, "priority": priority,
-                                    "format": fmt}, common.identity().actor)
+        add_remote({"name": name, "url": url, "priority": priority, "format": fmt},
+                   common.identity().actor)
     except ValueError as exc:
         flash(str(exc), "error")
     except common.user_errors() as exc:
         common.flash_error(exc)
     else:
-        if result.get("error"):
-            message = f"Repository {name} added, but fetching it failed: {result['error']}"
-            flash(message, "warning")
-        else:
-            flash(f"Repository {name} added.", "success")
+        flash(f"Repository {name} added; it is fetched in the background.", "success")
     return redirect(url_for("storefront.repositories"))
 
 

@@ -6,7 +6,9 @@ and lets a lookup stay cheap on every request. Passwords, which people choose, a
 hashed slowly by the caller (``werkzeug.security``, scrypt) before they get here.
 
 Keys (under the store's prefix): ``token:<id>`` and ``user:<name>`` hashes, with the
-sets ``tokens`` and ``users`` listing them.
+sets ``tokens`` and ``users`` listing them; ``session:<sha256 of the session id>``
+strings (the actor, expiring with the session) for the store front's sessions, so
+logging out ends a session even when an old copy of its cookie is replayed.
 """
 
 from __future__ import annotations
@@ -73,6 +75,19 @@ class AuthStore:
         pipe.srem(self._key("tokens"), token_id)
         deleted, _ = pipe.execute()
         return bool(deleted)
+
+    # sessions ---------------------------------------------------------------
+    def add_session(self, session_hash: str, *, actor: str, lifetime: int) -> None:
+        """Record a live store-front session (by the hash of its id) for ``lifetime`` s."""
+        self.redis.set(self._key("session", session_hash), actor, ex=max(1, lifetime))
+
+    def session_alive(self, session_hash: str) -> bool:
+        """True while the session has not been revoked nor expired."""
+        return bool(session_hash) and bool(self.redis.exists(self._key("session", session_hash)))
+
+    def revoke_session(self, session_hash: str) -> bool:
+        """End a session; True if it was live."""
+        return bool(self.redis.delete(self._key("session", session_hash)))
 
     # users --------------------------------------------------------------------
     def add_user(self, name: str, *, role: str, password_hash: str,

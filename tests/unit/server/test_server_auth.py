@@ -108,9 +108,13 @@ def test_session_ends_when_user_removed(app: Any) -> None:
 
 def test_session_caller_needs_csrf_token_for_unsafe_api_calls(app: Any,
                                                               tokens: dict[str, str]) -> None:
+    import re
+
     client = app.test_client()
-    with client.session_transaction() as session:
-        session["identity"] = {"kind": "token", "id": tokens["admin"].split("_")[1]}
+    page = client.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    client.post("/login", data={"token": tokens["admin"], "csrf_token": csrf})
+    assert client.get("/api/v1/whoami").json["kind"] == "token"
     response = client.post("/api/v1/services", json=INSTALL)
     assert response.status_code == 403
     assert response.json["error"] == "csrf_failed"

@@ -241,7 +241,7 @@ def test_repo_add_sends_format_and_interval(make_app: Any, run: Any, tokens: dic
         added = run("repo", "add", "community", index, "--format", "dcos",
                     "--interval", "600", "--priority", "300")
         assert added.exit_code == 0, added.output
-        assert "repository community added (0 packages); stale:" in added.output
+        assert "repository community added; a worker fetches it now" in added.output
         listed = json.loads(run("repo", "list", "--json").output)
     row = next(r for r in listed if r["name"] == "community")
     assert (row["format"], row["interval"], row["priority"]) == ("dcos", 600, 300)
@@ -289,3 +289,11 @@ def test_upgrade_moves_repository_only_when_told(run: Any) -> None:
     stays = run("upgrade", "web", "--repository", "nowhere")
     assert stays.exit_code != 0 and "no package named 'hello' in repository 'nowhere'" in \
         stays.output and "Traceback" not in stays.output
+
+
+def test_cli_install_with_a_newline_in_the_name_is_refused(run: Any) -> None:
+    """No client-side name check: the server's whole-string rule refuses it, in one line."""
+    refused = run("install", "hello", "--name", "web\n")
+    assert refused.exit_code != 0 and refused.output.startswith("error: ")
+    assert "invalid" in refused.output and "Traceback" not in refused.output
+    assert run("status", "web").exit_code == 4  # nothing was installed under any name

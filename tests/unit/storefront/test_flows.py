@@ -212,8 +212,8 @@ def test_repositories_add_and_remove(admin: Any, monkeypatch: Any) -> None:
     monkeypatch.setenv("BERTH_REPOSITORY_ALLOW_LOOPBACK", "1")
     added = admin.post("/repositories", data={**form, "priority": "300"}, follow_redirects=True)
     page = added.get_data(as_text=True)
-    assert "Repository extra added, but fetching it failed" in page
-    assert "http://127.0.0.1:1/index.json" in page and "status-failed" in page
+    assert "Repository extra added; it is fetched in the background" in page
+    assert "http://127.0.0.1:1/index.json" in page and "status-pending" in page
     universe = {**form, "name": "mesosphere", "url": "http://127.0.0.1:1/repo-up-to-1.10.json",
                 "format": "dcos"}
     added = admin.post("/repositories", data=universe, follow_redirects=True)

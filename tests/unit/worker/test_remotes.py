@@ -252,3 +252,42 @@ def test_a_document_that_does_not_match_its_digest_fails_the_refresh(
     result = refresh(store, "mirror", LOOPBACK_OK)
     assert result["status"] == "failed" and "digest" in result["error"]
     assert store.repositories.digests("mirror") == {}
+
+
+# addresses that carry an IPv4 address inside ---------------------------------------------
+@pytest.mark.parametrize(("address", "inner", "words"), [
+    ("2002:a9fe:a9fe::1", "169.254.169.254", "link-local"),  # 6to4
+    ("2002:7f00:1::1", "127.0.0.1", "loopback"),
+    ("2002:a00:1::1", "10.0.0.1", "private"),
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254", "link-local"),  # NAT64, well-known prefix
+    ("64:ff9b::7f00:1", "127.0.0.1", "loopback"),
+    ("64:ff9b::c0a8:101", "192.168.1.1", "private"),
+    ("64:ff9b:1::a9fe:a9fe", "169.254.169.254", "link-local"),  # NAT64, local-use prefix
+    ("::ffff:169.254.169.254", "169.254.169.254", "link-local"),  # IPv4-mapped
+    ("2001:0:4136:e378:8000:63bf:5601:5601", "169.254.169.254", "link-local"),  # Teredo
+    ("2001:0:a00:1:8000:63bf:f7f7:f7f7", "10.0.0.1", "private"),  # Teredo server
+])
+def test_embedded_ipv4_addresses_are_judged_by_the_inner_address(
+        address: str, inner: str, words: str) -> None:
+    with pytest.raises(UnsafeURL, match=words) as caught:
+        check_address(address, RemotePolicy())
+    assert inner in caught.value.message
+
+
+def test_embedded_link_local_is_refused_even_when_private_is_allowed() -> None:
+    policy = RemotePolicy(allow_private=True, allow_loopback=True)
+    for address in ("2002:a9fe:a9fe::1", "64:ff9b::a9fe:a9fe",
+                    "2001:0:4136:e378:8000:63bf:5601:5601"):
+        with pytest.raises(UnsafeURL, match="link-local"):
+            check_address(address, policy)
+
+
+def test_embedded_public_addresses_pass() -> None:
+    for address in ("2002:808:808::1", "64:ff9b::808:808", "::ffff:8.8.8.8",
+                    "2001:0:4136:e378:8000:63bf:f7f7:f7f7"):
+        check_address(address, RemotePolicy())
+
+
+def test_embedded_loopback_follows_the_loopback_setting() -> None:
+    check_address("64:ff9b::7f00:1", RemotePolicy(allow_loopback=True))
+    check_address("2002:7f00:1::1", RemotePolicy(allow_loopback=True))
