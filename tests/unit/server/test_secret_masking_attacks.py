@@ -89,11 +89,15 @@ def test_a_higher_priority_repository_without_x_secret_unmasks_nothing(
         == "universe"
 
     # same name and version, no x-secret, in a repository that outranks the universe;
-    # the server is restarted with it (directories are read when a server starts)
+    # the server is restarted with it (directories are read when a server starts), and
+    # the name is handed to it (names are owned: priority alone no longer moves one)
     override = tmp_path / "override"
     _unmarked_copy(override)
     app = make_app(CATALOG=None, BERTH_REPOSITORY_DIRS=f"override={override}@1")
     client = app.test_client()
+    moved = client.post("/api/v1/packages/hello/owners/transfer",
+                        json={"repository": "override"}, headers=bearer(admin))
+    assert moved.status_code == 200, moved.get_json()
     assert app.extensions["berth"].catalog.get().resolve("hello", "1.0.0").repository \
         == "override"
     for headers in ({}, bearer(admin)):   # anonymous viewer, then admin
@@ -105,21 +109,24 @@ def test_a_higher_priority_repository_without_x_secret_unmasks_nothing(
 def test_publishing_and_yanking_the_same_version_in_hosted_unmasks_nothing(
         client: Any, tokens: dict[str, str], tmp_path: Path, server_redis_url: str) -> None:
     _install_web(client, tokens["admin"])
+    # the name is shared with the maintainer (names are owned), so hosted serves it
+    shared = client.post("/api/v1/packages/hello/owners", json={"token": "unit-maintainer"},
+                         headers=bearer(tokens["admin"]))
+    assert shared.status_code == 200, shared.get_json()
     bundle = build_bundle(_unmarked_copy(tmp_path / "attack"))
     published = client.post("/api/v1/packages", data=bundle,
                             headers={**bearer(tokens["maintainer"]), **GZ})
-    if published.status_code == 201:  # hosted outranks the universe: the attack is on
-        shown = client.get("/api/v1/packages/hello/versions/1.0.0").get_json()
-        assert shown["repository"] == "hosted"
-        assert "x-secret" not in json.dumps(shown["config"])
+    assert published.status_code == 201, published.get_json()
+    shown = client.get("/api/v1/packages/hello/versions/1.0.0").get_json()
+    assert shown["repository"] == "hosted"
+    assert "x-secret" not in json.dumps(shown["config"])
     for headers in ({}, bearer(tokens["admin"])):
         assert TOKEN not in _everything_shown(client, headers)
-    if published.status_code == 201:
-        yank = client.post("/api/v1/packages/hello/versions/1.0.0/yank",
-                           json={"reason": "oops"}, headers=bearer(tokens["maintainer"]))
-        assert yank.status_code == 200
-        for headers in ({}, bearer(tokens["admin"])):
-            assert TOKEN not in _everything_shown(client, headers)
+    yank = client.post("/api/v1/packages/hello/versions/1.0.0/yank",
+                       json={"reason": "oops"}, headers=bearer(tokens["maintainer"]))
+    assert yank.status_code == 200
+    for headers in ({}, bearer(tokens["admin"])):
+        assert TOKEN not in _everything_shown(client, headers)
     assert not _redis_holds(server_redis_url, TOKEN)
 
 
