@@ -169,6 +169,7 @@ def _render_dcos(package: Package, options: Mapping[str, Any], service_name: str
 def render_service(package: Package, options: Mapping[str, Any], *, service_name: str,
                    instances: int | None = None, constraints: Iterable[Sequence[str]] = (),
                    allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
+                   readonly_host_paths: Sequence[str] = (),
                    ) -> dict[str, Any]:
     """The service spec of ``package`` with resolved ``options``.
 
@@ -193,7 +194,8 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
         spec["constraints"] = list(spec.get("constraints") or []) + extra
     try:
         spec = validate_spec(spec)
-        check_policy(spec, allowed_host_paths=allowed_host_paths)
+        check_policy(spec, allowed_host_paths=allowed_host_paths,
+                     readonly_host_paths=readonly_host_paths)
     except CatalogError as exc:
         exc.package, exc.version = package.name, package.version
         raise

@@ -110,8 +110,9 @@ class Operations:
 
     def _render(self, package: Any, options: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
         """``render_service`` with this server's host-path allow-list."""
-        return render_service(package, options,
-                              allowed_host_paths=self.berth.settings.host_paths, **kwargs)
+        settings = self.berth.settings
+        return render_service(package, options, allowed_host_paths=settings.host_paths,
+                              readonly_host_paths=settings.readonly_paths, **kwargs)
 
     def catalog(self) -> Any:
         """The current catalog (rebuilt by its source when repositories change)."""

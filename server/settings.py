@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, host_path_settings_problems
+
 ROLES = ("viewer", "maintainer", "admin")
 _DEFAULT_UNIVERSE = str(Path(__file__).resolve().parent.parent / "universe")
 
@@ -39,6 +41,8 @@ class Settings:
     # host folders a spec may mount, ``:`` or ``,`` separated; empty: the catalog's
     # default (``/srv/berth``). The workers read the same variable and check again.
     allowed_host_paths: str = ""
+    # exact host paths a spec may mount read-only (``/proc:/sys`` for node-exporter)
+    readonly_host_paths: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -61,11 +65,13 @@ class Settings:
 
     @property
     def host_paths(self) -> tuple[str, ...]:
-        """The host-path allow-list specs are checked against."""
-        from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS
+        """The allowed host-path roots specs are checked against."""
+        return _path_list(self.allowed_host_paths) or DEFAULT_ALLOWED_HOST_PATHS
 
-        parts = [p.strip() for p in self.allowed_host_paths.replace(",", ":").split(":")]
-        return tuple(p for p in parts if p) or DEFAULT_ALLOWED_HOST_PATHS
+    @property
+    def readonly_paths(self) -> tuple[str, ...]:
+        """Exact host paths a spec may mount read-only."""
+        return _path_list(self.readonly_host_paths)
 
     @property
     def broker(self) -> str:
@@ -83,6 +89,15 @@ class Settings:
             raise SettingsError("BERTH_MAX_BODY must be a positive number of bytes")
         if self.redis_timeout <= 0:
             raise SettingsError("BERTH_REDIS_TIMEOUT must be positive")
+        problems = host_path_settings_problems(self.host_paths, self.readonly_paths)
+        if problems:
+            raise SettingsError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
+                                + "; ".join(problems))
+
+
+def _path_list(raw: str) -> tuple[str, ...]:
+    """Paths of a ``:`` or ``,`` separated setting."""
+    return tuple(p.strip() for p in raw.replace(",", ":").split(":") if p.strip())
 
 
 def _convert(name: str, raw: Any, kind: Any) -> Any:

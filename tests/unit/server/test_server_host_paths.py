@@ -55,7 +55,24 @@ def test_a_host_path_outside_the_default_allow_list_is_refused(make_app: Any,
 
 
 def test_the_admin_allow_list_admits_the_host_path(make_app: Any, host_path_catalog: Any) -> None:
-    response = _render(make_app, host_path_catalog, BERTH_ALLOWED_HOST_PATHS="/srv/berth:/data")
+    response = _render(make_app, host_path_catalog, BERTH_ALLOWED_HOST_PATHS="/srv/berth:/data/berth")
     assert response.status_code == 200, response.get_json()
     volumes = response.get_json()["spec"]["volumes"]
     assert volumes[0]["hostPath"] == "/data/berth/media"
+
+
+def test_a_nested_host_path_is_refused_naming_the_field(make_app: Any,
+                                                        host_path_catalog: Any) -> None:
+    """``/data/berth/media`` under the root ``/data`` goes through ``/data/berth``, a
+    folder a service mounting ``/data/berth`` could have turned into a link."""
+    response = _render(make_app, host_path_catalog, BERTH_ALLOWED_HOST_PATHS="/srv/berth:/data")
+    assert response.status_code == 422, response.get_json()
+    details = {d["path"]: d["message"] for d in response.get_json()["details"]}
+    assert "not directly inside /data" in details["spec/volumes/0/hostPath"]
+
+
+def test_nested_allowed_roots_are_refused_at_start(make_app: Any) -> None:
+    from server.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="BERTH_ALLOWED_HOST_PATHS.*nest"):
+        make_app(BERTH_ALLOWED_HOST_PATHS="/srv/berth:/srv/berth/a")
