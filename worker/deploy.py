@@ -211,11 +211,8 @@ class _Run:
 
         :raises SpecRefused:
         """
-        allowed = self.settings.allowed_host_paths
-        if allowed:
-            check_policy(spec, allowed_host_paths=allowed)
-        else:
-            check_policy(spec)
+        check_policy(spec, allowed_host_paths=self.settings.host_path_roots,
+                     readonly_host_paths=self.settings.readonly_host_paths)
 
     def _converge(self) -> None:
         announced: set[str] = set()

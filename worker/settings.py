@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, host_path_settings_problems
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -26,6 +28,8 @@ class WorkerSettings:
     reconcile_interval: float = 10.0     # periodic list-by-label on every agent
     refresh_interval: float = 60.0       # how often remote repositories are looked at
     allowed_host_paths: tuple[str, ...] = ()   # empty: the catalog's default allow-list
+    readonly_host_paths: tuple[str, ...] = ()  # exact paths a spec may mount read-only
+    toolbox_image: str = "berth/toolbox:1.0.0"  # checks host folders on the agents
     docker_timeout: float = 10.0         # per Docker API call
     image_dir: str = ""                  # image tarballs for agents with no registry
     deploy_lock_ttl: float = 10.0        # a deployer holding a service renews this lock
@@ -59,7 +63,18 @@ class WorkerSettings:
             if raw is None or raw == "":
                 continue
             values[field.name] = _parse(name, raw, field.default)
-        return cls(**values)
+        settings = cls(**values)
+        problems = host_path_settings_problems(settings.host_path_roots,
+                                               settings.readonly_host_paths)
+        if problems:
+            raise ValueError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
+                             + "; ".join(problems))
+        return settings
+
+    @property
+    def host_path_roots(self) -> tuple[str, ...]:
+        """The allowed host-path roots (the catalog's default when none are set)."""
+        return self.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
 
 
 _ENV_NAMES = {"image_dir": "BERTH_IMAGE_DIR", "prefix": "BERTH_REDIS_PREFIX",

@@ -10,6 +10,7 @@ agents             ``agent-1..3`` at ``tcp://127.0.(10+L).2..4:2375``
                    (lane 0: ``127.0.0.2..4``); host ports of agent ``i``:
                    ``20000 + L*1000 + (i-1)*300 … +299``
 engine folders     ``/tmp/berth-L/agentN/{data,exec}`` (short: unix sockets live there)
+host-path root     ``/tmp/berth-L/hostpaths`` (``BERTH_ALLOWED_HOST_PATHS`` of the worker)
 logs               ``var_dir/log/*.log`` (never the terminal)
 server (serve)     ``127.0.0.1:8080`` (lane 0) or ``18080+L``
 =================  ==============================================================
@@ -141,6 +142,7 @@ class Testbed:
         self.root = Path(f"/tmp/berth-{lane}")  # noqa: S108 - short paths, per the contract
         self.log_dir = self.var_dir / "log"
         self.image_dir = self.var_dir / "images"
+        self.host_root = self.root / "hostpaths"   # BERTH_ALLOWED_HOST_PATHS of the lane
         self.redis_url = f"redis://127.0.0.1:{redis_port(lane)}/0"
         self.server_url = f"http://127.0.0.1:{server_port(lane)}"
         self.agents = configured_agents(agent_urls, lane) if agent_urls else lane_agents(lane)
@@ -197,7 +199,9 @@ class Testbed:
         env = {"BERTH_REDIS_URL": self.redis_url, "BERTH_IMAGE_DIR": str(self.image_dir),
                # the local system serves repositories on this machine, so loopback
                # addresses are allowed for remote repositories (private ranges are not)
-               "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1"}
+               "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1",
+               # the lane's own host-path root (the engines run on this machine)
+               "BERTH_ALLOWED_HOST_PATHS": str(self.host_root)}
         if self.lane != 0:  # test lanes: quick reconciling (lane 0 keeps the defaults)
             env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
                        BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),

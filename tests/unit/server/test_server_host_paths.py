@@ -55,7 +55,8 @@ def test_a_host_path_outside_the_default_allow_list_is_refused(make_app: Any,
 
 
 def test_the_admin_allow_list_admits_the_host_path(make_app: Any, host_path_catalog: Any) -> None:
-    response = _render(make_app, host_path_catalog, BERTH_ALLOWED_HOST_PATHS="/srv/berth:/data/berth")
+    response = _render(make_app, host_path_catalog,
+                       BERTH_ALLOWED_HOST_PATHS="/srv/berth:/data/berth")
     assert response.status_code == 200, response.get_json()
     volumes = response.get_json()["spec"]["volumes"]
     assert volumes[0]["hostPath"] == "/data/berth/media"
