@@ -34,7 +34,7 @@ SHELL = "berth-test/shell:1.0.0"
 TOOLBOX = "berth/toolbox:1.0.0"
 ON_AGENT_1 = [["zone", "CLUSTER", "a"]]
 # every regular file the container can read, outside the kernel's own trees
-FIND_TOKEN = ("find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -type f "
+FIND_READABLE = ("find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -type f "
               "-exec grep -l {token} {{}} + 2>/dev/null; true")
 
 
@@ -116,7 +116,7 @@ def test_a_path_through_another_services_link_is_refused_and_nothing_starts(
 
 def _own_folder_only(agent: DockerAgent, container: str, token: str) -> list[str]:
     """Files holding ``token`` that the container can read, found from inside it."""
-    result = agent.exec_check(container, FIND_TOKEN.format(token=token), timeout=30)
+    result = agent.exec_check(container, FIND_READABLE.format(token=token), timeout=30)
     assert result.exit_code == 0, result.output
     return sorted(result.output.split())
 
