@@ -114,6 +114,28 @@ def test_a_path_through_another_services_link_is_refused_and_nothing_starts(
     assert cluster.instances("victim") == []
 
 
+def test_a_later_version_of_the_same_service_cannot_mount_its_own_link(
+        host_root, cluster, testbed):
+    _attacker(cluster, host_root)
+    marker = Path(testbed.root) / "outside-marker"
+    marker.write_text("host only")
+    try:
+        spec = validate_spec({"image": SHELL, "command": "exec sleep 3600", "cpus": 0.1,
+                              "mem": 32, "constraints": ON_AGENT_1, "volumes": [
+                                  {"containerPath": "/data", "hostPath": f"{host_root}/a/root"}]})
+        done = cluster.wait(cluster.ops.update("attacker", spec=spec, actor="test"))
+        assert done["status"] == "failed"
+        assert "not directly inside" in done["error_details"][0]["message"]
+        [running] = _running(cluster, "attacker")
+        assert running.labels["berth.generation"] == "1"
+        # inside A, its links resolve in the container's own tree, not on the host
+        agent = cluster.docker("agent-1")
+        through = agent.exec_check(running.name, f"cat /data/l1{marker}", timeout=10)
+        assert through.exit_code != 0 and "host only" not in through.output
+    finally:
+        marker.unlink()
+
+
 def _own_folder_only(agent: DockerAgent, container: str, token: str) -> list[str]:
     """Files holding ``token`` that the container can read, found from inside it."""
     result = agent.exec_check(container, FIND_READABLE.format(token=token), timeout=30)
@@ -121,24 +143,42 @@ def _own_folder_only(agent: DockerAgent, container: str, token: str) -> list[str
     return sorted(result.output.split())
 
 
+@pytest.mark.parametrize(("how", "read_only"), [("killed", False), ("restarted", True)])
 def test_a_link_made_on_the_agent_after_install_stops_the_replacement(
-        host_root, cluster, testbed):
+        host_root, cluster, testbed, how, read_only):
+    """B, confined (checked from inside); then its folder becomes a link on the agent
+    and B's container dies or B is restarted: no new container is created."""
     outside, own = secrets.token_hex(8), secrets.token_hex(8)
     (host_root / "a").mkdir()
     (host_root / "a" / "marker").write_text(outside)            # another service's data
-    (Path(testbed.root) / "outside-marker").write_text(outside)  # the host's own files
-    done = cluster.wait(_install(cluster, "legit", f"echo {own} > /data/own && exec sleep 3600",
-                                 f"{host_root}/b"))
+    marker = Path(testbed.root) / "outside-marker"
+    marker.write_text(outside)                                  # the host's own files
+    (host_root / "b").mkdir()
+    (host_root / "b" / "own").write_text(own)                  # B's own data
+    try:
+        _confined_then_refused(cluster, host_root, own, outside, how, read_only)
+    finally:
+        marker.unlink()
+
+
+def _confined_then_refused(cluster: Cluster, host_root: Path, own: str, outside: str,
+                           how: str, read_only: bool) -> None:
+    """B reads only its folder; once that folder is a link, no replacement starts."""
+    # B writes nothing: were the fix broken, its mount could be the host's /
+    done = cluster.wait(_install(cluster, "legit", "exec sleep 3600", f"{host_root}/b",
+                                 read_only=read_only))
     assert done["status"] == "succeeded", done
     [container] = _running(cluster, "legit")
     agent = cluster.docker("agent-1")
-    until(lambda: (host_root / "b" / "own").is_file(), 20, "B to write its file")
     assert _own_folder_only(agent, container.name, own) == ["/data/own"]
     assert _own_folder_only(agent, container.name, outside) == []
 
     (host_root / "b").rename(host_root / "b.moved")   # the attack: B's folder becomes
     os.symlink("/", host_root / "b")                  # a link to the host's / on the agent
-    agent.kill(container.name)
+    if how == "killed":
+        agent.kill(container.name)
+    else:
+        cluster.ops.restart("legit", actor="test")
 
     def refused() -> dict[str, Any] | None:
         return next((i for i in cluster.instances("legit")
@@ -150,9 +190,12 @@ def test_a_link_made_on_the_agent_after_install_stops_the_replacement(
     events = [e for e in cluster.store.state.read_events(count=100000)
               if e["type"] == "instance.failed" and e["subject"] == failed["id"]]
     assert events and "symbolic link" in events[-1]["data"]["reason"]
-    for survivor in _running(cluster, "legit"):   # none expected; if any, it is confined
+    survivors = _running(cluster, "legit")
+    for survivor in survivors:   # the first container only, mounted before the attack
+        assert survivor.name == container.name
         assert _own_folder_only(agent, survivor.name, outside) == []
-    assert _running(cluster, "legit") == []
+    # killed: nothing runs; restarted: the rolling restart keeps the old one serving
+    assert len(survivors) == (0 if how == "killed" else 1)
 
 
 def test_the_toolbox_checks_a_folder_on_the_agent(testbed, host_root):
