@@ -77,3 +77,20 @@ def test_nested_allowed_roots_are_refused_at_start(make_app: Any) -> None:
 
     with pytest.raises(SettingsError, match="BERTH_ALLOWED_HOST_PATHS.*nest"):
         make_app(BERTH_ALLOWED_HOST_PATHS="/srv/berth:/srv/berth/a")
+
+
+def test_installing_a_nested_host_path_is_refused_and_writes_nothing(
+        make_app: Any, host_path_catalog: Any) -> None:
+    app = make_app(CATALOG=host_path_catalog, BERTH_ALLOWED_HOST_PATHS="/data")
+    from server.auth import create_token
+
+    token = create_token(app.extensions["berth"].store, name="t", role="admin")[1]
+    client = app.test_client()
+    response = client.post("/api/v1/services", json={"package": "media", "name": "b"},
+                           headers=bearer(token))
+    assert response.status_code == 422, response.get_json()
+    body = response.get_json()
+    assert body["error"] == "spec_refused"
+    assert body["details"][0]["path"] == "spec/volumes/0/hostPath"
+    assert "'/data/berth/media' is not directly inside /data" in body["details"][0]["message"]
+    assert client.get("/api/v1/services/b", headers=bearer(token)).status_code == 404
