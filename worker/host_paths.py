@@ -18,14 +18,18 @@ paths no container can write; they are not checked here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from catalog.spec import split_host_path
+from catalog.errors import SpecRefused
+from catalog.spec import check_policy, split_host_path
 
-from .docker_agent import DockerAgent
 from .errors import HostPathUnsafe
 
-__all__ = ["host_folders", "check_host_folders", "CHECK_COMMAND", "MOUNT_POINT"]
+if TYPE_CHECKING:
+    from .docker_agent import DockerAgent
+
+__all__ = ["host_folders", "check_host_folders", "policy_refusal", "CHECK_COMMAND",
+           "MOUNT_POINT"]
 
 CHECK_COMMAND = "/bin/check-host-folder"
 MOUNT_POINT = "/r"
@@ -39,6 +43,21 @@ def host_folders(spec: Mapping[str, Any], roots: tuple[str, ...]
         split = split_host_path(str(host), roots) if host else None
         if split is not None:
             yield index, str(host), *split
+
+
+def policy_refusal(spec: Mapping[str, Any], *, roots: tuple[str, ...],
+                   readonly: tuple[str, ...]) -> str | None:
+    """Why the policy refuses ``spec`` today (every problem on one line), or None.
+
+    The deployer checks a spec when a deployment starts; starts outside one (the
+    reconciler's replacements) check again here, so a spec stored before the host-path
+    rule, or before the allow-list was narrowed, never reaches Docker.
+    """
+    try:
+        check_policy(spec, allowed_host_paths=roots, readonly_host_paths=readonly)
+    except SpecRefused as refused:
+        return "; ".join(f"{d['path']}: {d['message']}" for d in refused.details)
+    return None
 
 
 def check_host_folders(agent: DockerAgent, spec: Mapping[str, Any], *,

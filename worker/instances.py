@@ -28,7 +28,7 @@ from catalog.placement import PlacementRequest, place
 from . import health
 from .agents import AgentPool, agent_view, release, reserve
 from .errors import AgentError
-from .host_paths import check_host_folders, host_folders
+from .host_paths import check_host_folders, host_folders, policy_refusal
 from .settings import WorkerSettings
 from .store.base import Tx
 
@@ -201,6 +201,9 @@ class InstanceOps:
         peers = [self.pool.get(a) for a in agents.values()
                  if a["id"] != agent["id"] and a.get("state") != "unreachable"]
         roots = self.settings.host_path_roots
+        refusal = policy_refusal(spec, roots=roots, readonly=self.settings.readonly_host_paths)
+        if refusal:
+            return [self.fail(i, f"refused: {refusal}") for i in batch]
         images = [spec["image"]]
         if any(host_folders(spec, roots)):
             images.append(self.settings.toolbox_image)
