@@ -175,10 +175,11 @@ def _confined_then_refused(cluster: Cluster, host_root: Path, own: str, outside:
 
     (host_root / "b").rename(host_root / "b.moved")   # the attack: B's folder becomes
     os.symlink("/", host_root / "b")                  # a link to the host's / on the agent
+    restart = None
     if how == "killed":
         agent.kill(container.name)
     else:
-        cluster.ops.restart("legit", actor="test")
+        restart = cluster.ops.restart("legit", actor="test")
 
     def refused() -> dict[str, Any] | None:
         return next((i for i in cluster.instances("legit")
@@ -190,6 +191,10 @@ def _confined_then_refused(cluster: Cluster, host_root: Path, own: str, outside:
     events = [e for e in cluster.store.state.read_events(count=100000)
               if e["type"] == "instance.failed" and e["subject"] == failed["id"]]
     assert events and "symbolic link" in events[-1]["data"]["reason"]
+    if restart is not None:   # the restart's own steps say why it cannot go on
+        until(lambda: any("symbolic link" in step.get("message", "") for step in
+                          cluster.store.deployments.get(restart["id"])["steps"]),
+              30, "the restart deployment to record the refusal")
     survivors = _running(cluster, "legit")
     for survivor in survivors:   # the first container only, mounted before the attack
         assert survivor.name == container.name
