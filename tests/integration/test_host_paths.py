@@ -216,3 +216,10 @@ def test_the_toolbox_checks_a_folder_on_the_agent(testbed, host_root):
     file = agent.run_toolbox(TOOLBOX, [CHECK_COMMAND, "file"], binds=binds)
     assert file.exit_code == 3 and file.output.strip() == "is not a folder"
     assert agent.list_instances({"berth.toolbox": "1"}) == []   # each one removed
+
+
+def test_a_toolbox_command_that_hangs_is_cut_off_and_removed(testbed):
+    agent = testbed.agent(2)
+    hung = agent.run_toolbox(TOOLBOX, ["/bin/sh", "-c", "while :; do :; done"], timeout=1)
+    assert hung.exit_code is None and "timed out after 1s" in hung.output
+    assert agent.list_instances({"berth.toolbox": "1"}) == []
