@@ -486,7 +486,7 @@ class DockerAgent:
         For work that must happen on the agent itself (checking or preparing host
         folders): ``binds`` are docker-py binds (``{host: {"bind": path, "mode":
         "ro"|"rw"}}``). The container has no network, no capabilities, no new
-        privileges and a read-only root file system; it is removed afterwards, also
+        privileges, a read-only root file system and 64 MiB; it is removed afterwards, also
         when it fails. Returns its exit code and output; a command still running after
         ``timeout`` seconds gives ``exit_code=None``.
 
@@ -497,7 +497,7 @@ class DockerAgent:
         with self._funnel("create toolbox container", subject=image):
             host_config = self.api.create_host_config(
                 binds=dict(binds or {}), network_mode="none", cap_drop=["ALL"],
-                security_opt=["no-new-privileges"], read_only=True)
+                security_opt=["no-new-privileges"], read_only=True, mem_limit="64m")
             created = self.api.create_container(
                 image=image, command=list(argv), host_config=host_config,
                 labels={"berth.toolbox": "1"})
