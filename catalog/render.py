@@ -177,6 +177,7 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
                    instances: int | None = None, constraints: Iterable[Sequence[str]] = (),
                    allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
                    container: ContainerPolicy = NO_SITE_POLICY,
+                   readonly_host_paths: Sequence[str] = (),
                    ) -> dict[str, Any]:
     """The service spec of ``package`` with resolved ``options``.
 
@@ -204,7 +205,8 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
         spec["constraints"] = list(spec.get("constraints") or []) + extra
     try:
         spec = validate_spec(spec)
-        check_policy(spec, allowed_host_paths=allowed_host_paths, container=container,
+        check_policy(spec, allowed_host_paths=allowed_host_paths,
+                     readonly_host_paths=readonly_host_paths, container=container,
                      package=package.name)
     except CatalogError as exc:
         exc.package, exc.version = package.name, package.version

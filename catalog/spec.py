@@ -4,7 +4,8 @@ The schema is ``catalog/schemas/service.schema.json``; :func:`validate_spec` add
 checks a schema cannot express (one of command/args, unique port names, a health
 check naming a declared port, constraint values) and fills defaults, so every later
 reader sees every field. :func:`check_policy` refuses what would hand a container the
-host: privileged mode, the Docker socket, host paths outside an allow-list, and — as
+host: privileged mode, the Docker socket, host paths other than one folder
+directly below an allowed root (see :func:`_host_path_problem` for why), and — as
 the admin's :class:`ContainerPolicy` says — the host network and the root user.
 
 The host network is refused unless allowed because a container on it reaches every
@@ -30,9 +31,13 @@ from .schemas.validation import builtin, pointer, regex
 
 __all__ = ["validate_spec", "check_policy", "mask_spec", "map_secret_strings", "secret_texts",
            "secret_leaks", "DEFAULT_ALLOWED_HOST_PATHS", "DOCKER_SOCKETS", "ContainerPolicy",
-           "NO_SITE_POLICY"]
+           "NO_SITE_POLICY", "split_host_path", "check_host_path_settings",
+           "host_path_settings_problems"]
 
 DEFAULT_ALLOWED_HOST_PATHS: tuple[str, ...] = ("/srv/berth",)
+# one plain folder name below an allowed root: no '/', no leading '.' or '-', and
+# nothing that Docker's "source:target:mode" bind syntax would split (':' or ',')
+_HOST_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")
 DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/var/run/docker",
                   "/run/docker", "/var/lib/docker", "/run/containerd",
                   "/var/run/containerd")
@@ -156,17 +161,109 @@ def _names_socket(path: str) -> bool:
         for s in DOCKER_SOCKETS)
 
 
-def _host_path_problem(path: str, allowed: Sequence[str]) -> str | None:
+def _norm_root(path: str) -> str:
+    """An allow-list entry without trailing slashes (``/srv/berth/`` → ``/srv/berth``)."""
+    return posixpath.normpath(path) if path.startswith("/") else path
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies below it (both normalized)."""
+    return path == folder or folder == "/" or path.startswith(folder + "/")
+
+
+def _setting_problem(entry: str) -> str | None:
+    """What is wrong with one allow-list entry, or None."""
+    if not entry.startswith("/"):
+        return f"{entry!r} is not an absolute path"
+    if ".." in entry.split("/"):
+        return f"{entry!r} must not contain '..'"
+    if posixpath.normpath(entry) == "/":
+        return "'/' cannot be allowed: it would let a spec mount any host folder"
+    if _names_socket(entry):
+        return f"{entry!r} would expose the Docker socket"
+    return None
+
+
+def host_path_settings_problems(allowed_host_paths: Sequence[str],
+                                readonly_host_paths: Sequence[str] = ()) -> list[str]:
+    """Every problem of the host-path settings (empty when they are sound).
+
+    Allowed roots must not nest inside each other, nor inside or around an exact
+    read-only path: a mount that reaches into a folder another mount lets a container
+    write is how a link planted by one service would be followed for another.
+    """
+    problems = [p for p in map(_setting_problem, [*allowed_host_paths, *readonly_host_paths])
+                if p]
+    if problems:
+        return problems
+    entries = [("BERTH_ALLOWED_HOST_PATHS", _norm_root(e)) for e in allowed_host_paths]
+    entries += [("BERTH_READONLY_HOST_PATHS", _norm_root(e)) for e in readonly_host_paths]
+    for i, (where, one) in enumerate(entries):
+        for other_where, other in entries[i + 1:]:
+            if _inside(one, other) or _inside(other, one):
+                problems.append(f"{one!r} ({where}) and {other!r} ({other_where}) nest: "
+                                "allowed host paths must not lie inside one another")
+    return problems
+
+
+def check_host_path_settings(allowed_host_paths: Sequence[str],
+                             readonly_host_paths: Sequence[str] = ()) -> None:
+    """Refuse unsound host-path settings.
+
+    :raises ValueError: naming every problem.
+    """
+    problems = host_path_settings_problems(allowed_host_paths, readonly_host_paths)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+def split_host_path(path: str, allowed_host_paths: Sequence[str]) -> tuple[str, str] | None:
+    """``(root, name)`` when ``path`` is exactly ``<root>/<name>`` of an allowed root.
+
+    >>> split_host_path("/srv/berth/media", ["/srv/berth"])
+    ('/srv/berth', 'media')
+    >>> split_host_path("/srv/berth/media/sub", ["/srv/berth"]) is None
+    True
+    """
+    parent, name = posixpath.split(path)
+    for root in allowed_host_paths:
+        if parent == _norm_root(root) and _HOST_NAME.fullmatch(name):
+            return _norm_root(root), name
+    return None
+
+
+def _host_path_problem(path: str, read_only: bool, allowed: Sequence[str],
+                       readonly: Sequence[str]) -> str | None:
+    """Why ``path`` may not be mounted, or None.
+
+    A host path is exactly one plain folder directly below an allowed root, or an
+    exact read-only path mounted read-only. Nothing deeper: a container writing in
+    ``<root>/a`` could make ``<root>/a/x`` a link to ``/``, and Docker follows links
+    in a mount's source on the agent. The roots themselves are never mounted, so no
+    container ever writes the folder in which a mount source is looked up.
+    """
     if ".." in path.split("/"):
         return f"{path!r}: host paths must not contain '..'"
     norm = posixpath.normpath(path)
     if _names_socket(norm):
         return f"{path!r} would expose the Docker socket"
-    for prefix in allowed:
-        base = posixpath.normpath(prefix)
-        if norm == base or norm.startswith(base.rstrip("/") + "/"):
-            return None
-    return f"{path!r} is outside the allowed host paths ({', '.join(allowed) or 'none'})"
+    roots = [_norm_root(r) for r in allowed]
+    exact = {_norm_root(r) for r in readonly}
+    if norm not in exact and not any(_inside(norm, r) for r in roots):
+        every = ", ".join([*allowed, *readonly]) or "none"
+        return f"{path!r} is outside the allowed host paths ({every})"
+    if path != norm:
+        return f"{path!r} is not a plain path (write it as {norm!r})"
+    if norm in exact:
+        return None if read_only else f"{path!r} may only be mounted read-only"
+    if split_host_path(norm, allowed) is not None:
+        return None
+    root = next(r for r in roots if _inside(norm, r))
+    if norm == root:
+        return f"{path!r} is an allowed root itself; mount one folder inside it ({root}/<name>)"
+    return (f"{path!r} is not directly inside {root}: a host path must be one folder "
+            f"{root}/<name>, <name> made of letters, digits, '.', '_' and '-' (a deeper "
+            "path could pass through a link that another container made)")
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
@@ -240,21 +337,28 @@ NO_SITE_POLICY = ContainerPolicy(host_network=True)
 
 def check_policy(spec: Mapping[str, Any], *,
                  allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
+                 readonly_host_paths: Sequence[str] = (),
                  container: ContainerPolicy = NO_SITE_POLICY, package: str = "") -> None:
     """Refuse specs that would give a container the host.
 
-    ``container`` is the admin's network and user policy; ``package`` the name of the
-    package the spec comes from ("" for none), for a per-package host-network allowance.
+    ``allowed_host_paths`` are roots: a spec may mount ``<root>/<name>`` (one folder,
+    read-only or read-write). ``readonly_host_paths`` may be mounted exactly, and only
+    read-only (``/proc`` for a metrics exporter). ``container`` is the admin's network
+    and user policy; ``package`` the name of the package the spec comes from ("" for
+    none), for a per-package host-network allowance.
 
     :raises SpecRefused: listing every reason.
+    :raises ValueError: when the settings themselves are unsound (nested roots).
     """
+    check_host_path_settings(allowed_host_paths, readonly_host_paths)
     found = _container_problems(spec, container, package)
     if spec.get("privileged"):
         found.append(_p(["privileged"], "privileged containers are not allowed"))
     for i, volume in enumerate(spec.get("volumes") or []):
         host = volume.get("hostPath")
         if host is not None:
-            reason = _host_path_problem(str(host), tuple(allowed_host_paths))
+            reason = _host_path_problem(str(host), bool(volume.get("readOnly")),
+                                        tuple(allowed_host_paths), tuple(readonly_host_paths))
             if reason:
                 found.append(_p(["volumes", i, "hostPath"], reason))
         if str(volume.get("containerPath", "")).endswith("docker.sock") or str(
@@ -263,8 +367,9 @@ def check_policy(spec: Mapping[str, Any], *,
     if found:
         raise SpecRefused("the service spec asks for more than Berth allows", errors=found,
                           hint="Berth refuses privileged mode, the Docker socket, host "
-                               "paths outside BERTH_ALLOWED_HOST_PATHS, and the host "
-                               "network unless BERTH_ALLOW_HOST_NETWORK allows it")
+                               "paths other than one folder <root>/<name> of "
+                               "BERTH_ALLOWED_HOST_PATHS, and the host network unless "
+                               "BERTH_ALLOW_HOST_NETWORK allows it")
 
 
 _SEALABLE = ("env", "labels", "command", "args")

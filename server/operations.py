@@ -118,6 +118,7 @@ class Operations:
         """``render_service`` with this server's host-path, network and user policy."""
         settings = self.berth.settings
         return render_service(package, options, allowed_host_paths=settings.host_paths,
+                              readonly_host_paths=settings.readonly_paths,
                               container=settings.container_policy, **kwargs)
 
     def catalog(self) -> Any:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from catalog.spec import ContainerPolicy
+from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 from worker.settings import check_redis_url
 
 ROLES = ("viewer", "maintainer", "admin")
@@ -52,6 +52,8 @@ class Settings:
     # (docs/production.md: "The data key"); the production entry points refuse to start
     # without one, and no service with a secret value is written without one.
     data_key: str = field(default="", repr=False)
+    # exact host paths a spec may mount read-only (``/proc:/sys`` for node-exporter)
+    readonly_host_paths: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -74,11 +76,13 @@ class Settings:
 
     @property
     def host_paths(self) -> tuple[str, ...]:
-        """The host-path allow-list specs are checked against."""
-        from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS
+        """The allowed host-path roots specs are checked against."""
+        return _path_list(self.allowed_host_paths) or DEFAULT_ALLOWED_HOST_PATHS
 
-        parts = [p.strip() for p in self.allowed_host_paths.replace(",", ":").split(":")]
-        return tuple(p for p in parts if p) or DEFAULT_ALLOWED_HOST_PATHS
+    @property
+    def readonly_paths(self) -> tuple[str, ...]:
+        """Exact host paths a spec may mount read-only."""
+        return _path_list(self.readonly_host_paths)
 
     @property
     def container_policy(self) -> ContainerPolicy:
@@ -116,6 +120,10 @@ class Settings:
                 check_redis_url(name, url)
             except ValueError as exc:
                 raise SettingsError(str(exc)) from None
+        problems = host_path_settings_problems(self.host_paths, self.readonly_paths)
+        if problems:
+            raise SettingsError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
+                                + "; ".join(problems))
         self.data_keys()
 
     def data_keys(self) -> Any:
@@ -141,6 +149,11 @@ def require_data_key(environ: Mapping[str, Any] | None = None) -> None:
         raise SystemExit("berth: BERTH_DATA_KEY is not set. Berth seals secret option "
                          "values with it and will not start without one; make one with "
                          "`python -m worker new-data-key` (docs/production.md)")
+
+
+def _path_list(raw: str) -> tuple[str, ...]:
+    """Paths of a ``:`` or ``,`` separated setting."""
+    return tuple(p.strip() for p in raw.replace(",", ":").split(":") if p.strip())
 
 
 def _convert(name: str, raw: Any, kind: Any) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import redis
 
 from catalog.errors import PlacementError, SpecRefused
-from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, check_policy
+from catalog.spec import check_policy
 
 from .agents import AgentPool
 from .errors import AgentError
@@ -214,8 +214,8 @@ class _Run:
         """
         spec = service["spec"]
         package = str((service.get("package") or {}).get("name") or "")
-        allowed = self.settings.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
-        check_policy(spec, allowed_host_paths=allowed,
+        check_policy(spec, allowed_host_paths=self.settings.host_path_roots,
+                     readonly_host_paths=self.settings.readonly_host_paths,
                      container=self.settings.container_policy, package=package)
 
     def _converge(self) -> None:

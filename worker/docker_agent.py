@@ -16,7 +16,9 @@ What it offers (``docs/architecture.md``, "Docker funnel"):
   container name;
 - ``find(name_or_id)``, ``list_instances(labels)``, ``remove(name_or_id)``, ``kill``,
   ``events()`` (an :class:`EventStream`: iterate, ``close()`` from another thread),
-  ``logs()``, ``exec_check()``.
+  ``logs()``, ``exec_check()``;
+- ``run_toolbox(image, argv, binds=…)`` — run one of Berth's own commands in a
+  short-lived, unprivileged container on the agent (host-folder checks).
 
 One ``DockerAgent`` may be shared by threads (the connection pool is thread-safe);
 event streams and exec checks use connections of their own.
@@ -551,6 +553,50 @@ class DockerAgent:
             code = self.api.exec_inspect(exec_id).get("ExitCode")
         return ExecResult(code, output.decode("utf-8", "replace"))
 
+    def run_toolbox(self, image: str, argv: Sequence[str], *,
+                    binds: Mapping[str, Mapping[str, str]] | None = None,
+                    timeout: float = 30) -> ExecResult:
+        """Run Berth's own command ``argv`` in a short-lived container on this engine.
+
+        For work that must happen on the agent itself (checking or preparing host
+        folders): ``binds`` are docker-py binds (``{host: {"bind": path, "mode":
+        "ro"|"rw"}}``). The container has no network, no capabilities, no new
+        privileges, a read-only root file system and 64 MiB; it is removed afterwards, also
+        when it fails. Returns its exit code and output; a command still running after
+        ``timeout`` seconds gives ``exit_code=None``.
+
+        :raises ImageUnavailable: ``image`` is not on this engine.
+        :raises ContainerError: the engine refused to create or start it.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        with self._funnel("create toolbox container", subject=image):
+            host_config = self.api.create_host_config(
+                binds=dict(binds or {}), network_mode="none", cap_drop=["ALL"],
+                security_opt=["no-new-privileges"], read_only=True, mem_limit="64m")
+            created = self.api.create_container(
+                image=image, command=list(argv), host_config=host_config,
+                labels={"berth.toolbox": "1"})
+        container_id = str(created["Id"])
+        try:
+            return self._wait_toolbox(container_id, timeout)
+        finally:
+            self.remove(container_id)
+
+    def _wait_toolbox(self, container_id: str, timeout: float) -> ExecResult:
+        """Start the toolbox container and wait for it to end."""
+        with self._funnel("start toolbox container", subject=container_id[:12]):
+            self.api.start(container_id)
+        with self._funnel("wait for toolbox container", subject=container_id[:12]):
+            try:
+                status = self.api.wait(container_id, timeout=timeout)
+            except (requests.exceptions.ReadTimeout,
+                    requests.exceptions.ConnectionError) as exc:
+                if not _is_read_timeout(exc):
+                    raise
+                return ExecResult(None, f"timed out after {timeout:g}s")
+            output = self.api.logs(container_id, stdout=True, stderr=True)
+        return ExecResult(int(status.get("StatusCode", -1)), output.decode("utf-8", "replace"))
+
 
 def _run_with_deadline(call: Any, timeout: float) -> Any:
     """Run ``call`` in a helper thread; None when it is not done within ``timeout``.
@@ -609,6 +655,19 @@ def _removal_in_progress(exc: AgentError) -> bool:
     cause = exc.__cause__
     return (isinstance(cause, docker.errors.APIError) and cause.status_code == 409
             and "already in progress" in str(cause.explanation or cause))
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """Whether a requests error is a read timeout (docker-py may wrap it)."""
+    chain: list[BaseException] = []
+    cursor: BaseException | None = exc
+    while cursor is not None and len(chain) < 10:
+        chain.append(cursor)
+        cursor = cursor.__cause__ or cursor.__context__ or (
+            cursor.args[0] if cursor.args and isinstance(cursor.args[0], BaseException)
+            else None)
+    return any(isinstance(e, (requests.exceptions.ReadTimeout,
+                              urllib3.exceptions.ReadTimeoutError)) for e in chain)
 
 
 def _is_connection_trouble(exc: Exception) -> bool:

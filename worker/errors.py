@@ -20,7 +20,8 @@ maps ``code`` to a status in one handler; the CLI maps it to a message and an ex
     └── AgentError                    agent_error           (the Docker funnel's failures)
         ├── AgentUnreachable          agent_unreachable
         ├── ImageUnavailable          image_unavailable
-        └── ContainerError            container_error
+        ├── ContainerError            container_error
+        └── HostPathUnsafe            host_path_unsafe      (a host folder is a link on the agent)
 
 ``details`` is a list of ``{"path": ..., "message": ...}``.
 """
@@ -49,6 +50,7 @@ __all__ = [
     "AgentUnreachable",
     "ImageUnavailable",
     "ContainerError",
+    "HostPathUnsafe",
 ]
 
 Problem = dict[str, str]
@@ -162,3 +164,9 @@ class ImageUnavailable(AgentError):
 
 class ContainerError(AgentError):
     code = "container_error"
+
+
+class HostPathUnsafe(AgentError):
+    """A spec's host folder is not a plain folder on the agent (a link, a file)."""
+
+    code = "host_path_unsafe"

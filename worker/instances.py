@@ -28,6 +28,7 @@ from catalog.placement import PlacementRequest, place
 from . import health
 from .agents import AgentPool, agent_view, release, reserve
 from .errors import AgentError
+from .host_paths import check_host_folders, host_folders, policy_refusal
 from .settings import WorkerSettings
 from .store.base import Tx
 from .store.crypto import DataKeyError, has_sealed, require_keys
@@ -200,9 +201,17 @@ class InstanceOps:
         docker = self.pool.get(agent)
         peers = [self.pool.get(a) for a in agents.values()
                  if a["id"] != agent["id"] and a.get("state") != "unreachable"]
+        roots = self.settings.host_path_roots
+        refusal = policy_refusal(spec, roots=roots, readonly=self.settings.readonly_host_paths)
+        if refusal:
+            return [self.fail(i, f"refused: {refusal}") for i in batch]
+        images = [spec["image"]]
+        if any(host_folders(spec, roots)):
+            images.append(self.settings.toolbox_image)
         try:
-            docker.ensure_image(spec["image"], peers=peers,
-                                tarball_dir=self.settings.image_dir or None)
+            for image in images:
+                docker.ensure_image(image, peers=peers,
+                                    tarball_dir=self.settings.image_dir or None)
         except AgentError as error:
             return [self.fail(i, error.message) for i in batch]
         try:
@@ -212,6 +221,10 @@ class InstanceOps:
         errors = []
         for instance in batch:
             try:
+                # on the agent, right before every create or restart: a host folder
+                # may have become a link since the spec was checked
+                check_host_folders(docker, spec, roots=roots, agent_name=agent["id"],
+                                   image=self.settings.toolbox_image)
                 container_id = docker.run_instance(
                     instance["container"], opened, labels=container_labels(instance),
                     env={"BERTH_SERVICE": instance["service"], "BERTH_INSTANCE": instance["id"]},

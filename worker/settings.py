@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from catalog.spec import ContainerPolicy
+from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -38,6 +38,8 @@ class WorkerSettings:
     allow_host_network: str = ""         # "true", "false" (default) or package names
     refuse_root_user: bool = False       # refuse ``user: root``/``0`` in specs
     agent_tls_dir: str = ""              # <dir>/<agent-id>/{ca,cert,key}.pem for TLS agents
+    readonly_host_paths: tuple[str, ...] = ()  # exact paths a spec may mount read-only
+    toolbox_image: str = "berth/toolbox:1.0.0"  # checks host folders on the agents
     docker_timeout: float = 10.0         # per Docker API call
     image_dir: str = ""                  # image tarballs for agents with no registry
     deploy_lock_ttl: float = 10.0        # a deployer holding a service renews this lock
@@ -94,7 +96,17 @@ class WorkerSettings:
         settings.container_policy  # noqa: B018 - refuses a bad value at start
         check_redis_url("BERTH_REDIS_URL", settings.redis_url)
         check_redis_url("BERTH_BROKER_URL", settings.broker_url)
+        problems = host_path_settings_problems(settings.host_path_roots,
+                                               settings.readonly_host_paths)
+        if problems:
+            raise ValueError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
+                             + "; ".join(problems))
         return settings
+
+    @property
+    def host_path_roots(self) -> tuple[str, ...]:
+        """The allowed host-path roots (the catalog's default when none are set)."""
+        return self.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
 
 
 _ENV_NAMES = {"image_dir": "BERTH_IMAGE_DIR", "prefix": "BERTH_REDIS_PREFIX",

@@ -12,6 +12,7 @@ agents             ``agent-1..3``, engines at ``unix:///tmp/berth-L/agentN/docke
                    ``127.0.0.2..4``); host ports of agent ``i``:
                    ``20000 + L*1000 + (i-1)*300 … +299``
 engine folders     ``/tmp/berth-L/agentN/{data,exec}`` (0700; short: sockets live there)
+host-path root     ``/tmp/berth-L/hostpaths`` (``BERTH_ALLOWED_HOST_PATHS`` of the worker)
 logs               ``var_dir/log/*.log`` (never the terminal)
 server (serve)     ``127.0.0.1:8080`` (lane 0) or ``18080+L``
 =================  ==============================================================
@@ -159,6 +160,7 @@ class Testbed:
         self.root = lane_root(lane)
         self.log_dir = self.var_dir / "log"
         self.image_dir = self.var_dir / "images"
+        self.host_root = self.root / "hostpaths"   # BERTH_ALLOWED_HOST_PATHS of the lane
         self.server_url = f"http://127.0.0.1:{server_port(lane)}"
         self.agents = configured_agents(agent_urls, lane) if agent_urls else lane_agents(lane)
         self.images: list[str] = []
@@ -247,7 +249,9 @@ class Testbed:
                # the local system serves repositories on this machine, so loopback
                # addresses are allowed for remote repositories (private ranges are not)
                "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1",
-               "BERTH_DATA_KEY": self.data_key()}
+               "BERTH_DATA_KEY": self.data_key(),
+               # the lane's own host-path root (the engines run on this machine)
+               "BERTH_ALLOWED_HOST_PATHS": str(self.host_root)}
         if self.lane != 0:  # test lanes: quick reconciling (lane 0 keeps the defaults)
             env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
                        BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),

@@ -24,8 +24,10 @@ def test_the_bed_holds_the_hello_images_with_the_same_id_on_every_agent(
         inspected = [testbed.agent(i).api.inspect_image(ref) for i in (1, 2, 3)]
         assert len({raw["Id"] for raw in inspected}) == 1
         config = inspected[0]["Config"]
-        assert config["Cmd"] == ["/bin/start"] and "PATH=/bin" in config["Env"]
+        command = ["/bin/start"] if ref.startswith("berth/hello:") else ["/bin/sh"]
+        assert config["Cmd"] == command and "PATH=/bin" in config["Env"]
         assert config["Labels"][DIGEST_LABEL]
+    assert "berth/toolbox:1.0.0" in testbed.images   # the agents' host-folder checks
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ def _variants(package: Package) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _render(package: Package, options: Mapping[str, Any]) -> dict[str, Any]:
     return render_service(package, options, service_name="svc",
-                          allowed_host_paths=("/proc", "/sys"))
+                          readonly_host_paths=("/proc", "/sys"))
 
 
 # Packages that run in their own network namespace, and why.
