@@ -23,6 +23,7 @@ __all__ = [
     "INDEX_NAME",
     "is_service_name",
     "service_name_problem",
+    "PACKAGE_NAME",
     "schema_pattern",
 ]
 
@@ -30,6 +31,7 @@ SERVICE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?")
 SERVICE_NAME_RULE = ("1-40 characters: lower-case letters, digits and '-', "
                      "starting and ending with a letter or digit")
 INDEX_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?")
+PACKAGE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")  # package.schema.json
 
 
 def is_service_name(value: Any) -> bool:

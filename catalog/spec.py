@@ -26,6 +26,7 @@ from typing import Any
 
 from .errors import Problem, SpecInvalid, SpecRefused
 from .model import Package
+from .names import PACKAGE_NAME
 from .options import MASK, secret_paths, values_at_paths
 from .schemas.validation import builtin, pointer, regex
 
@@ -267,7 +268,6 @@ def _host_path_problem(path: str, read_only: bool, allowed: Sequence[str],
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-_PACKAGE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")  # package.schema.json
 
 
 @dataclass(frozen=True)
@@ -294,7 +294,7 @@ class ContainerPolicy:
         if raw.lower() in _TRUE or raw.lower() in _FALSE:
             return cls(raw.lower() in _TRUE, refuse_root_user)
         names = frozenset(n.strip() for n in raw.split(",") if n.strip())
-        bad = sorted(n for n in names if not _PACKAGE_NAME.match(n))
+        bad = sorted(n for n in names if not PACKAGE_NAME.fullmatch(n))
         if bad:
             raise ValueError(f"BERTH_ALLOW_HOST_NETWORK: {', '.join(bad)} are not package "
                              "names (true, false, or names separated by commas)")

@@ -16,11 +16,13 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from catalog.names import schema_pattern
+
 from ..context import current_berth
 from ..errors import ApiError, Invalid
 from .common import allow, json_body
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 KINDS = ("token", "user", "repository")
 
 
@@ -103,7 +105,7 @@ def _principal(actor: str) -> dict[str, str]:
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise Invalid("bad package name", details=[
             {"path": "path/name", "message": "letters, digits, '.', '_' or '-'"}])
 
@@ -181,7 +183,7 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     """This module's paths and schemas for the API document."""
     from .openapi import _error_responses, _json, _path
 
-    name = _path("name", {"type": "string", "pattern": _NAME.pattern})
+    name = _path("name", {"type": "string", "pattern": schema_pattern(_NAME)})
     ok = _json("The name's owners", {"$ref": "#/components/schemas/Owners"})
     changes = "400 401 403 404 409 413 415 422 503"
 
