@@ -79,12 +79,13 @@ class Image:
     labels: dict[str, str]
     tarball: bytes = b""
     created: float = field(default_factory=time.time)
+    env: list[str] = field(default_factory=list)
 
     def inspect(self) -> dict[str, Any]:
         """What ``GET /images/{ref}/json`` answers (the fields Berth and docker-py read)."""
         return {"Id": self.id, "RepoTags": list(self.tags), "RepoDigests": [],
                 "Created": _iso(self.created), "Size": len(self.tarball),
-                "Config": {"Labels": dict(self.labels) or None, "Env": ["PATH=/bin"]},
+                "Config": {"Labels": dict(self.labels) or None, "Env": list(self.env)},
                 "Architecture": "amd64", "Os": "linux"}
 
     def listing(self) -> dict[str, Any]:
@@ -105,10 +106,11 @@ def images_from_tarball(data: bytes) -> list[Image]:
             found = []
             for entry in manifest:
                 config = json.loads(_member(tar, entry["Config"]))
-                labels = (config.get("config") or {}).get("Labels") or {}
+                settings = config.get("config") or {}
                 digest = "sha256:" + hashlib.sha256(_member(tar, entry["Config"])).hexdigest()
-                found.append(Image(digest, list(entry.get("RepoTags") or []), dict(labels),
-                                   data))
+                found.append(Image(digest, list(entry.get("RepoTags") or []),
+                                   dict(settings.get("Labels") or {}), data,
+                                   env=list(settings.get("Env") or [])))
             return found
     except (tarfile.TarError, KeyError, ValueError, TypeError) as exc:
         raise ApiError(400, f"invalid docker save tarball: {exc}") from exc
@@ -163,7 +165,7 @@ def image_from_rootfs(rootfs: bytes, ref: str, config: dict[str, Any]) -> Image:
             info.size, info.mtime = len(data), 0
             tar.addfile(info, io.BytesIO(data))
     return Image(f"sha256:{config_id}", [ref] if ref else [], dict(config["Labels"]),
-                 buffer.getvalue())
+                 buffer.getvalue(), env=list(config["Env"]))
 
 
 def _member(tar: tarfile.TarFile, name: str) -> bytes:
@@ -471,6 +473,11 @@ class HollowAgent:
             raise ApiError(409, f'Conflict. The container name "/{name}" is already in use by '
                                 f'container "{self.names[name]}". You have to remove (or '
                                 f'rename) that container to be able to reuse that name.')
+        # as the engine does: the image's labels and environment under the container's own
+        image_env = [e for e in image.env if e.partition("=")[0] not in
+                     {str(x).partition("=")[0] for x in body.get("Env") or []}]
+        body = {**body, "Labels": {**image.labels, **(body.get("Labels") or {})},
+                "Env": [*image_env, *(body.get("Env") or [])]}
         container = Container(container_id, name, image, ref, body)
         self.containers[container_id] = container
         self.names[name] = container_id
