@@ -980,12 +980,17 @@ async def run_host(args: argparse.Namespace) -> None:
         await agent.go_away()
 
 
-def raise_fd_limit() -> int:
-    """Raise the open-files limit to the hard limit (one socket per instance and agent)."""
+def raise_fd_limit(wanted: int = 65536) -> int:
+    """Raise the open-files limit (one socket per instance, agent and connection): to
+    ``wanted`` when allowed (root), else to the hard limit. Returns the new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
+    for limit in ((max(wanted, hard), max(wanted, hard)), (hard, hard)):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limit)
+            return limit[0]
+        except (ValueError, OSError):
+            continue
+    return soft
 
 
 def main(argv: list[str] | None = None) -> int:
