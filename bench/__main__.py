@@ -2,8 +2,8 @@
 
 Without names every ``bench/bench_*.py`` runs, in name order, except the long ones in
 ``ON_REQUEST`` (``scale``: 1,000 hollow agents, up to 20 minutes), which run only when
-named; a name is the part after ``bench_`` (``python -m bench catalog``). The machine is printed first, so figures can
-be copied into ``bench/RESULTS.md`` as they are.
+named; a name is the part after ``bench_`` (``python -m bench catalog``). The machine
+is printed first, so figures can be copied into ``bench/RESULTS.md`` as they are.
 """
 
 from __future__ import annotations

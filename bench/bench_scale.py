@@ -423,7 +423,8 @@ def _top_frames(raw: Path, count: int = 5) -> dict[str, list[str]]:
         top = sorted(table.items(), key=lambda kv: -kv[1])[:count]
         return [f"{100 * n / max(total, 1):.0f}% {name}" for name, n in top]
 
-    return {"samples": [str(total)], "self": ranked(own), "innermost berth frame": ranked(inclusive)}
+    return {"samples": [str(total)], "self": ranked(own),
+            "innermost berth frame": ranked(inclusive)}
 
 
 def kill_many(cluster: Cluster, store: Store) -> dict[str, Any]:
