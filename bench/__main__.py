@@ -1,8 +1,9 @@
 """Run the benchmarks and print their figures: ``python -m bench [name...]``.
 
-Without names every ``bench/bench_*.py`` runs, in name order; a name is the part after
-``bench_`` (``python -m bench catalog``). The machine is printed first, so figures can
-be copied into ``bench/RESULTS.md`` as they are.
+Without names every ``bench/bench_*.py`` runs, in name order, except the long ones in
+``ON_REQUEST`` (``scale``: 1,000 hollow agents, up to 20 minutes), which run only when
+named; a name is the part after ``bench_`` (``python -m bench catalog``). The machine
+is printed first, so figures can be copied into ``bench/RESULTS.md`` as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ON_REQUEST = {"scale"}
 
 
 def available() -> list[str]:
@@ -42,7 +44,7 @@ def run_one(name: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     """Run the named benchmarks (all by default); 2 for an unknown name."""
-    names = argv or available()
+    names = argv or [n for n in available() if n not in ON_REQUEST]
     unknown = [n for n in names if n not in available()]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; have: {', '.join(available())}",
