@@ -109,8 +109,9 @@ class Operations:
         return self.berth.store
 
     def _render(self, package: Any, options: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """``render_service`` with this server's host-path allow-list."""
-        return render_service(package, options,
+        """``render_service`` with this server's host-path allow-list, the template
+        rendered in a child process (``Berth.renderer``)."""
+        return render_service(package, options, renderer=self.berth.renderer,
                               allowed_host_paths=self.berth.settings.host_paths, **kwargs)
 
     def catalog(self) -> Any:

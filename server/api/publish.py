@@ -17,6 +17,7 @@ from flask import Blueprint, jsonify, request, url_for
 
 from catalog.bundle import BundleLimits, lint_bundle, package_from_bundle
 from catalog.errors import PackageInvalid
+from catalog.render import rendering_with
 
 from ..context import current_berth
 from ..errors import ApiError
@@ -55,7 +56,8 @@ def publish_package() -> Any:
             hint="build one with `berth package build DIR`")
     limits = bundle_limits()
     data = _read_body(limits.max_bundle)
-    manifest, problems = lint_bundle(data, limits=limits)
+    with rendering_with(current_berth().renderer):  # lint renders maintainer code
+        manifest, problems = lint_bundle(data, limits=limits)
     if problems:
         raise PackageInvalid(f"{manifest.get('name')} {manifest.get('version')} has "
                              f"{len(problems)} problem(s)", package=manifest.get("name"),
