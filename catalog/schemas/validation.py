@@ -11,6 +11,13 @@ Why two engines: ``jsonschema`` (Python) is the reference and writes every messa
 is linear-time too), so the common case — a valid document — costs microseconds.
 That is what lets a 50,000-version repository load in seconds.
 
+Why bounds on reporting: a body may hold a million wrong items, and ``jsonschema``
+builds each error's message in full (``repr`` of the instance included). So sizes and
+counts (``maxItems``, ``maxLength``, ``maxProperties``) are checked first, top-down,
+without descending into what is too big (:func:`size_problems`); collecting stops after
+:data:`MAX_PROBLEMS` with a final note (:func:`first_problems`); and every value a
+message echoes is cut to :data:`MAX_ECHO` characters (:func:`message_of`).
+
 Why a cache: compiling a validator (meta-schema check, reference registry) costs far
 more than using one, and the same schema object serves many validations. Validators
 are cached by the identity of the schema object (the loader shares one object between
@@ -50,9 +57,19 @@ __all__ = [
     "check_schema",
     "walk",
     "regex",
+    "MAX_PROBLEMS",
+    "MAX_ECHO",
+    "size_problems",
+    "first_problems",
+    "more_problems",
+    "message_of",
+    "short_value",
+    "short_pointer",
 ]
 
 MAX_MESSAGE = 400
+MAX_PROBLEMS = 50  # problems listed per document; the rest are summed up in one note
+MAX_ECHO = 80  # characters of a value (or a key) quoted back in a message
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 _RE2_OPTIONS.max_mem = 8 << 20
@@ -115,8 +132,9 @@ def _additional_properties(validator: Any, ap: Any, instance: Any, schema: Mappi
         for extra in extras:
             yield from validator.descend(instance[extra], ap, path=extra)
     elif not ap and extras:
-        names = ", ".join(repr(e) for e in sorted(extras))
-        yield ValidationError(f"unknown field(s) not allowed: {names}")
+        names = ", ".join(short_value(e) for e in sorted(extras)[:10])
+        more = f" and {len(extras) - 10} more" if len(extras) > 10 else ""
+        yield ValidationError(f"unknown field(s) not allowed: {names}{more}")
 
 
 _OVERRIDES = {
@@ -129,9 +147,15 @@ Re2Draft4Validator = validators.extend(Draft4Validator, _OVERRIDES)
 _CLASSES = {"2020-12": Re2Draft202012Validator, "draft4": Re2Draft4Validator}
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
+    """``repr(value)``, cut to :data:`MAX_ECHO` characters (ending in ``…``)."""
+    if isinstance(value, str) and len(value) > MAX_ECHO:
+        value = value[:MAX_ECHO]  # no repr of a megabyte to cut it afterwards
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
+
+
+_short = short_value
 
 
 class _IdentityCache:
@@ -214,19 +238,127 @@ def pointer(parts: Iterable[Any]) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
-def _message(error: ValidationError) -> str:
-    text = error.message
+def short_pointer(parts: Iterable[Any]) -> str:
+    """:func:`pointer` with each part cut to :data:`MAX_ECHO` characters (for messages:
+    a key can be as long as the body)."""
+    return pointer(p if len(str(p)) <= MAX_ECHO else str(p)[: MAX_ECHO - 1] + "…"
+                   for p in parts)
+
+
+def message_of(error: ValidationError, message: str | None = None) -> str:
+    """``error``'s message (or ``message``) with the echoed instance cut to
+    :data:`MAX_ECHO` characters, and the whole to :data:`MAX_MESSAGE`."""
+    text = error.message if message is None else message
+    if len(text) > MAX_ECHO and isinstance(error.instance, str | int | float | list | dict):
+        whole = repr(error.instance)
+        if len(whole) > MAX_ECHO and whole in text:
+            text = text.replace(whole, short_value(error.instance))
     if len(text) > MAX_MESSAGE:
-        text = text[: MAX_MESSAGE - 3] + "..."
+        text = text[: MAX_MESSAGE - 1] + "…"
     return text
 
 
+_message = message_of
+
+
+def first_problems(errors: Iterable[Any], limit: int = MAX_PROBLEMS) -> tuple[list[Any], bool]:
+    """At most ``limit`` of ``errors`` (consumed lazily) and whether there were more."""
+    taken: list[Any] = []
+    for error in errors:
+        if len(taken) == limit:
+            return taken, True
+        taken.append(error)
+    return taken, False
+
+
+def more_problems(path: str, limit: int = MAX_PROBLEMS) -> dict[str, str]:
+    """The note that ends a list cut at ``limit`` problems.
+
+    (It does not count the rest: counting would cost what the cut saves.)
+    """
+    return {"path": path, "message": f"… and more problems (only the first {limit} "
+                                     "are listed)"}
+
+
 def problems_of(validator: Validator, instance: Any, file: str) -> list[dict[str, str]]:
-    """Every schema violation of ``instance`` as ``{"path": "file#/ptr", "message"}``."""
-    found = []
-    for error in validator.iter_errors(instance):
-        found.append({"path": at(file, error.absolute_path), "message": _message(error)})
-    return sorted(found, key=lambda p: p["path"])
+    """The schema violations of ``instance`` as ``{"path": "file#/ptr", "message"}``:
+    the sizes first (:func:`size_problems`), at most :data:`MAX_PROBLEMS`."""
+    sized = size_problems(validator.schema, instance, lambda parts: at(file, parts))
+    if sized:
+        return sized
+    errors, more = first_problems(validator.iter_errors(instance))
+    found = sorted(({"path": at(file, _cut(error.absolute_path)),
+                     "message": message_of(error)} for error in errors),
+                   key=lambda p: p["path"])
+    return found + [more_problems(file)] if more else found
+
+
+def _cut(parts: Iterable[Any]) -> list[Any]:
+    return [p if len(str(p)) <= MAX_ECHO else str(p)[: MAX_ECHO - 1] + "…" for p in parts]
+
+
+_SIZES = (("maxItems", list, "items"), ("maxLength", str, "characters"),
+          ("maxProperties", dict, "properties"))
+
+
+def size_problems(schema: Any, instance: Any, where: Any = short_pointer, *,
+                  limit: int = MAX_PROBLEMS) -> list[dict[str, str]]:
+    """Values longer than their schema's ``maxItems``/``maxLength``/``maxProperties``,
+    found top-down before any deep validation, never descending into one that is too
+    long; ``where(parts)`` names a path. Follows ``properties``, ``items``,
+    ``additionalProperties`` and local ``$ref``; other keywords are left to the full
+    validation. At most ``limit`` problems, then a note.
+    """
+    found: list[dict[str, str]] = []
+    stack: list[tuple[Any, Any, tuple[Any, ...]]] = [(schema, instance, ())]
+    while stack:
+        sub, value, parts = stack.pop()
+        sub = _deref(schema, sub)
+        if not isinstance(sub, Mapping):
+            continue
+        problem = _too_long(sub, value)
+        if problem:
+            if len(found) == limit:
+                return found + [more_problems(where(()), limit)]
+            found.append({"path": where(_cut(parts)), "message": problem})
+            continue
+        stack.extend(_children(sub, value, parts))
+    return found
+
+
+def _deref(root: Any, sub: Any, hops: int = 8) -> Any:
+    """``sub`` with a local ``$ref`` (``#/a/b``) followed, a few hops at most."""
+    while hops and isinstance(sub, Mapping) and isinstance(sub.get("$ref"), str) \
+            and sub["$ref"].startswith("#/") and isinstance(root, Mapping):
+        node: Any = root
+        for raw in sub["$ref"][2:].split("/"):
+            part = raw.replace("~1", "/").replace("~0", "~")
+            node = node.get(part) if isinstance(node, Mapping) else None
+        sub, hops = node, hops - 1
+    return sub
+
+
+def _too_long(sub: Mapping[str, Any], value: Any) -> str | None:
+    for keyword, kind, unit in _SIZES:
+        bound = sub.get(keyword)
+        if isinstance(value, kind) and isinstance(bound, int) and len(value) > bound:
+            return f"at most {bound} {unit} (got {len(value)})"
+    return None
+
+
+def _children(sub: Mapping[str, Any], value: Any, parts: tuple[Any, ...]
+              ) -> Iterator[tuple[Any, Any, tuple[Any, ...]]]:
+    if isinstance(value, list) and isinstance(sub.get("items"), Mapping):
+        for i in range(len(value) - 1, -1, -1):
+            yield sub["items"], value[i], (*parts, i)
+    elif isinstance(value, dict):
+        properties = sub.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
+        extra = sub.get("additionalProperties")
+        for key in reversed(list(value)):
+            child = properties.get(key, extra if isinstance(extra, Mapping) else None)
+            if child is not None:
+                yield child, value[key], (*parts, key)
 
 
 def at(file: str, parts: Iterable[Any] = ()) -> str:

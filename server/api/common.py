@@ -2,21 +2,39 @@
 
 Bodies are parsed strictly (no NaN or Infinity, bounded depth and number size) and
 validated against the request schemas in ``openapi.json``, so the document and the
-server cannot disagree; every problem is reported at once (422).
+server cannot disagree; the problems are reported at once (422).
+
+Each step costs no more than the body is allowed to be big: a JSON body over
+``BERTH_MAX_JSON_BODY`` is refused (413) before it is read; sizes and counts
+(``maxItems``, ``maxLength``, ``maxProperties``) are checked before the full
+validation, which stops after 50 problems; echoed values are cut to 80 characters
+(``catalog.schemas.validation``). Anonymous callers of expensive views are held to a
+per-address rate (:func:`limit_anonymous`, 429 with ``Retry-After``).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import Any
 
 from flask import g, jsonify, request
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
+from catalog.schemas.validation import (
+    first_problems,
+    message_of,
+    more_problems,
+    short_pointer,
+    size_problems,
+)
+
 from ..auth import check_role, current_identity
+from ..context import current_berth
 from ..errors import ApiError, Invalid
-from .schema import validator
+from .schema import openapi, validator
 
 MAX_DEPTH = 32
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
@@ -30,6 +48,22 @@ class BadRequest(ApiError):
 class UnsupportedMediaType(ApiError):
     code = "unsupported_media_type"
     status = 415
+
+
+class TooLarge(ApiError):
+    code = "too_large"
+    status = 413
+
+
+class TooManyRequests(ApiError):
+    """Over a rate limit; ``retry_after`` seconds go in the ``Retry-After`` header."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
 
 
 def _reject_constant(name: str) -> Any:
@@ -82,7 +116,7 @@ def json_body(schema: str | None = None, *, optional: bool = False) -> dict[str,
     :raises BadRequest: when it does not parse.
     :raises Invalid: listing every schema problem.
     """
-    data = request.get_data(cache=True)
+    data = _json_bytes(current_berth().settings.max_json_body)
     if not data and optional:
         value: Any = {}
     else:
@@ -100,18 +134,68 @@ def json_body(schema: str | None = None, *, optional: bool = False) -> dict[str,
     return value
 
 
+def _json_bytes(cap: int) -> bytes:
+    """The body, refused (413) past ``cap`` bytes before it is read when it says its
+    length, and after reading at most ``BERTH_MAX_BODY`` when it does not.
+
+    :raises TooLarge: naming the limit.
+    """
+    declared = request.content_length
+    if declared is None or declared <= cap:
+        data = request.get_data(cache=True)
+        if len(data) <= cap:
+            return data
+    raise TooLarge(f"the body is larger than {cap} bytes", details=[
+        {"path": "body", "message": f"at most {cap} bytes of JSON"}])
+
+
 def validate(schema: str, value: Any) -> list[dict[str, str]]:
-    """Every problem of ``value`` against a component schema, as ``{path, message}``."""
-    problems = []
-    for error in sorted(validator(schema).iter_errors(value), key=lambda e: list(e.path)):
-        path = "/".join(str(p) for p in error.absolute_path)
-        problems.append({"path": f"body/{path}" if path else "body",
-                         "message": _short(error.message)})
-    return problems
+    """The problems of ``value`` against a component schema, as ``{path, message}``:
+    sizes and counts first, then at most 50 of the rest."""
+    root = {"components": openapi()["components"], "$ref": f"#/components/schemas/{schema}"}
+    sized = size_problems(root, value, _body_path)
+    if sized:
+        return sized
+    errors, more = first_problems(validator(schema).iter_errors(value))
+    problems = [{"path": _body_path(error.absolute_path), "message": message_of(error)}
+                for error in sorted(errors, key=lambda e: [str(p) for p in e.path])]
+    return problems + [more_problems("body")] if more else problems
 
 
-def _short(message: str) -> str:
-    return message if len(message) <= 300 else message[:297] + "..."
+def _body_path(parts: Any) -> str:
+    path = short_pointer(parts)
+    return f"body{path}" if path else "body"
+
+
+def limit_anonymous(action: str) -> None:
+    """Hold an anonymous caller to ``BERTH_RENDER_BURST`` calls of ``action`` per
+    ``BURST / RATE`` seconds, per client address, across every server process.
+
+    A fixed-window counter in Redis (one ``INCR`` per call): simple and shared by all
+    processes; at a window's edge a client may get up to two bursts in a row.
+    Authenticated callers are not limited here.
+
+    :raises TooManyRequests: with the seconds until the window ends.
+    """
+    berth = current_berth()
+    rate, burst = berth.settings.render_rate, berth.settings.render_burst
+    if rate <= 0 or current_identity().authenticated:
+        return
+    window = burst / rate
+    now = time.time()
+    slot = int(now // window)
+    key = berth.store.state.key("rate", action, request.remote_addr or "-", slot)
+    pipe = berth.redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, math.ceil(window) + 1)
+    count = pipe.execute()[0]
+    if count > burst:
+        retry = max(1, math.ceil((slot + 1) * window - now))
+        raise TooManyRequests(
+            f"too many anonymous {action} requests from this address; retry in {retry} s",
+            retry_after=retry, details=[{"path": "client", "message": f"at most {burst} "
+                                         f"per {window:g} s without a token"}],
+            hint="authenticate with a token to lift the limit")
 
 
 def query_int(name: str, default: int, *, low: int, high: int) -> int:

@@ -20,18 +20,12 @@ from catalog.errors import PackageInvalid
 from catalog.render import rendering_with
 
 from ..context import current_berth
-from ..errors import ApiError
-from .common import Invalid, UnsupportedMediaType, allow, json_body
+from .common import Invalid, TooLarge, UnsupportedMediaType, allow, json_body
 
 BUNDLE_TYPES = ("application/gzip", "application/x-gzip", "application/octet-stream",
                 "application/x-tar+gzip")
 _REASON_MAX = 500
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-class TooLarge(ApiError):
-    code = "too_large"
-    status = 413
 
 
 def register(bp: Blueprint) -> None:
