@@ -9,9 +9,13 @@ server. :class:`RenderPool` keeps a few pre-started children:
   so an allocation past it raises ``MemoryError`` in the child (refused as "the template
   exceeded the memory limit"), and the child is replaced after it;
 - the parent waits for an answer until the deadline plus a short grace, then kills the
-  child (``SIGKILL``) and starts a fresh one on the next render;
-- children come from a ``forkserver`` (never ``fork`` of a threaded server), are
-  daemonic, and leave when the parent's end of their pipe closes.
+  child (``SIGKILL``) and starts a fresh one on the next render. As in process, the
+  deadline counts rendering, not compiling (which has its own, generous bound: the
+  source is at most 64 KiB, compiled once per child and cached);
+- children are fresh interpreters (``python -m catalog.render_pool``, never a ``fork``
+  of a threaded server, and unlike ``multiprocessing``'s spawn and forkserver they do
+  not re-import the server's main module), talk over a socket pair, and leave when the
+  parent's end closes — also when the parent dies.
 
 Only the template text and its context (plain JSON-like values) cross the pipe, and the
 child sends back the text or the :class:`~catalog.errors.RenderError`'s data, so callers
@@ -24,18 +28,21 @@ publish-time lint (``catalog.lint``) renders through it as well as the server.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import queue
 import resource
+import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from .errors import RenderError
-from .render import TEMPLATE_NAME, render_template
+from .render import TEMPLATE_NAME, compile_template, render_template
 from .sandbox import Limits
 
 __all__ = ["RenderPool", "PoolSettings", "shared_pool"]
@@ -63,7 +70,14 @@ def _serve(conn: Connection, memory_mb: int) -> None:
             source, context, file, limits = conn.recv()
         except (EOFError, OSError):
             return
-        answer = _answer(source, context, file, limits)
+        try:
+            compile_template(source, file=file)  # cached: the deadline is for rendering
+            conn.send(("compiled", None))
+            answer = _answer(source, context, file, limits)
+        except RenderError as exc:
+            answer = ("error", (exc.message, exc.errors, exc.hint))
+        except MemoryError:
+            answer = ("memory", None)
         try:
             conn.send(answer)
         except MemoryError:
@@ -86,21 +100,27 @@ def _answer(source: str, context: Mapping[str, Any], file: str, limits: Limits
 
 
 _START_SECONDS = 30.0  # a child imports Jinja once; a loaded machine may take seconds
+_COMPILE_SECONDS = 10.0  # Jinja compiling at most 64 KiB of source, on a loaded machine
+_ROOT = str(Path(__file__).resolve().parent.parent)  # the folder holding ``catalog``
 
 
 class _Child:
-    """One child process and the parent's end of its pipe, ready to render.
+    """One child process and the parent's end of its socket, ready to render.
 
     :raises RenderError: when the child does not start (e.g. the memory limit is too
         small for Python itself).
     """
 
-    def __init__(self, ctx: Any, memory_mb: int) -> None:
-        self.conn, theirs = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(theirs, memory_mb), daemon=True,
-                                   name="berth-render")
-        self.process.start()
-        theirs.close()
+    def __init__(self, memory_mb: int) -> None:
+        ours, theirs = socket.socketpair()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)}
+        with theirs:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "catalog.render_pool", str(theirs.fileno()),
+                 str(memory_mb)], pass_fds=(theirs.fileno(),), env=env,
+                stdin=subprocess.DEVNULL, close_fds=True)
+        self.conn = Connection(ours.detach())
         try:  # the deadline then counts rendering only, not the child's start-up
             ready = self.conn.poll(_START_SECONDS) and self.conn.recv()[0] == "ready"
         except (EOFError, OSError):
@@ -112,23 +132,29 @@ class _Child:
                                        f"did not start within {memory_mb} MB"}],
                               hint="check BERTH_RENDER_MEMORY_MB")
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
     def stop(self) -> None:
         """Kill the child now (it may be looping in C code) and reap it."""
         self.conn.close()
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(timeout=5)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # pragma: no cover - SIGKILL ignored: left
+            pass
 
 
 class RenderPool:
     """A few child processes that render templates (see the module docstring)."""
 
     def __init__(self, settings: PoolSettings | None = None, *,
-                 kill_after: float | None = None, start_method: str = "forkserver") -> None:
+                 kill_after: float | None = None) -> None:
         self.settings = settings or PoolSettings()
         self.kill_after = kill_after if kill_after is not None else (
             self.settings.limits.seconds + self.settings.grace)
-        self._ctx = multiprocessing.get_context(start_method)
         self._lock = threading.Lock()
         self._reset()
 
@@ -148,8 +174,9 @@ class RenderPool:
         child = self._checkout()
         try:
             child.conn.send((source, dict(context), file, self.settings.limits))
-            answered = child.conn.poll(self.kill_after)
-            kind, value = child.conn.recv() if answered else ("deadline", None)
+            kind, value = self._wait(child, _COMPILE_SECONDS, "compile")
+            if kind == "compiled":
+                kind, value = self._wait(child, self.kill_after, "deadline")
         except (EOFError, OSError):
             kind, value = "memory", None  # the child died: its memory ran out
         except BaseException:
@@ -161,6 +188,11 @@ class RenderPool:
             self._discard(child)
         return self._result(kind, value, file)
 
+    @staticmethod
+    def _wait(child: _Child, seconds: float, late: str) -> tuple[str, Any]:
+        """The child's next message, or ``(late, None)`` after ``seconds``."""
+        return child.conn.recv() if child.conn.poll(seconds) else (late, None)
+
     def _result(self, kind: str, value: Any, file: str) -> str:
         """The text, or the matching :class:`RenderError`."""
         if kind == "ok":
@@ -170,6 +202,8 @@ class RenderPool:
             raise RenderError(message, errors=errors, hint=hint)
         if kind == "memory":
             text = f"the template exceeded the memory limit of {self.settings.memory_mb} MB"
+        elif kind == "compile":
+            text = f"the template took longer than {_COMPILE_SECONDS:g} s to compile"
         else:
             text = (f"the template ran longer than {self.settings.limits.seconds:g} s "
                     "and was stopped")
@@ -198,7 +232,7 @@ class RenderPool:
 
     def _start(self) -> _Child:
         try:
-            return _Child(self._ctx, self.settings.memory_mb)
+            return _Child(self.settings.memory_mb)
         except BaseException:
             with self._lock:
                 self._count -= 1
@@ -217,7 +251,7 @@ class RenderPool:
     def pids(self) -> list[int]:
         """The process ids of the idle children (for status pages and tests)."""
         with self._idle.mutex:
-            return [c.process.pid for c in self._idle.queue if c.process.pid is not None]
+            return [c.pid for c in self._idle.queue]
 
     def close(self) -> None:
         """Stop every idle child (busy ones stop when their render returns)."""
@@ -240,3 +274,12 @@ def shared_pool(settings: PoolSettings) -> RenderPool:
         if pool is None:
             pool = _shared[settings] = RenderPool(settings)
         return pool
+
+
+def _main(argv: list[str]) -> None:
+    """A child's entry point: ``python -m catalog.render_pool FD MEMORY_MB``."""
+    _serve(Connection(int(argv[0])), int(argv[1]))
+
+
+if __name__ == "__main__":
+    _main(sys.argv[1:])

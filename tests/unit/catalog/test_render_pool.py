@@ -83,7 +83,7 @@ def test_a_render_past_the_deadline_is_killed() -> None:
 def test_the_sandbox_deadline_still_answers_first_with_its_line(pool: RenderPool) -> None:
     expression = " ~ ".join(["s.split(',')[0]"] * 400)
     template = "{% set s = 'ab,' * 8000 %}\n{{ " + expression + " }}"
-    quick = RenderPool(PoolSettings(workers=1, limits=Limits(seconds=0.01)))
+    quick = RenderPool(PoolSettings(workers=1, limits=Limits(seconds=0.01)), kill_after=30)
     try:
         with pytest.raises(RenderError) as info:
             quick.render(template, {})
