@@ -28,6 +28,7 @@ publish-time lint (``catalog.lint``) renders through it as well as the server.
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import resource
@@ -268,12 +269,20 @@ _shared_lock = threading.Lock()
 
 
 def shared_pool(settings: PoolSettings) -> RenderPool:
-    """One pool per process for each settings (apps built by tests share it)."""
+    """One pool per process for each settings (apps built by tests share it), closed
+    when the process exits."""
     with _shared_lock:
+        if not _shared:
+            atexit.register(_close_shared)
         pool = _shared.get(settings)
         if pool is None:
             pool = _shared[settings] = RenderPool(settings)
         return pool
+
+
+def _close_shared() -> None:
+    for pool in list(_shared.values()):
+        pool.close()
 
 
 def _main(argv: list[str]) -> None:

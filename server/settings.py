@@ -44,7 +44,7 @@ class Settings:
     render_workers: int = 2
     render_memory_mb: int = 512  # address-space limit of each render process
     render_seconds: float = 2.0  # a render's deadline; the process is killed soon after
-    max_json_body: int = 1024 * 1024  # bytes of a JSON request body (bundles: max_body)
+    max_json_body: int = 256 * 1024  # bytes of a JSON request body (bundles: max_body)
     render_rate: float = 10.0  # anonymous renders per second per client address; 0: off
     render_burst: int = 20  # anonymous renders a client may make at once
     extra: Mapping[str, str] = field(default_factory=dict)

@@ -355,10 +355,12 @@ def _children(sub: Mapping[str, Any], value: Any, parts: tuple[Any, ...]
         properties = sub.get("properties")
         properties = properties if isinstance(properties, Mapping) else {}
         extra = sub.get("additionalProperties")
-        for key in reversed(list(value)):
-            child = properties.get(key, extra if isinstance(extra, Mapping) else None)
-            if child is not None:
-                yield child, value[key], (*parts, key)
+        if not isinstance(extra, Mapping):  # only the declared keys: O(schema), not O(body)
+            keys = [k for k in properties if k in value]
+        else:
+            keys = list(value)
+        for key in reversed(keys):
+            yield properties.get(key, extra), value[key], (*parts, key)
 
 
 def at(file: str, parts: Iterable[Any] = ()) -> str:
