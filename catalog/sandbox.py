@@ -215,6 +215,8 @@ def _split(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limit: in
     The split itself is given ``maxsplit=limit``, so refusing costs at most ``limit + 1``
     pieces, never the millions a long string of separators would make.
     """
+    if len(args) > 2 or set(kwargs) - {"sep", "maxsplit"}:
+        return method(*args, **kwargs)  # the usual TypeError, before any splitting
     sep = args[0] if args else kwargs.get("sep")
     asked = args[1] if len(args) > 1 else kwargs.get("maxsplit", -1)
     if not isinstance(asked, int) or isinstance(asked, bool):

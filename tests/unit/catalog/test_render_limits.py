@@ -65,3 +65,9 @@ def test_bounded_methods_still_give_their_usual_results() -> None:
                 " {{ ' Hi '.strip().lower() }}")
     assert render_template(template, {}) == (
         "['a', 'b', 'c'] ['a', 'b', 'c'] ['a,b', 'c'] ['x', 'y'] ['a', 'b'] hi")
+
+
+def test_a_split_with_wrong_arguments_is_the_usual_type_error() -> None:
+    with pytest.raises(RenderError) as info:
+        render_template("{{ 'a,b'.split(',', 1, 2) }}", {})
+    assert "TypeError" in info.value.message
