@@ -75,3 +75,18 @@ def test_anonymous_renders_are_rate_limited_per_client(make_app: Any, tokens: An
     assert other.status_code == 200  # another client has its own budget
     with_token = _post(client, {}, Authorization=f"Bearer {tokens['viewer']}")
     assert with_token.status_code == 200
+
+
+def test_a_body_nested_too_deeply_is_refused(client: Any) -> None:
+    answer = _post(client, b'{"options": {"a": ' + b"[" * 40 + b"]" * 40 + b"}}")
+    assert answer.status_code == 400
+    assert answer.get_json()["details"] == [
+        {"path": "body", "message": "at most 32 levels of arrays and objects"}]
+
+
+def test_a_body_of_too_many_values_is_refused_before_full_validation(client: Any) -> None:
+    answer = _post(client, {"options": {"greeting": [[{"a": 1}]] * 8000}})
+    assert answer.status_code == 422
+    assert answer.get_json()["details"] == [
+        {"path": "body",
+         "message": "at most 20000 values in all (arrays, objects, strings, numbers)"}]
