@@ -104,7 +104,7 @@ def run() -> dict[str, Any]:
             worst = max(worst, statistics.median(samples))
             figures[f"{label} ({len(body)} B): {status}, p50 / max ms"] = (
                 f"{statistics.median(samples):.1f} / {max(samples):.1f}")
-        big = json.dumps({"constraints": [["hostname", "UNIQUE"]] * 700_000}).encode()
+        big = json.dumps({"constraints": [["hostname", "UNIQUE"]] * 630_000}).encode()
         samples, status = _time(client, big, 3)
         figures[f"15 MB constraints ({len(big)} B): {status}, max ms"] = round(max(samples), 1)
     figures["slowest invalid body's p50 ms"] = round(worst, 1)

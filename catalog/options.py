@@ -15,15 +15,8 @@ from typing import Any
 
 from .errors import OptionsInvalid, PackageInvalid
 from .model import Package
-from .schemas.validation import (
-    compiled,
-    first_problems,
-    message_of,
-    more_problems,
-    schema_problems,
-    short_pointer,
-    size_problems,
-)
+from .schemas.bounds import first_problems, message_of, more_problems, short_pointer, size_problems
+from .schemas.validation import compiled, schema_problems
 
 __all__ = ["resolve_options", "validate_options", "defaults_of", "mask_secrets", "upgrade_options",
            "deep_merge", "secret_paths", "MASK"]

@@ -11,12 +11,8 @@ Why two engines: ``jsonschema`` (Python) is the reference and writes every messa
 is linear-time too), so the common case — a valid document — costs microseconds.
 That is what lets a 50,000-version repository load in seconds.
 
-Why bounds on reporting: a body may hold a million wrong items, and ``jsonschema``
-builds each error's message in full (``repr`` of the instance included). So sizes and
-counts (``maxItems``, ``maxLength``, ``maxProperties``) are checked first, top-down,
-without descending into what is too big (:func:`size_problems`); collecting stops after
-:data:`MAX_PROBLEMS` with a final note (:func:`first_problems`); and every value a
-message echoes is cut to :data:`MAX_ECHO` characters (:func:`message_of`).
+Why bounds on reporting: see :mod:`catalog.schemas.bounds` — sizes first, at most
+:data:`MAX_PROBLEMS` problems, echoes cut to :data:`MAX_ECHO` characters.
 
 Why a cache: compiling a validator (meta-schema check, reference registry) costs far
 more than using one, and the same schema object serves many validations. Validators
@@ -38,6 +34,18 @@ from jsonschema import Draft4Validator, Draft202012Validator, ValidationError, v
 from jsonschema.protocols import Validator
 
 from . import load
+from .bounds import (
+    MAX_ECHO,
+    MAX_PROBLEMS,
+    cut_parts,
+    first_problems,
+    message_of,
+    more_problems,
+    pointer,
+    short_pointer,
+    short_value,
+    size_problems,
+)
 
 try:  # optional accelerator: the same verdicts ~100x faster; messages still come from
     import jsonschema_rs as _rs  # jsonschema, which runs only when rs finds a fault
@@ -67,9 +75,6 @@ __all__ = [
     "short_pointer",
 ]
 
-MAX_MESSAGE = 400
-MAX_PROBLEMS = 50  # problems listed per document; the rest are summed up in one note
-MAX_ECHO = 80  # characters of a value (or a key) quoted back in a message
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 _RE2_OPTIONS.max_mem = 8 << 20
@@ -147,15 +152,8 @@ Re2Draft4Validator = validators.extend(Draft4Validator, _OVERRIDES)
 _CLASSES = {"2020-12": Re2Draft202012Validator, "draft4": Re2Draft4Validator}
 
 
-def short_value(value: Any) -> str:
-    """``repr(value)``, cut to :data:`MAX_ECHO` characters (ending in ``…``)."""
-    if isinstance(value, str) and len(value) > MAX_ECHO:
-        value = value[:MAX_ECHO]  # no repr of a megabyte to cut it afterwards
-    text = repr(value)
-    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
-
-
 _short = short_value
+_message = message_of
 
 
 class _IdentityCache:
@@ -233,53 +231,6 @@ def builtin(name: str) -> Checker:
     return Checker(load(name))
 
 
-def pointer(parts: Iterable[Any]) -> str:
-    """An RFC 6901 JSON pointer: ``['a', 0, 'b/c']`` → ``/a/0/b~1c``."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def short_pointer(parts: Iterable[Any]) -> str:
-    """:func:`pointer` with each part cut to :data:`MAX_ECHO` characters (for messages:
-    a key can be as long as the body)."""
-    return pointer(p if len(str(p)) <= MAX_ECHO else str(p)[: MAX_ECHO - 1] + "…"
-                   for p in parts)
-
-
-def message_of(error: ValidationError, message: str | None = None) -> str:
-    """``error``'s message (or ``message``) with the echoed instance cut to
-    :data:`MAX_ECHO` characters, and the whole to :data:`MAX_MESSAGE`."""
-    text = error.message if message is None else message
-    if len(text) > MAX_ECHO and isinstance(error.instance, str | int | float | list | dict):
-        whole = repr(error.instance)
-        if len(whole) > MAX_ECHO and whole in text:
-            text = text.replace(whole, short_value(error.instance))
-    if len(text) > MAX_MESSAGE:
-        text = text[: MAX_MESSAGE - 1] + "…"
-    return text
-
-
-_message = message_of
-
-
-def first_problems(errors: Iterable[Any], limit: int = MAX_PROBLEMS) -> tuple[list[Any], bool]:
-    """At most ``limit`` of ``errors`` (consumed lazily) and whether there were more."""
-    taken: list[Any] = []
-    for error in errors:
-        if len(taken) == limit:
-            return taken, True
-        taken.append(error)
-    return taken, False
-
-
-def more_problems(path: str, limit: int = MAX_PROBLEMS) -> dict[str, str]:
-    """The note that ends a list cut at ``limit`` problems.
-
-    (It does not count the rest: counting would cost what the cut saves.)
-    """
-    return {"path": path, "message": f"… and more problems (only the first {limit} "
-                                     "are listed)"}
-
-
 def problems_of(validator: Validator, instance: Any, file: str) -> list[dict[str, str]]:
     """The schema violations of ``instance`` as ``{"path": "file#/ptr", "message"}``:
     the sizes first (:func:`size_problems`), at most :data:`MAX_PROBLEMS`."""
@@ -287,80 +238,10 @@ def problems_of(validator: Validator, instance: Any, file: str) -> list[dict[str
     if sized:
         return sized
     errors, more = first_problems(validator.iter_errors(instance))
-    found = sorted(({"path": at(file, _cut(error.absolute_path)),
+    found = sorted(({"path": at(file, cut_parts(error.absolute_path)),
                      "message": message_of(error)} for error in errors),
                    key=lambda p: p["path"])
     return found + [more_problems(file)] if more else found
-
-
-def _cut(parts: Iterable[Any]) -> list[Any]:
-    return [p if len(str(p)) <= MAX_ECHO else str(p)[: MAX_ECHO - 1] + "…" for p in parts]
-
-
-_SIZES = (("maxItems", list, "items"), ("maxLength", str, "characters"),
-          ("maxProperties", dict, "properties"))
-
-
-def size_problems(schema: Any, instance: Any, where: Any = short_pointer, *,
-                  limit: int = MAX_PROBLEMS) -> list[dict[str, str]]:
-    """Values longer than their schema's ``maxItems``/``maxLength``/``maxProperties``,
-    found top-down before any deep validation, never descending into one that is too
-    long; ``where(parts)`` names a path. Follows ``properties``, ``items``,
-    ``additionalProperties`` and local ``$ref``; other keywords are left to the full
-    validation. At most ``limit`` problems, then a note.
-    """
-    found: list[dict[str, str]] = []
-    stack: list[tuple[Any, Any, tuple[Any, ...]]] = [(schema, instance, ())]
-    while stack:
-        sub, value, parts = stack.pop()
-        sub = _deref(schema, sub)
-        if not isinstance(sub, Mapping):
-            continue
-        problem = _too_long(sub, value)
-        if problem:
-            if len(found) == limit:
-                return found + [more_problems(where(()), limit)]
-            found.append({"path": where(_cut(parts)), "message": problem})
-            continue
-        stack.extend(_children(sub, value, parts))
-    return found
-
-
-def _deref(root: Any, sub: Any, hops: int = 8) -> Any:
-    """``sub`` with a local ``$ref`` (``#/a/b``) followed, a few hops at most."""
-    while hops and isinstance(sub, Mapping) and isinstance(sub.get("$ref"), str) \
-            and sub["$ref"].startswith("#/") and isinstance(root, Mapping):
-        node: Any = root
-        for raw in sub["$ref"][2:].split("/"):
-            part = raw.replace("~1", "/").replace("~0", "~")
-            node = node.get(part) if isinstance(node, Mapping) else None
-        sub, hops = node, hops - 1
-    return sub
-
-
-def _too_long(sub: Mapping[str, Any], value: Any) -> str | None:
-    for keyword, kind, unit in _SIZES:
-        bound = sub.get(keyword)
-        if isinstance(value, kind) and isinstance(bound, int) and len(value) > bound:
-            return f"at most {bound} {unit} (got {len(value)})"
-    return None
-
-
-def _children(sub: Mapping[str, Any], value: Any, parts: tuple[Any, ...]
-              ) -> Iterator[tuple[Any, Any, tuple[Any, ...]]]:
-    if isinstance(value, list) and isinstance(sub.get("items"), Mapping):
-        for i in range(len(value) - 1, -1, -1):
-            yield sub["items"], value[i], (*parts, i)
-    elif isinstance(value, dict):
-        properties = sub.get("properties")
-        properties = properties if isinstance(properties, Mapping) else {}
-        extra = sub.get("additionalProperties")
-        if not isinstance(extra, Mapping):  # only the declared keys: O(schema), not O(body)
-            keys = [k for k in properties if k in value]
-        else:
-            keys = list(value)
-        for key in reversed(keys):
-            yield properties.get(key, extra), value[key], (*parts, key)
 
 
 def at(file: str, parts: Iterable[Any] = ()) -> str:

@@ -8,7 +8,7 @@ Each step costs no more than the body is allowed to be big: a JSON body over
 ``BERTH_MAX_JSON_BODY`` is refused (413) before it is read; sizes and counts
 (``maxItems``, ``maxLength``, ``maxProperties``) are checked before the full
 validation, which stops after 50 problems; echoed values are cut to 80 characters
-(``catalog.schemas.validation``). Anonymous callers of expensive views are held to a
+(``catalog.schemas.bounds``). Anonymous callers of expensive views are held to a
 per-address rate (:func:`limit_anonymous`, 429 with ``Retry-After``).
 """
 
@@ -27,7 +27,7 @@ from flask import g, jsonify, request
 from flask_wtf.csrf import validate_csrf
 from wtforms import ValidationError
 
-from catalog.schemas.validation import (
+from catalog.schemas.bounds import (
     first_problems,
     message_of,
     more_problems,
