@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import OptionsInvalid, PackageInvalid
 from .model import Package
-from .schemas.validation import compiled, pointer, schema_problems
+from .schemas.bounds import first_problems, message_of, more_problems, short_pointer, size_problems
+from .schemas.validation import compiled, schema_problems
 from .secret_options import (
     MASK,
     apply_at_paths,
@@ -112,16 +113,27 @@ def validate_options(package: Package, options: Any) -> None:
     checker = compiled(package.config_schema, draft=draft)
     if checker.is_valid(options):
         return
-    secrets = set(secret_paths(package.config_schema))
-    problems = []
-    for error in checker.python.iter_errors(options):
-        parts = tuple(str(p) for p in error.absolute_path)
-        secret = any(covers(s, parts) for s in secrets)
-        problems.append({"path": "options" + pointer(parts),
-                         "message": _masked_message(error.message, error.instance, secret)})
-    problems.sort(key=lambda p: p["path"])
+    problems = size_problems(package.config_schema, options,
+                             lambda parts: "options" + short_pointer(parts))
+    if not problems:
+        problems = _problems(package, checker, options)
     raise OptionsInvalid(f"the options for {package.name}@{package.version} are not valid",
                          package=package.name, version=package.version, errors=problems)
+
+
+def _problems(package: Package, checker: Any, options: Any) -> list[dict[str, str]]:
+    """The first :data:`MAX_PROBLEMS` violations, secrets masked, echoes cut short."""
+    secrets = set(secret_paths(package.config_schema))
+    errors, more = first_problems(checker.python.iter_errors(options))
+    problems = []
+    for error in errors:
+        parts = tuple(str(p) for p in error.absolute_path)
+        secret = any(covers(s, parts) for s in secrets)
+        message = _masked_message(error.message, error.instance, secret)
+        problems.append({"path": "options" + short_pointer(parts),
+                         "message": message_of(error, message)})
+    problems.sort(key=lambda p: p["path"])
+    return problems + [more_problems("options")] if more else problems
 
 
 def resolve_options(package: Package, user_options: Any = None) -> dict[str, Any]:

@@ -7,6 +7,11 @@ that module for why each bound is enforced where it is) with the context
 ``|tojson``. DC/OS packages render through ``catalog.dcos.render`` (Mustache and the
 Marathon conversion), imported only when such a package is rendered.
 
+Servers render maintainer templates out of process: :func:`render_service` takes a
+``renderer`` (:meth:`catalog.render_pool.RenderPool.render`), and code that reaches
+``render_service`` through other layers (the publish-time lint) sets one for a block
+with :func:`rendering_with`. Without either, templates render in this process.
+
 The text is parsed as JSON, ``instances`` and extra ``constraints`` are applied, and
 the result goes through :func:`catalog.spec.validate_spec` and
 :func:`catalog.spec.check_policy`.
@@ -14,9 +19,11 @@ the result goes through :func:`catalog.spec.validate_spec` and
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError
@@ -34,9 +41,29 @@ from .spec import (
 )
 
 __all__ = ["render_service", "render_template", "compile_template", "template_context",
-           "Limits"]
+           "Limits", "Renderer", "rendering_with"]
 
 TEMPLATE_NAME = "service.json.j2"
+
+Renderer = Callable[[str, Mapping[str, Any], str], str]
+"""Renders ``(source, context, file)`` to text, raising :class:`RenderError`."""
+
+_RENDERER: contextvars.ContextVar[Renderer | None] = contextvars.ContextVar(
+    "berth_renderer", default=None)
+
+
+@contextmanager
+def rendering_with(renderer: Renderer | None) -> Iterator[None]:
+    """Render native templates with ``renderer`` inside the block (this context only)."""
+    token = _RENDERER.set(renderer)
+    try:
+        yield
+    finally:
+        _RENDERER.reset(token)
+
+
+def _in_process(source: str, context: Mapping[str, Any], file: str) -> str:
+    return render_template(source, context, file=file)
 
 
 @functools.cache
@@ -158,12 +185,16 @@ def _parse(text: str, file: str) -> Any:
         raise _error("the rendered JSON is nested too deeply", file) from None
 
 
-def _render_native(package: Package, options: Mapping[str, Any], service_name: str) -> Any:
-    text = render_template(package.template, template_context(package, options, service_name))
+def _render_native(package: Package, options: Mapping[str, Any], service_name: str,
+                   renderer: Renderer | None) -> Any:
+    render = renderer or _RENDERER.get() or _in_process
+    text = render(package.template, template_context(package, options, service_name),
+                  TEMPLATE_NAME)
     return _parse(text, TEMPLATE_NAME)
 
 
-def _render_dcos(package: Package, options: Mapping[str, Any], service_name: str) -> Any:
+def _render_dcos(package: Package, options: Mapping[str, Any], service_name: str,
+                 renderer: Renderer | None) -> Any:
     try:
         from .dcos.render import render_dcos_service
     except ImportError as exc:
@@ -178,11 +209,13 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
                    allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
                    container: ContainerPolicy = NO_SITE_POLICY,
                    readonly_host_paths: Sequence[str] = (),
-                   ) -> dict[str, Any]:
+                   renderer: Renderer | None = None) -> dict[str, Any]:
     """The service spec of ``package`` with resolved ``options``.
 
     ``allowed_host_paths`` and ``container`` are the admin's policy
     (:func:`catalog.spec.check_policy`); without ``container``, no site policy applies.
+    ``renderer`` renders a native template (default: the one :func:`rendering_with`
+    set, else this process).
 
     :raises PackageInvalid: when the package cannot run on Docker hosts.
     :raises RenderError: when the template fails or does not render a JSON object.
@@ -195,7 +228,7 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
                              errors=[{"path": "package", "message": r}
                                      for r in package.unsupported])
     render = _render_dcos if package.format == "dcos" else _render_native
-    spec = render(package, options, service_name)
+    spec = render(package, options, service_name, renderer)
     if not isinstance(spec, dict):
         raise _error("the template must render a JSON object", TEMPLATE_NAME)
     if instances is not None:

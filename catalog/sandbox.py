@@ -13,15 +13,25 @@ with ``StrictUndefined``, and on top of that:
   :func:`weight`, which counts shared references, so a list holding one big string
   ten thousand times cannot blow up on output. ``%``-formatting, ``|format``,
   ``str.format`` and every method outside a short allow-list are refused.
+- **Method results.** The allowed methods go through :meth:`BerthSandbox.call`: the
+  splits are cut off at :attr:`Limits.max_pieces` pieces (``str.split`` is handed a
+  ``maxsplit`` one past the limit, so an over-long split costs at most that many
+  pieces before it is refused), and every result is weighed and charged to the
+  budget like a filter's, so results a template keeps in variables add up.
 - **Time.** A deadline and a step budget, checked by a trace function installed only
   while rendering and active only in frames of template code (one check per template
-  line executed). Jinja compiles a template to one Python function whose loops never
-  call back into the sandbox, so a nested empty loop can only be stopped by tracing;
-  ``sys.settrace`` is per thread, restores any tracer it replaced (debuggers,
-  coverage), and costs nothing outside template frames. The alternative, a child
-  process per render, would cost milliseconds and a fork of the server per install.
+  line executed), *and* on every call, filter and operator (one check per call). Jinja
+  compiles a template to one Python function whose loops never call back into the
+  sandbox, so a nested empty loop can only be stopped by tracing; one expression is
+  one line, so a line of 400 calls can only be stopped in the calls. ``sys.settrace``
+  is per thread, restores any tracer it replaced (debuggers, coverage), and costs
+  nothing outside template frames.
 - **Output.** Rendering uses ``generate()`` and stops once the text passes
   :attr:`Limits.max_output`.
+
+These checks are the first line. Servers render maintainer templates in a child
+process with a memory limit and a hard kill at the deadline
+(:mod:`catalog.render_pool`), so what slips past them costs at most that child.
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.defaults import DEFAULT_FILTERS, DEFAULT_TESTS
 from jinja2.nodes import EvalContext
 from jinja2.runtime import Context, LoopContext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import Cycler, Joiner, Namespace
 
 __all__ = ["Limits", "LimitExceeded", "BerthSandbox", "weight", "bounded", "TEMPLATE_FILE"]
@@ -58,6 +68,7 @@ class Limits:
     max_output: int = 256 * 1024  # characters of rendered text
     max_int_bits: int = 4096
     max_range: int = 10_000
+    max_pieces: int = 10_000  # pieces of one split()/rsplit()/splitlines()
 
 
 class LimitExceeded(Exception):
@@ -78,6 +89,15 @@ class _Budget:
         if self.steps > self.limits.max_steps:
             raise LimitExceeded(f"the template ran more than {self.limits.max_steps} steps")
         if self.steps % 256 == 0 and time.monotonic() > self.deadline:
+            raise LimitExceeded(f"the template ran longer than {self.limits.seconds:g} s")
+
+    def call(self) -> None:
+        """One call, filter or operator: a step, and a look at the clock (a single
+        expression can hold any number of them)."""
+        self.steps += 1
+        if self.steps > self.limits.max_steps:
+            raise LimitExceeded(f"the template ran more than {self.limits.max_steps} steps")
+        if time.monotonic() > self.deadline:
             raise LimitExceeded(f"the template ran longer than {self.limits.seconds:g} s")
 
     def spend(self, amount: int) -> None:
@@ -186,6 +206,50 @@ _SAFE_METHODS: dict[type, frozenset[str]] = {
     LoopContext: frozenset({"cycle", "changed"}),
     Cycler: frozenset({"next", "reset"}),
 }
+_LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def _split(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limit: int) -> Any:
+    """``str.split``/``rsplit`` with at most ``limit`` pieces, else refused.
+
+    The split itself is given ``maxsplit=limit``, so refusing costs at most ``limit + 1``
+    pieces, never the millions a long string of separators would make.
+    """
+    if len(args) > 2 or set(kwargs) - {"sep", "maxsplit"}:
+        return method(*args, **kwargs)  # the usual TypeError, before any splitting
+    sep = args[0] if args else kwargs.get("sep")
+    asked = args[1] if len(args) > 1 else kwargs.get("maxsplit", -1)
+    if not isinstance(asked, int) or isinstance(asked, bool):
+        raise TypeError("maxsplit must be an integer")
+    cut = limit if asked < 0 or asked > limit else asked
+    pieces = method(sep, cut)
+    if len(pieces) > limit:
+        raise LimitExceeded(f"{method.__name__}() would make more than {limit} pieces")
+    return pieces
+
+
+def _splitlines(text: str, args: tuple[Any, ...], kwargs: dict[str, Any], limit: int
+                ) -> Any:
+    """``str.splitlines`` after counting the line breaks (it has no ``maxsplit``)."""
+    if sum(text.count(c) for c in _LINE_BREAKS) >= limit:
+        raise LimitExceeded(f"splitlines() would make more than {limit} pieces")
+    return text.splitlines(*args, **kwargs)
+
+
+def _call_method(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any], limits: Limits
+                 ) -> tuple[bool, Any]:
+    """Run the splits bounded; ``(False, None)`` for every other callable."""
+    owner = getattr(obj, "__self__", None)
+    if not isinstance(owner, str):
+        return False, None
+    name = getattr(obj, "__name__", "")
+    if name in ("split", "rsplit"):
+        return True, _split(obj, args, kwargs, limits.max_pieces)
+    if name == "splitlines":
+        return True, _splitlines(owner, args, kwargs, limits.max_pieces)
+    return False, None
+
+
 _REMOVED_FILTERS = {"format", "attr", "center", "indent", "wordwrap", "urlize", "xmlattr"}
 
 
@@ -226,6 +290,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     check = _ARG_CHECKS.get(name)
 
     def guarded(*args: Any, **kwargs: Any) -> Any:
+        _budget().call()
         values = [a for a in args
                   if not isinstance(a, Context | EvalContext | ImmutableSandboxedEnvironment)]
         if values:
@@ -263,15 +328,39 @@ class BerthSandbox(ImmutableSandboxedEnvironment):
     def _finalize(value: Any) -> Any:
         return bounded(value, "an output value")
 
+    def call(__self, __context: Context, __obj: Any, *args: Any,  # noqa: N805
+             **kwargs: Any) -> Any:
+        """A call from template code: one step and a deadline check; the splits bounded
+        in pieces; the result weighed and charged to the budget.
+
+        (Jinja's own double-underscore names: a template may pass ``self=`` or
+        ``context=`` as keywords.)
+        """
+        budget = _budget()
+        budget.call()
+        if not __self.is_safe_callable(__obj):
+            raise SecurityError(f"{__obj!r} is not safely callable")
+        done, result = _call_method(__obj, args, kwargs, budget.limits)
+        if not done:
+            result = __context.call(__obj, *args, **kwargs)
+        if isinstance(result, str | list | tuple | dict):
+            name = getattr(__obj, "__name__", "a call")
+            return bounded(result, f"the result of {name}()")
+        return result
+
     def guarded_concat(self, parts: tuple[Any, ...]) -> str:
         """``a ~ b ~ c`` with the size of the result checked first."""
-        limits = _budget().limits
+        budget = _budget()
+        budget.call()
+        limits = budget.limits
         if sum(weight(p, limits.max_value) for p in parts) > limits.max_value:
             raise LimitExceeded(f"joining would exceed {limits.max_value} characters")
         return bounded("".join(str(p) for p in parts), "a joined value")
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        _check_binop(operator, left, right, _budget().limits)
+        budget = _budget()
+        budget.call()
+        _check_binop(operator, left, right, budget.limits)
         result = super().call_binop(context, operator, left, right)
         return bounded(result, "a computed value") if _len(result) else result
 

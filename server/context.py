@@ -88,6 +88,20 @@ class Berth:
 
         return Operations(self)
 
+    @cached_property
+    def renderer(self) -> Any:
+        """What renders maintainer templates: a shared child-process pool
+        (``catalog.render_pool``), or None to render in this process."""
+        from catalog.render_pool import PoolSettings, shared_pool
+        from catalog.sandbox import Limits
+
+        s = self.settings
+        if s.render_workers == 0:
+            return None
+        return shared_pool(PoolSettings(workers=s.render_workers,
+                                        memory_mb=s.render_memory_mb,
+                                        limits=Limits(seconds=s.render_seconds))).render
+
     def enqueue(self, task_name: str, args: Sequence[Any] = ()) -> Any:
         """Send a task to the workers by name; never runs it here."""
         if self._enqueue is not None:

@@ -163,6 +163,9 @@ def handle(error: BaseException) -> Response | tuple[Any, int]:
         response.headers["WWW-Authenticate"] = 'Bearer realm="berth"'
     if status == 503:
         response.headers["Retry-After"] = "5"
+    retry_after = getattr(error, "retry_after", None)  # e.g. a rate limit's (429)
+    if isinstance(retry_after, int):
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

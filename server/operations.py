@@ -115,9 +115,11 @@ class Operations:
         return self.berth.store
 
     def _render(self, package: Any, options: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
-        """``render_service`` with this server's host-path, network and user policy."""
+        """``render_service`` with this server's host-path, network and user policy, the
+        template rendered in a child process (``Berth.renderer``)."""
         settings = self.berth.settings
-        return render_service(package, options, allowed_host_paths=settings.host_paths,
+        return render_service(package, options, renderer=self.berth.renderer,
+                              allowed_host_paths=settings.host_paths,
                               readonly_host_paths=settings.readonly_paths,
                               container=settings.container_policy, **kwargs)
 

@@ -54,6 +54,14 @@ class Settings:
     data_key: str = field(default="", repr=False)
     # exact host paths a spec may mount read-only (``/proc:/sys`` for node-exporter)
     readonly_host_paths: str = ""
+    # maintainer templates render in child processes (catalog.render_pool); 0 renders
+    # in the server process itself (benchmarks' baseline, not for production)
+    render_workers: int = 2
+    render_memory_mb: int = 512  # address-space limit of each render process
+    render_seconds: float = 2.0  # a render's deadline; the process is killed soon after
+    max_json_body: int = 256 * 1024  # bytes of a JSON request body (bundles: max_body)
+    render_rate: float = 10.0  # anonymous renders per second per client address; 0: off
+    render_burst: int = 20  # anonymous renders a client may make at once
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -125,6 +133,24 @@ class Settings:
             raise SettingsError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
                                 + "; ".join(problems))
         self.data_keys()
+        self._check_render()
+
+    def _check_render(self) -> None:
+        """The render and request-size settings.
+
+        :raises SettingsError: naming the variable.
+        """
+        if self.render_workers < 0:
+            raise SettingsError("BERTH_RENDER_WORKERS must be 0 or more")
+        if self.render_memory_mb < 64:
+            raise SettingsError("BERTH_RENDER_MEMORY_MB must be at least 64")
+        if self.render_seconds <= 0:
+            raise SettingsError("BERTH_RENDER_SECONDS must be positive")
+        if self.max_json_body <= 0:
+            raise SettingsError("BERTH_MAX_JSON_BODY must be a positive number of bytes")
+        if self.render_rate < 0 or self.render_burst < 1:
+            raise SettingsError("BERTH_RENDER_RATE must be 0 or more and "
+                                "BERTH_RENDER_BURST at least 1")
 
     def data_keys(self) -> Any:
         """The data keys (``worker.store.crypto.DataKeys``), None when unset.

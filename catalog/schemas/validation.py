@@ -11,6 +11,9 @@ Why two engines: ``jsonschema`` (Python) is the reference and writes every messa
 is linear-time too), so the common case — a valid document — costs microseconds.
 That is what lets a 50,000-version repository load in seconds.
 
+Why bounds on reporting: see :mod:`catalog.schemas.bounds` — sizes first, at most
+:data:`MAX_PROBLEMS` problems, echoes cut to :data:`MAX_ECHO` characters.
+
 Why a cache: compiling a validator (meta-schema check, reference registry) costs far
 more than using one, and the same schema object serves many validations. Validators
 are cached by the identity of the schema object (the loader shares one object between
@@ -31,6 +34,18 @@ from jsonschema import Draft4Validator, Draft202012Validator, ValidationError, v
 from jsonschema.protocols import Validator
 
 from . import load
+from .bounds import (
+    MAX_ECHO,
+    MAX_PROBLEMS,
+    cut_parts,
+    first_problems,
+    message_of,
+    more_problems,
+    pointer,
+    short_pointer,
+    short_value,
+    size_problems,
+)
 
 try:  # optional accelerator: the same verdicts ~100x faster; messages still come from
     import jsonschema_rs as _rs  # jsonschema, which runs only when rs finds a fault
@@ -50,9 +65,16 @@ __all__ = [
     "check_schema",
     "walk",
     "regex",
+    "MAX_PROBLEMS",
+    "MAX_ECHO",
+    "size_problems",
+    "first_problems",
+    "more_problems",
+    "message_of",
+    "short_value",
+    "short_pointer",
 ]
 
-MAX_MESSAGE = 400
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False
 _RE2_OPTIONS.max_mem = 8 << 20
@@ -115,8 +137,9 @@ def _additional_properties(validator: Any, ap: Any, instance: Any, schema: Mappi
         for extra in extras:
             yield from validator.descend(instance[extra], ap, path=extra)
     elif not ap and extras:
-        names = ", ".join(repr(e) for e in sorted(extras))
-        yield ValidationError(f"unknown field(s) not allowed: {names}")
+        names = ", ".join(short_value(e) for e in sorted(extras)[:10])
+        more = f" and {len(extras) - 10} more" if len(extras) > 10 else ""
+        yield ValidationError(f"unknown field(s) not allowed: {names}{more}")
 
 
 _OVERRIDES = {
@@ -129,9 +152,8 @@ Re2Draft4Validator = validators.extend(Draft4Validator, _OVERRIDES)
 _CLASSES = {"2020-12": Re2Draft202012Validator, "draft4": Re2Draft4Validator}
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+_short = short_value
+_message = message_of
 
 
 class _IdentityCache:
@@ -209,24 +231,17 @@ def builtin(name: str) -> Checker:
     return Checker(load(name))
 
 
-def pointer(parts: Iterable[Any]) -> str:
-    """An RFC 6901 JSON pointer: ``['a', 0, 'b/c']`` → ``/a/0/b~1c``."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def _message(error: ValidationError) -> str:
-    text = error.message
-    if len(text) > MAX_MESSAGE:
-        text = text[: MAX_MESSAGE - 3] + "..."
-    return text
-
-
 def problems_of(validator: Validator, instance: Any, file: str) -> list[dict[str, str]]:
-    """Every schema violation of ``instance`` as ``{"path": "file#/ptr", "message"}``."""
-    found = []
-    for error in validator.iter_errors(instance):
-        found.append({"path": at(file, error.absolute_path), "message": _message(error)})
-    return sorted(found, key=lambda p: p["path"])
+    """The schema violations of ``instance`` as ``{"path": "file#/ptr", "message"}``:
+    the sizes first (:func:`size_problems`), at most :data:`MAX_PROBLEMS`."""
+    sized = size_problems(validator.schema, instance, lambda parts: at(file, parts))
+    if sized:
+        return sized
+    errors, more = first_problems(validator.iter_errors(instance))
+    found = sorted(({"path": at(file, cut_parts(error.absolute_path)),
+                     "message": message_of(error)} for error in errors),
+                   key=lambda p: p["path"])
+    return found + [more_problems(file)] if more else found
 
 
 def at(file: str, parts: Iterable[Any] = ()) -> str:

@@ -117,6 +117,7 @@ SCHEMAS: dict[str, Any] = {
 _ERRORS = {"400": "Malformed request", "401": "No valid credentials",
            "403": "Role too low", "404": "Not found", "409": "Conflict",
            "413": "Body too large", "415": "Not JSON", "422": "Invalid request (every problem)",
+           "429": "Too many requests (Retry-After)",
            "503": "Redis, the broker or an agent cannot be reached"}
 
 
@@ -196,7 +197,7 @@ def _paths() -> dict[str, Any]:
             "401 403 404 422 503", params=[PKG, _path("version", VERSION)])},
         "/packages/{name}/render": {"post": _op(
             "renderPackage", "The spec an install would write (secrets masked)",
-            _json("OK", _ref("Rendered")), "400 401 403 404 413 415 422 503",
+            _json("OK", _ref("Rendered")), "400 401 403 404 413 415 422 429 503",
             params=[PKG], body="RenderRequest", body_required=False)},
         "/services": {
             "get": _op("listServices", "Every service with counts",

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from ..context import current_berth
-from .common import allow, json_body, query_int, query_str
+from .common import allow, json_body, limit_anonymous, query_int, query_str
 
 
 def register(bp: Blueprint) -> None:
@@ -54,8 +54,10 @@ def show_version(name: str, version: str) -> Any:
 
 
 def render_package(name: str) -> Any:
-    """The spec an install would write (secrets masked)."""
+    """The spec an install would write (secrets masked); anonymous callers are
+    rate-limited (a render runs maintainer code)."""
     allow("viewer")
+    limit_anonymous("render")
     body = json_body("RenderRequest", optional=True)
     return jsonify(_ops().render(
         name, version=body.get("version"), options=body.get("options"),

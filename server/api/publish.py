@@ -22,21 +22,16 @@ from flask import Blueprint, jsonify, request, url_for
 
 from catalog.bundle import BundleLimits, lint_bundle, package_from_bundle
 from catalog.errors import PackageInvalid
+from catalog.render import rendering_with
 
 from ..auth import current_identity
 from ..context import current_berth
-from ..errors import ApiError
-from .common import Invalid, UnsupportedMediaType, allow, json_body
+from .common import Invalid, TooLarge, UnsupportedMediaType, allow, json_body
 
 BUNDLE_TYPES = ("application/gzip", "application/x-gzip", "application/octet-stream",
                 "application/x-tar+gzip")
 _REASON_MAX = 500
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-
-
-class TooLarge(ApiError):
-    code = "too_large"
-    status = 413
 
 
 def register(bp: Blueprint) -> None:
@@ -61,7 +56,8 @@ def publish_package() -> Any:
             hint="build one with `berth package build DIR`")
     limits = bundle_limits()
     data = _read_body(limits.max_bundle)
-    manifest, problems = lint_bundle(data, limits=limits)
+    with rendering_with(current_berth().renderer):  # lint renders maintainer code
+        manifest, problems = lint_bundle(data, limits=limits)
     if problems:
         raise PackageInvalid(f"{manifest.get('name')} {manifest.get('version')} has "
                              f"{len(problems)} problem(s)", package=manifest.get("name"),
