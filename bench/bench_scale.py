@@ -60,10 +60,10 @@ import requests
 
 from bench.cluster_bed import lane
 from bench.hollow import agent_address, raise_fd_limit
-from worker import processes as proc
+from worker.testbed import processes as proc
 from worker.agents import AgentPool
 from worker.docker_agent import DockerAgent
-from worker.images import build_images
+from worker.testbed.images import build_images
 from worker.reconcile import Reconciler
 from worker.settings import WorkerSettings
 from worker.store import Store

@@ -1,6 +1,6 @@
 """The test bed the cluster benchmarks run on (not a benchmark itself).
 
-A :class:`~worker.testbed.Testbed` on lane ``BERTH_BENCH_LANE`` (default 7), a client
+A :class:`~worker.testbed.bed.Testbed` on lane ``BERTH_BENCH_LANE`` (default 7), a client
 ``ServiceOps`` sending tasks to its worker, and the ``hello`` spec from the universe.
 """
 
@@ -22,7 +22,7 @@ from catalog.render import render_service
 from worker.celery_app import create_celery
 from worker.service_ops import ServiceOps
 from worker.settings import WorkerSettings
-from worker.testbed import Testbed
+from worker.testbed.bed import Testbed
 
 UNIVERSE = Path(__file__).resolve().parent.parent / "universe"
 

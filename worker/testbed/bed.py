@@ -44,15 +44,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from worker import processes as proc
+from worker.testbed import processes as proc
 from worker.docker_agent import DockerAgent, agent_tls
 from worker.errors import AgentUnreachable
-from worker.images import build_images
+from worker.testbed.images import build_images
 
 __all__ = ["Testbed", "AgentSpec", "TestbedError", "configured_agents", "lane_agents",
            "redis_port", "server_port"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "universe" / "images"
 AGENT_COUNT = 3
 ZONES, RACKS = ("a", "b", "c"), ("r1", "r1", "r2")

@@ -228,7 +228,7 @@ def run_cli(args: list[str], *, env: dict[str, str], log: Path) -> str:
     :raises TestbedError: it failed (stderr goes to ``log``).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-c", "from server.cli import main; main()", *args]
+    argv = [sys.executable, "-c", "from server.client.cli import main; main()", *args]
     with open(log, "ab") as err:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, timeout=120,
                               env={**os.environ, **env}, check=False)

@@ -35,7 +35,7 @@ def _worker_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _running(var: str) -> Any:
     """The test bed of ``var`` when all its processes are alive, else None."""
-    from worker.testbed import Testbed
+    from worker.testbed.bed import Testbed
 
     try:
         bed = Testbed.load(var)
@@ -78,7 +78,7 @@ def dev() -> None:
 @_worker_errors
 def up(var: str, lane: int, serve: bool, agent_urls: str, agent_tls_dir: str) -> None:
     """Start the test bed in the background (stops leftovers of an earlier run first)."""
-    from worker.testbed import Testbed
+    from worker.testbed.bed import Testbed
 
     urls = [u.strip() for u in agent_urls.split(",") if u.strip()]
     running = _running(var)
@@ -111,7 +111,7 @@ def down(var: str) -> None:
     """Stop everything `berth dev up` started."""
     from pathlib import Path
 
-    from worker.testbed import Testbed
+    from worker.testbed.bed import Testbed
 
     if not (Path(var) / "testbed.json").is_file():
         click.echo(f"nothing to stop in {var}")
@@ -125,7 +125,7 @@ def down(var: str) -> None:
 @_worker_errors
 def status(var: str) -> None:
     """Show which parts of the test bed run (exit 1 when one does not)."""
-    from worker.testbed import Testbed
+    from worker.testbed.bed import Testbed
 
     bed = Testbed.load(var)
     states = bed.status()

@@ -49,7 +49,7 @@ def register(cli: click.Group) -> None:
 
 
 def _client() -> Any:
-    from ..client import BerthClient
+    from server.client.api import BerthClient
 
     return BerthClient.from_env()
 
@@ -65,7 +65,7 @@ def _api_fail(error: Any) -> None:
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a client call, turning its errors into one-line failures."""
-    from ..client import BerthAPIError
+    from server.client.api import BerthAPIError
 
     try:
         return fn(*args, **kwargs)

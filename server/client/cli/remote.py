@@ -4,7 +4,7 @@ This module has the catalog and service commands and the shared plumbing;
 ``remote_cluster`` has deployments, agents, repositories and ``login``.
 
 Tables for people, ``--json`` for scripts. Errors are one line with the reason and a
-hint, and an exit code from :mod:`server.cli.common`; ``install --wait`` exits 0 only
+hint, and an exit code from :mod:`server.client.cli.common`; ``install --wait`` exits 0 only
 when the deployment succeeded.
 """
 
@@ -34,7 +34,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # plumbing -------------------------------------------------------------------------
 def _client() -> Any:
-    from server.client import BerthClient
+    from server.client.api import BerthClient
 
     return BerthClient.from_env()
 
@@ -60,7 +60,7 @@ def api_command(func: F) -> F:
     """Turn API errors into one line, a hint and an exit code (no traceback)."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from server.client import BerthAPIError
+        from server.client.api import BerthAPIError
 
         try:
             return func(*args, **kwargs)

@@ -1,6 +1,6 @@
 """`berth` remote commands for the cluster: deployments, agents, repositories, login.
 
-They share :mod:`server.cli.remote`'s plumbing: one-line errors with exit codes,
+They share :mod:`server.client.cli.remote`'s plumbing: one-line errors with exit codes,
 tables for people and ``--json`` for scripts.
 """
 
@@ -157,7 +157,7 @@ def login(url: str | None, token: str | None) -> None:
     """Check a token against the server and save URL and token for later commands."""
     import os
 
-    from server.client import DEFAULT_URL, BerthClient, save_config
+    from server.client.api import DEFAULT_URL, BerthClient, save_config
 
     url = url or os.environ.get("BERTH_URL") or DEFAULT_URL
     token = token or click.prompt("token", hide_input=True)

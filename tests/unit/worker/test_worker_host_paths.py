@@ -11,7 +11,7 @@ import pytest
 from worker import agents
 from worker.agents import AgentPool
 from worker.host_paths import CHECK_COMMAND, host_folders
-from worker.images import load_image_source
+from worker.testbed.images import load_image_source
 from worker.instances import InstanceOps
 from worker.service_ops import ServiceOps
 from worker.settings import WorkerSettings
