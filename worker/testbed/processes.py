@@ -17,6 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
+import requests
+
 from worker.errors import WorkerError
 
 __all__ = ["TestbedError", "ensure_packages", "spawn", "alive", "terminate", "kill",
@@ -186,8 +189,7 @@ def wait_for(ready: Callable[[], bool], *, what: str, pid: int, log: Path,
 
 
 def redis_ping(url: str) -> bool:
-    import redis
-
+    """Whether the Redis at ``url`` answers a PING within a second."""
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
     except redis.RedisError:
@@ -195,8 +197,7 @@ def redis_ping(url: str) -> bool:
 
 
 def http_answers(url: str) -> bool:
-    import requests
-
+    """Whether anything answers HTTP at ``url`` within two seconds."""
     try:
         requests.get(url, timeout=2, allow_redirects=False)
     except requests.RequestException:

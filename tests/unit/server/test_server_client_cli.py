@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from server.client.cli import cli
 from server.client import BerthAPIError, BerthClient
+from server.client.cli import cli
 
 
 @contextlib.contextmanager

@@ -11,10 +11,10 @@ import pytest
 from worker import agents
 from worker.agents import AgentPool
 from worker.host_paths import CHECK_COMMAND, host_folders
-from worker.testbed.images import load_image_source
 from worker.instances import InstanceOps
 from worker.service_ops import ServiceOps
 from worker.settings import WorkerSettings
+from worker.testbed.images import load_image_source
 
 
 def test_nested_allowed_roots_stop_the_worker_with_the_variable_named() -> None:
