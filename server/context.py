@@ -69,10 +69,10 @@ class Berth:
         if self._catalog is not None:
             return self._catalog
         try:
-            from .catalog_source import CatalogSource
+            from .catalog_cache import CatalogCache
         except ImportError:  # publishing's source not there yet: the universe alone
             return UniverseSource(self.settings)
-        return CatalogSource(self.settings, self.store)
+        return CatalogCache(self.settings, self.store)
 
     @cached_property
     def ops(self) -> Any:

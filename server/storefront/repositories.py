@@ -3,7 +3,7 @@
 The list shows every repository of the current catalog (builtin, hosted, directories
 and remote ones) with the fetch state kept for remote ones, as the API shows them
 (``server.api.repositories.repository_views``). Adding checks the URL against the
-remote-fetching SSRF policy (``worker.remotes``), stores the repository and fetches it
+remote-fetching SSRF policy (``worker.repository_fetcher``), stores the repository and fetches it
 once; the workers refresh it afterwards.
 """
 
