@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from click.testing import CliRunner
 
 from catalog import errors as ce
 from server.client.api import BerthAPIError
-from server.client.cli import cli, publish
+from server.client.cli import cli, main, publish
 from server.client.cli.common import (
     EXIT_CODES,
     EXIT_MEANINGS,
@@ -102,3 +104,11 @@ def test_api_errors_exit_the_same_from_every_command(code: str, status: int,
 ])
 def test_local_errors_exit_by_their_family_code(error: ce.CatalogError, expected: int) -> None:
     assert exit_code_for(error) == expected
+
+
+def test_the_berth_console_script_names_the_cli() -> None:
+    """pyproject's ``berth`` entry point is the click group's ``main`` in server.client."""
+    target = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["berth"]
+    module, _, name = target.partition(":")
+    assert module.startswith("server.client.")
+    assert getattr(importlib.import_module(module), name) is main
