@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
-import textwrap
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -23,8 +20,10 @@ from server.client.cli.common import (
     exit_code_for_api,
 )
 from server.client.cli.plumbing import api_command
+from tests.fixtures.blocked_imports import run_blocked
 
 ROOT = Path(__file__).resolve().parents[3]
+SERVER_SIDE = ("flask", "celery", "redis", "docker", "kombu", "werkzeug", "flask_wtf")
 
 # What each API answer means to a script: the same for every command.
 API_EXITS = [("invalid", 400, 3), ("bad_request", 400, 3), ("unauthorized", 401, 6),
@@ -37,17 +36,8 @@ API_EXITS = [("invalid", 400, 3), ("bad_request", 400, 3), ("unauthorized", 401,
 
 def test_client_and_cli_import_with_server_libraries_blocked() -> None:
     """Every module of server.client loads, and lint runs, with no Flask/Celery/Redis/Docker."""
-    script = textwrap.dedent("""
-        import importlib, pkgutil, sys
-        BLOCKED = {"flask", "celery", "redis", "docker", "kombu", "werkzeug", "flask_wtf"}
-
-        class Blocker:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in BLOCKED:
-                    raise ImportError(f"{name} is blocked in this test")
-                return None
-
-        sys.meta_path.insert(0, Blocker())
+    result = run_blocked(SERVER_SIDE, """
+        import importlib, pkgutil
         import server.client, server.client.cli
         from server.client import BerthClient
         for info in pkgutil.walk_packages(server.client.__path__, "server.client."):
@@ -58,12 +48,8 @@ def test_client_and_cli_import_with_server_libraries_blocked() -> None:
                 cli.main(args, prog_name="berth", standalone_mode=False)
             except SystemExit as exc:
                 assert not exc.code, (args, exc.code)
-        leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-        assert not leaked, leaked
         print("ok", BerthClient.__name__)
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "ok BerthClient" in result.stdout
 
