@@ -1,6 +1,6 @@
 """Deploy throughput: 30 ``hello`` instances over three agents, request → all answering.
 
-Berth (``ServiceOps.install`` → worker → placement → containers → health) against the
+Berth (``DesiredState.install`` → worker → placement → containers → health) against the
 floor: the same 30 containers (same image, command, limits, host network and ports)
 created and started directly with the Docker SDK, one thread per agent, in the same
 run. Both are timed until every instance answers HTTP, polled the same way (every

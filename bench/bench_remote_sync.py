@@ -115,11 +115,11 @@ def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
 
 def _catalog_build(store: Any, folder: Path) -> tuple[float, float]:
     """Seconds for the first catalog build from Redis, and for a no-change check."""
-    from server.catalog_source import CatalogSource
+    from server.catalog_cache import CatalogCache
 
     empty = folder / "universe"
     empty.mkdir(exist_ok=True)
-    source = CatalogSource(type("S", (), {"universe_dir": str(empty), "extra": {}})(), store)
+    source = CatalogCache(type("S", (), {"universe_dir": str(empty), "extra": {}})(), store)
     catalog, first = _timed(source.get)
     bench = next(r for r in catalog.repositories if r.name == "bench")
     assert len(bench.packages) == PACKAGES * VERSIONS, "catalog incomplete"
@@ -129,7 +129,7 @@ def _catalog_build(store: Any, folder: Path) -> tuple[float, float]:
 
 def run() -> dict[str, Any]:
     """Serve, sync, refresh; return the figures."""
-    from worker.remotes import RemotePolicy, refresh
+    from worker.repository_fetcher import RemotePolicy, refresh
     from worker.store import Store
 
     if shutil.which("redis-server") is None:

@@ -60,13 +60,13 @@ import requests
 
 from bench.cluster_bed import lane
 from bench.hollow import agent_address, raise_fd_limit
-from worker import processes as proc
 from worker.agents import AgentPool
 from worker.docker_agent import DockerAgent
-from worker.images import build_images
 from worker.reconcile import Reconciler
 from worker.settings import WorkerSettings
 from worker.store import Store
+from worker.testbed import processes as proc
+from worker.testbed.images import build_images
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = int(os.environ.get("BERTH_SCALE_AGENTS", "1000"))

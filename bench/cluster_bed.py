@@ -1,7 +1,7 @@
 """The test bed the cluster benchmarks run on (not a benchmark itself).
 
-A :class:`~worker.testbed.Testbed` on lane ``BERTH_BENCH_LANE`` (default 7), a client
-``ServiceOps`` sending tasks to its worker, and the ``hello`` spec from the universe.
+A :class:`~worker.testbed.bed.Testbed` on lane ``BERTH_BENCH_LANE`` (default 7), a client
+``DesiredState`` sending tasks to its worker, and the ``hello`` spec from the universe.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from catalog.loader import load_repository_dir
 from catalog.options import resolve_options
 from catalog.render import render_service
 from worker.celery_app import create_celery
-from worker.service_ops import ServiceOps
+from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
-from worker.testbed import Testbed
+from worker.testbed.bed import Testbed
 
 UNIVERSE = Path(__file__).resolve().parent.parent / "universe"
 
@@ -48,7 +48,7 @@ class Bed:
         self.bed = Testbed(self.folder, lane=lane()).start()
         self.store = self.bed.store()
         app = create_celery(WorkerSettings(redis_url=self.bed.redis_url))
-        self.ops = ServiceOps(self.store, lambda n, a: app.send_task(n, args=list(a)))
+        self.ops = DesiredState(self.store, lambda n, a: app.send_task(n, args=list(a)))
 
     def close(self) -> None:
         self.bed.stop()

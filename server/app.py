@@ -87,7 +87,7 @@ def _register_blueprints(app: Flask) -> None:
     the hosted repository's static index."""
     from .api import bp as api_bp
     from .api import meta
-    from .repo_index import bp as repo_index_bp
+    from .served_index import bp as repo_index_bp
     from .storefront import bp as storefront_bp
 
     csrf.init_app(app)

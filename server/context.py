@@ -1,7 +1,7 @@
 """The one object a Berth server process keeps: ``app.extensions["berth"]``.
 
 :class:`Berth` holds the settings, the state store, the catalog source, the
-``ServiceOps`` write path and the function that enqueues worker tasks. Nothing in it
+``DesiredState`` write path and the function that enqueues worker tasks. Nothing in it
 is state another process needs: every record lives in Redis, so several servers can
 run side by side against one Redis.
 """
@@ -69,17 +69,17 @@ class Berth:
         if self._catalog is not None:
             return self._catalog
         try:
-            from .catalog_source import CatalogSource
+            from .catalog_cache import CatalogCache
         except ImportError:  # publishing's source not there yet: the universe alone
             return UniverseSource(self.settings)
-        return CatalogSource(self.settings, self.store)
+        return CatalogCache(self.settings, self.store)
 
     @cached_property
     def ops(self) -> Any:
-        """The one write path for desired state (``worker.service_ops.ServiceOps``)."""
-        from worker.service_ops import ServiceOps
+        """The one write path for desired state (``worker.service_ops.DesiredState``)."""
+        from worker.service_ops import DesiredState
 
-        return ServiceOps(self.store, self.enqueue, keys=self.settings.data_keys())
+        return DesiredState(self.store, self.enqueue, keys=self.settings.data_keys())
 
     @cached_property
     def operations(self) -> Any:

@@ -2,7 +2,7 @@
 
 Views parse input and call one method here; this module resolves packages and
 versions through the catalog, validates options, renders the spec, and hands
-desired state to ``ServiceOps`` (the one write path). It never touches an agent,
+desired state to ``DesiredState`` (the one write path). It never touches an agent,
 except to read an instance's logs.
 
 Every method returns plain JSON-ready dicts (records as the store keeps them, with
@@ -430,7 +430,7 @@ def _version_entry(package: Any) -> dict[str, Any]:
 
 
 def _pair(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """ServiceOps.install's answer as (service, deployment)."""
+    """DesiredState.install's answer as (service, deployment)."""
     if isinstance(result, Mapping):
         return dict(result["service"]), dict(result["deployment"])
     service, deployment = result

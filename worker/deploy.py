@@ -35,7 +35,7 @@ from catalog.spec import check_policy
 
 from .agents import AgentPool
 from .errors import AgentError
-from .instances import InstanceOps, ServiceLock, alive, counts_healthy, removal_order
+from .instances import InstanceRunner, ServiceLock, alive, counts_healthy, removal_order
 from .settings import WorkerSettings
 from .store.base import Tx
 from .store.cluster import ACTIVE_DEPLOYMENT
@@ -58,7 +58,7 @@ class Deployer:
         self.settings = settings or WorkerSettings()
         self.pool = agents or AgentPool(timeout=self.settings.docker_timeout,
                                         tls_dir=self.settings.agent_tls_dir)
-        self.instances = InstanceOps(store, self.pool, self.settings)
+        self.instances = InstanceRunner(store, self.pool, self.settings)
 
     def run(self, deployment_id: str) -> dict[str, Any] | None:
         """Drive a deployment to its end; returns its final record.

@@ -1,6 +1,6 @@
 """Instance operations shared by the deployer and the reconciler.
 
-``InstanceOps`` places and reserves new instances (one transaction), starts their
+``InstanceRunner`` places and reserves new instances (one transaction), starts their
 containers (one thread per agent), looks at them (container state and health checks,
 concurrently) and stops them (freeing what they reserved). ``ServiceLock`` keeps two
 deployers off the same service. Instance states::
@@ -33,7 +33,7 @@ from .settings import WorkerSettings
 from .store.base import Tx
 from .store.crypto import DataKeyError, has_sealed, require_keys
 
-__all__ = ["InstanceOps", "ServiceLock", "alive", "counts_healthy", "removal_order",
+__all__ = ["InstanceRunner", "ServiceLock", "alive", "counts_healthy", "removal_order",
            "container_labels"]
 
 log = logging.getLogger(__name__)
@@ -112,7 +112,7 @@ class ServiceLock:
             thread.join(5)
 
 
-class InstanceOps:
+class InstanceRunner:
     """Place, start, observe and stop instances of services."""
 
     def __init__(self, store: Any, pool: AgentPool, settings: WorkerSettings) -> None:

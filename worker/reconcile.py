@@ -28,7 +28,7 @@ from typing import Any
 from .agents import AgentPool, heartbeat
 from .deploy import Deployer
 from .errors import AgentError
-from .instances import InstanceOps, ServiceLock, alive, counts_healthy
+from .instances import InstanceRunner, ServiceLock, alive, counts_healthy
 from .service_ops import new_deployment
 from .settings import WorkerSettings
 from .store.base import Tx
@@ -75,7 +75,7 @@ class Reconciler:
         self.settings = settings or WorkerSettings()
         self.pool = agents or AgentPool(timeout=self.settings.docker_timeout,
                                         tls_dir=self.settings.agent_tls_dir)
-        self.ops = InstanceOps(store, self.pool, self.settings)
+        self.ops = InstanceRunner(store, self.pool, self.settings)
         self.enqueue = enqueue
 
     # agents ---------------------------------------------------------------------------

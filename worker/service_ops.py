@@ -35,7 +35,7 @@ from .store.base import Tx
 from .store.cluster import ACTIVE_DEPLOYMENT
 from .store.crypto import DataKeys, has_sealed, require_keys
 
-__all__ = ["ServiceOps", "new_deployment", "SERVICE_NAME", "MAX_INSTANCES"]
+__all__ = ["DesiredState", "new_deployment", "SERVICE_NAME", "MAX_INSTANCES"]
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _check_count(count: Any) -> int:
     return count
 
 
-class ServiceOps:
+class DesiredState:
     """Install, scale, update, roll back, restart and uninstall services; read them."""
 
     def __init__(self, store: Any, enqueue: Enqueue | None = None,

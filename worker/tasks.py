@@ -21,7 +21,7 @@ from .agents import AgentPool
 from .deploy import Deployer
 from .errors import AgentError
 from .reconcile import Reconciler
-from .remotes import refresh as refresh_remote
+from .repository_fetcher import refresh as refresh_remote
 from .settings import WorkerSettings
 from .store import Store
 
@@ -121,9 +121,9 @@ def remove_agent_containers(self: Any, agent: dict[str, Any], containers: list[s
 
 @shared_task(name="berth.refresh_repositories", bind=True, acks_late=True, max_retries=0)
 def refresh_repositories(self: Any) -> Any:
-    """Fetch remote repositories again (``worker.remotes.refresh_all`` when present)."""
+    """Fetch remote repositories again (``repository_fetcher.refresh_all`` when present)."""
     try:
-        remotes = importlib.import_module("worker.remotes")
+        remotes = importlib.import_module("worker.repository_fetcher")
     except ImportError:
         return None
     refresh_all = getattr(remotes, "refresh_all", None)

@@ -18,7 +18,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from catalog.names import SERVICE_NAME, is_service_name, schema_pattern
-from worker import remotes
+from worker import repository_fetcher
 
 from ..context import current_berth
 from .common import Invalid, accepted, allow, json_body
@@ -71,8 +71,8 @@ def add_remote(body: dict[str, Any], actor: str) -> dict[str, Any]:
     """
     body = _check_body(dict(body))
     berth = current_berth()
-    policy = remotes.RemotePolicy.of(berth.settings)
-    remotes.check_url(body["url"], policy)
+    policy = repository_fetcher.RemotePolicy.of(berth.settings)
+    repository_fetcher.check_url(body["url"], policy)
     store = berth.store
     store.repositories.add({"name": body["name"], "url": body["url"],
                             "priority": body["priority"], "format": body["format"],
@@ -94,7 +94,8 @@ def refresh_repository(name: str) -> Any:
     """Fetch a remote repository now (admin): conditional, so cheap when unchanged."""
     allow("admin")
     berth = current_berth()
-    result = remotes.refresh(berth.store, name, remotes.RemotePolicy.of(berth.settings))
+    policy = repository_fetcher.RemotePolicy.of(berth.settings)
+    result = repository_fetcher.refresh(berth.store, name, policy)
     view = _remote_view(berth.store.repositories.require(name))
     return jsonify({**view, "refresh": result})
 
@@ -132,7 +133,7 @@ def _check_body(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _configured_names() -> set[str]:
-    from ..catalog_source import parse_directory_setting
+    from ..catalog_cache import parse_directory_setting
 
     extra = getattr(current_berth().settings, "extra", {}) or {}
     try:

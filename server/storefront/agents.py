@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request, url_for
 
 from . import bp, common
 
@@ -42,46 +42,34 @@ def agent_add() -> Any:
     """Register a Docker engine URL as an agent."""
     url = (request.form.get("url") or "").strip()[:MAX_FIELD]
     agent_id = (request.form.get("agent_id") or "").strip()[:100] or None
-    try:
+
+    def add() -> dict[str, Any]:
         attributes = _attributes((request.form.get("attributes") or "")[: MAX_FIELD * 4])
         if not url:
             raise ValueError("the Docker engine URL is required")
-        agent = common.operations().add_agent(
+        return dict(common.operations().add_agent(
             common.identity().actor, url=url, agent_id=agent_id, attributes=attributes
-        )
-    except ValueError as exc:
-        flash(str(exc), "error")
-        return redirect(url_for("storefront.agents"))
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-        return redirect(url_for("storefront.agents"))
-    flash(f"Agent {agent.get('id', '')} added.", "success")
-    return redirect(url_for("storefront.agents"))
+        ))
+
+    return common.act(add, back_to=url_for("storefront.agents"),
+                      success=lambda agent: f"Agent {agent.get('id', '')} added.")
 
 
 @bp.post("/agents/<agent_id>/drain")
 @common.needs("admin")
 def agent_drain(agent_id: str) -> Any:
     """Move the agent's instances elsewhere and place nothing new on it."""
-    try:
-        common.operations().drain_agent(common.identity().actor, agent_id)
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-    else:
-        flash(f"Draining {agent_id}.", "success")
-    return redirect(url_for("storefront.agents"))
+    return common.act(lambda: common.operations().drain_agent(common.identity().actor, agent_id),
+                      back_to=url_for("storefront.agents"), success=f"Draining {agent_id}.")
 
 
 @bp.post("/agents/<agent_id>/remove")
 @common.needs("admin")
 def agent_remove(agent_id: str) -> Any:
     """Forget an agent (refused while instances run on it unless forced)."""
-    try:
-        common.operations().remove_agent(
+    return common.act(
+        lambda: common.operations().remove_agent(
             common.identity().actor, agent_id, force=request.form.get("force") == "1"
-        )
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-    else:
-        flash(f"Agent {agent_id} removed.", "success")
-    return redirect(url_for("storefront.agents"))
+        ),
+        back_to=url_for("storefront.agents"), success=f"Agent {agent_id} removed.",
+    )

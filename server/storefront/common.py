@@ -20,6 +20,7 @@ from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 RANK = {"none": 0, "viewer": 1, "maintainer": 2, "admin": 3}
 ICON_KEYS = ("icon", "icon-large", "icon-medium", "icon-small")
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -133,6 +134,27 @@ def error_message(error: BaseException) -> str:
 
 def flash_error(error: BaseException) -> None:
     flash(error_message(error), "error")
+
+
+def act(action: Callable[[], T], *, back_to: str, success: str | Callable[[T], str],
+        then: Callable[[T], str] | None = None) -> Response:
+    """Run a form's action the one way the store front does: flash, then redirect.
+
+    When ``action`` raises a ``ValueError`` (a form field is wrong; its message names
+    the field) or a Berth user error, the message is flashed as an error and the browser
+    goes to ``back_to``. Else ``success`` (or ``success(result)``) is flashed and the
+    browser goes to ``then(result)``, or to ``back_to``.
+    """
+    try:
+        result = action()
+    except ValueError as exc:
+        flash(str(exc), "error")
+        return redirect(back_to)
+    except user_errors() as exc:
+        flash_error(exc)
+        return redirect(back_to)
+    flash(success if isinstance(success, str) else success(result), "success")
+    return redirect(then(result) if then else back_to)
 
 
 # packages ------------------------------------------------------------------------

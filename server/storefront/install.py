@@ -19,7 +19,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.options import deep_merge, defaults_of
 
-from . import bp, common, formdata, forms
+from . import bp, common, form_builder, form_parser
 from .markdown import render_markdown
 from .packages import find_package
 
@@ -100,7 +100,7 @@ def _posted_options(pkg: Any, action: str) -> tuple[dict[str, Any], list[dict[st
         or "json_submit" in request.form
     )
     if not from_json:
-        return formdata.parse_form(pkg.config_schema, request.form)
+        return form_parser.parse_form(pkg.config_schema, request.form)
     raw = request.form.get("options_json", "") or "{}"
     if len(raw) > MAX_JSON:
         return {}, [{"path": "options_json", "message": "the JSON is too large"}]
@@ -143,7 +143,7 @@ def _form_page(
 ) -> str:
     """Render the install form with values and the problems beside their fields."""
     schema = pkg.config_schema or {}
-    fields = forms.build_form(schema, options, keep_secrets=True)
+    fields = form_builder.build_form(schema, options, keep_secrets=True)
     top: dict[str, list[str]] = {key: [] for key in ERRORS_AT.values()}
     top["options_json"] = []
     option_problems = []
@@ -153,7 +153,7 @@ def _form_page(
             top[key].append(problem["message"])
         else:
             option_problems.append(problem)
-    loose = formdata.attach_errors(fields, option_problems)
+    loose = form_parser.attach_errors(fields, option_problems)
     render: dict[str, Any] = {"file_url": common.file_url(pkg), "files": common.image_files(pkg)}
     return render_template(
         "storefront/install.html",

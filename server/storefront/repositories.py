@@ -3,7 +3,7 @@
 The list shows every repository of the current catalog (builtin, hosted, directories
 and remote ones) with the fetch state kept for remote ones, as the API shows them
 (``server.api.repositories.repository_views``). Adding checks the URL against the
-remote-fetching SSRF policy (``worker.remotes``), stores the repository and fetches it
+remote-fetching SSRF policy (``worker.repository_fetcher``), stores the repository and fetches it
 once; the workers refresh it afterwards.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import render_template, request, url_for
 
 from catalog.names import is_service_name
 
@@ -73,33 +73,27 @@ def repository_add() -> Any:
 
     name = (request.form.get("name") or "").strip()[:100]
     url = (request.form.get("url") or "").strip()[:MAX_URL]
-    try:
+
+    def add() -> None:
         priority = _check(name, url, (request.form.get("priority") or "").strip()[:10])
         fmt = request.form.get("format") or "berth"
         if fmt not in FORMATS:
             raise ValueError("Format: a Berth index or a DC/OS Universe index.")
         add_remote({"name": name, "url": url, "priority": priority, "format": fmt},
                    common.identity().actor)
-    except ValueError as exc:
-        flash(str(exc), "error")
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-    else:
-        flash(f"Repository {name} added; it is fetched in the background.", "success")
-    return redirect(url_for("storefront.repositories"))
+
+    return common.act(add, back_to=url_for("storefront.repositories"),
+                      success=f"Repository {name} added; it is fetched in the background.")
 
 
 @bp.post("/repositories/<name>/remove")
 @common.needs("admin")
 def repository_remove(name: str) -> Any:
     """Remove a remote repository (its packages leave the catalog)."""
-    try:
-        removed = common.berth().store.repositories.remove(name, common.identity().actor)
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-        return redirect(url_for("storefront.repositories"))
-    if removed:
-        flash(f"Repository {name} removed.", "success")
-    else:
-        flash(f"No repository {name}.", "error")
-    return redirect(url_for("storefront.repositories"))
+
+    def remove() -> None:
+        if not common.berth().store.repositories.remove(name, common.identity().actor):
+            raise ValueError(f"No repository {name}.")
+
+    return common.act(remove, back_to=url_for("storefront.repositories"),
+                      success=f"Repository {name} removed.")

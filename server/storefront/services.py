@@ -16,7 +16,7 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.options import deep_merge
 
-from . import bp, common, formdata, forms
+from . import bp, common, form_builder, form_parser
 
 LOG_TAIL = 300
 MASK = "********"
@@ -61,7 +61,20 @@ def _versions(status: Mapping[str, Any]) -> list[Any]:
 
 def _deployment_redirect(deployment: Mapping[str, Any], message: str) -> Any:
     flash(message, "success")
-    return redirect(url_for("storefront.deployment", deployment_id=deployment["id"]))
+    return redirect(_deployment_url(deployment))
+
+
+def _deployment_url(deployment: Mapping[str, Any]) -> str:
+    """The page of a deployment, where an action on a service goes next."""
+    return url_for("storefront.deployment", deployment_id=deployment["id"])
+
+
+def _whole_number(raw: str, problem: str) -> int:
+    """``raw`` as an int; :raises ValueError: ``problem`` (it names the field)."""
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(problem) from None
 
 
 @bp.post("/services/<name>/scale")
@@ -69,29 +82,22 @@ def _deployment_redirect(deployment: Mapping[str, Any], message: str) -> Any:
 def service_scale(name: str) -> Any:
     """Change the instance count."""
     raw = (request.form.get("instances") or "").strip()
-    try:
-        count = int(raw)
-    except ValueError:
-        flash(f"Instances: {raw!r} is not a whole number.", "error")
-        return redirect(url_for("storefront.service", name=name))
-    try:
-        deployment = common.operations().scale(common.identity().actor, name, count)
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-        return redirect(url_for("storefront.service", name=name))
-    return _deployment_redirect(deployment, f"Scaling {name} to {count}.")
+
+    def scale() -> Mapping[str, Any]:
+        count = _whole_number(raw, f"Instances: {raw!r} is not a whole number.")
+        return common.operations().scale(common.identity().actor, name, count)
+
+    return common.act(scale, back_to=url_for("storefront.service", name=name),
+                      success=lambda _: f"Scaling {name} to {int(raw)}.", then=_deployment_url)
 
 
 @bp.post("/services/<name>/restart")
 @common.needs("admin")
 def service_restart(name: str) -> Any:
     """Replace every instance with a fresh one."""
-    try:
-        deployment = common.operations().restart(common.identity().actor, name)
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-        return redirect(url_for("storefront.service", name=name))
-    return _deployment_redirect(deployment, f"Restarting {name}.")
+    return common.act(lambda: common.operations().restart(common.identity().actor, name),
+                      back_to=url_for("storefront.service", name=name),
+                      success=f"Restarting {name}.", then=_deployment_url)
 
 
 @bp.post("/services/<name>/rollback")
@@ -99,16 +105,13 @@ def service_restart(name: str) -> Any:
 def service_rollback(name: str) -> Any:
     """Return to an earlier generation (the previous one unless one is chosen)."""
     raw = (request.form.get("generation") or "").strip()
-    try:
-        generation = int(raw) if raw else None
-        deployment = common.operations().rollback(common.identity().actor, name, generation)
-    except ValueError:
-        flash(f"Generation: {raw!r} is not a number.", "error")
-        return redirect(url_for("storefront.service", name=name))
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-        return redirect(url_for("storefront.service", name=name))
-    return _deployment_redirect(deployment, f"Rolling {name} back.")
+
+    def rollback() -> Mapping[str, Any]:
+        generation = _whole_number(raw, f"Generation: {raw!r} is not a number.") if raw else None
+        return common.operations().rollback(common.identity().actor, name, generation)
+
+    return common.act(rollback, back_to=url_for("storefront.service", name=name),
+                      success=f"Rolling {name} back.", then=_deployment_url)
 
 
 @bp.post("/services/<name>/uninstall")
@@ -118,22 +121,19 @@ def service_uninstall(name: str) -> Any:
     if (request.form.get("confirm_name") or "").strip() != name:
         flash(f"Type the service name “{name}” to confirm the uninstall.", "error")
         return redirect(url_for("storefront.service", name=name) + "#uninstall")
-    try:
+
+    def uninstall() -> tuple[Mapping[str, Any], Mapping[str, Any]]:
         ident = common.operations().status(name).get("package") or {}
-        deployment = common.operations().uninstall(common.identity().actor, name)
-    except common.user_errors() as exc:
-        common.flash_error(exc)
-        return redirect(url_for("storefront.service", name=name))
-    flash(f"Uninstalling {name}.", "success")
-    # The service record goes away: the page is told which package's notes to show.
-    return redirect(
-        url_for(
-            "storefront.deployment",
-            deployment_id=deployment["id"],
-            package=ident.get("name"),
-            version=ident.get("version"),
-        )
-    )
+        return ident, common.operations().uninstall(common.identity().actor, name)
+
+    def deployment_page(done: tuple[Mapping[str, Any], Mapping[str, Any]]) -> str:
+        # The service record goes away: the page is told which package's notes to show.
+        ident, deployment = done
+        return url_for("storefront.deployment", deployment_id=deployment["id"],
+                       package=ident.get("name"), version=ident.get("version"))
+
+    return common.act(uninstall, back_to=url_for("storefront.service", name=name),
+                      success=f"Uninstalling {name}.", then=deployment_page)
 
 
 @bp.route("/services/<name>/upgrade", methods=["GET", "POST"])
@@ -147,7 +147,7 @@ def service_upgrade(name: str) -> Any:
     problems: list[dict[str, str]] = []
     options = preview["options"]
     if request.method == "POST":
-        options, problems = formdata.parse_form(schema, request.form)
+        options, problems = form_parser.parse_form(schema, request.form)
         if not problems:
             try:
                 deployment = ops.upgrade(
@@ -164,8 +164,8 @@ def service_upgrade(name: str) -> Any:
                 )
         options = deep_merge(preview["options"], options)
     status = ops.status(name)
-    fields = forms.build_form(schema, options, keep_secrets=False)
-    loose = formdata.attach_errors(fields, problems)
+    fields = form_builder.build_form(schema, options, keep_secrets=False)
+    loose = form_parser.attach_errors(fields, problems)
     return render_template(
         "storefront/upgrade.html",
         svc=status,

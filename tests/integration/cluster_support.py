@@ -1,5 +1,5 @@
 """Helpers of the cluster integration tests: specs from the real catalog, a client-side
-``ServiceOps`` that sends tasks to the test bed's worker, and polling with deadlines."""
+``DesiredState`` that sends tasks to the test bed's worker, and polling with deadlines."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from catalog.options import resolve_options
 from catalog.render import render_service
 from worker.celery_app import create_celery
 from worker.docker_agent import DockerAgent
-from worker.service_ops import ServiceOps
+from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
 
 UNIVERSE = Path(__file__).resolve().parents[2] / "universe"
@@ -49,7 +49,7 @@ class Cluster:
         self.bed = bed
         self.store = bed.store()
         self.app = create_celery(WorkerSettings(redis_url=bed.redis_url))
-        self.ops = ServiceOps(self.store, lambda name, args: self.app.send_task(
+        self.ops = DesiredState(self.store, lambda name, args: self.app.send_task(
             name, args=list(args)))
         self.created: list[str] = []
 

@@ -23,7 +23,8 @@ SERVICE = "cli-hello"
 def berth(live_server: Any, *args: str, token: str | None = None,
           timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run the CLI with BERTH_URL/BERTH_TOKEN pointing at the live server."""
-    return subprocess.run([sys.executable, "-c", "from server.cli import main; main()", *args],
+    command = "from server.client.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", command, *args],
                           env=live_server.cli_env(token), capture_output=True, text=True,
                           timeout=timeout, check=False)
 

@@ -1,5 +1,5 @@
 """Issue 3 on the real test bed: install, scale, upgrade, uninstall, and an install
-that cannot fit — through ``ServiceOps`` and a real worker, no fakes."""
+that cannot fit — through ``DesiredState`` and a real worker, no fakes."""
 
 from __future__ import annotations
 

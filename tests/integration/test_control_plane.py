@@ -15,7 +15,7 @@ import pytest
 import redis
 from cluster_support import Cluster
 
-from worker.testbed import redis_port
+from worker.testbed.bed import redis_port
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import requests
 
 from worker.docker_agent import DockerAgent, tarball_name
 from worker.errors import AgentUnreachable, ContainerError, ImageUnavailable
-from worker.testbed import Testbed
+from worker.testbed.bed import Testbed
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from worker.health import check, probe
-from worker.testbed import Testbed
+from worker.testbed.bed import Testbed
 
 pytestmark = pytest.mark.integration
 

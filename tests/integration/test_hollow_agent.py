@@ -26,11 +26,11 @@ import requests
 
 from bench.hollow import agent_address
 from tests.fixtures.testbed import test_lane
-from worker import processes as proc
 from worker.docker_agent import DockerAgent, tarball_name
 from worker.errors import ContainerError, ImageUnavailable
 from worker.health import probe
-from worker.images import build_images
+from worker.testbed import processes as proc
+from worker.testbed.images import build_images
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,7 @@ from cluster_support import Cluster, until
 from catalog.spec import validate_spec
 from worker.docker_agent import DockerAgent
 from worker.host_paths import CHECK_COMMAND, MOUNT_POINT
-from worker.images import build_images
+from worker.testbed.images import build_images
 
 pytestmark = pytest.mark.integration
 

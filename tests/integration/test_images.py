@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from worker.docker_agent import tarball_name
-from worker.images import DIGEST_LABEL, build_images
-from worker.testbed import Testbed
+from worker.testbed.bed import Testbed
+from worker.testbed.images import DIGEST_LABEL, build_images
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ import redis
 
 from tests.fixtures.live_server import free_port
 from tests.fixtures.tls import make_pki
-from worker import processes as proc
 from worker.celery_app import create_celery
 from worker.settings import WorkerSettings
 from worker.store import Store
+from worker.testbed import processes as proc
 
 pytestmark = pytest.mark.integration
 

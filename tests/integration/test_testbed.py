@@ -11,9 +11,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from server.cli import cli
-from worker import processes as proc
-from worker.testbed import Testbed, lane_agents
+from server.client.cli import cli
+from worker.testbed import processes as proc
+from worker.testbed.bed import Testbed, lane_agents
 
 pytestmark = pytest.mark.integration
 

@@ -18,11 +18,11 @@ import requests
 
 from tests.fixtures.testbed import test_lane
 from tests.fixtures.tls import make_pki
-from worker import processes as proc
 from worker.agents import AgentPool, heartbeat, register_agent
 from worker.docker_agent import DockerAgent, agent_tls
 from worker.store import Store
-from worker.testbed import lane_root
+from worker.testbed import processes as proc
+from worker.testbed.bed import lane_root
 
 pytestmark = pytest.mark.integration
 

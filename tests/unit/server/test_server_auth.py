@@ -122,7 +122,7 @@ def test_session_caller_needs_csrf_token_for_unsafe_api_calls(app: Any,
 
 def test_admin_cli_token_create_list_revoke(server_redis_url: str, app: Any,
                                             monkeypatch: Any) -> None:
-    from server.cli import cli
+    from server.client.cli import cli
 
     monkeypatch.setenv("BERTH_REDIS_URL", server_redis_url)
     runner = CliRunner()
@@ -142,7 +142,7 @@ def test_admin_cli_token_create_list_revoke(server_redis_url: str, app: Any,
 
 
 def test_admin_cli_users(server_redis_url: str, app: Any, monkeypatch: Any) -> None:
-    from server.cli import cli
+    from server.client.cli import cli
 
     monkeypatch.setenv("BERTH_REDIS_URL", server_redis_url)
     runner = CliRunner()

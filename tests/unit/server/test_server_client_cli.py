@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 from werkzeug.serving import make_server
 
-from server.cli import cli
 from server.client import BerthAPIError, BerthClient
+from server.client.cli import cli
 
 
 @contextlib.contextmanager
@@ -134,7 +134,7 @@ def test_cli_login_saves_config(run: Any, url: str, tokens: dict[str, str],
 
 
 def test_parse_set_nests_and_parses_json() -> None:
-    from server.cli.remote import parse_set
+    from server.client.cli.remote import parse_set
 
     assert parse_set(["a.b=3", "a.c=true", "d=text", 'e=["x"]']) == {
         "a": {"b": 3, "c": True}, "d": "text", "e": ["x"]}
@@ -255,7 +255,7 @@ def test_package_owners_commands_and_a_refused_takeover(run: Any, tmp_path: Any)
     import shutil
     from pathlib import Path
 
-    from server.cli.common import EXIT_CONFLICT
+    from server.client.cli.common import EXIT_CONFLICT
 
     folder = tmp_path / "postgres" / "99.0.0"
     shutil.copytree(Path(__file__).resolve().parents[3] / "universe" / "packages" / "hello"

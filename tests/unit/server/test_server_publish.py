@@ -119,7 +119,7 @@ def test_repositories_list_and_ssrf(client: Any, tokens: dict[str, str]) -> None
 
 @pytest.fixture
 def index_client(app: Any) -> Any:
-    from server.repo_index import bp
+    from server.served_index import bp
 
     if "repo_index" not in app.blueprints:
         app.register_blueprint(bp)

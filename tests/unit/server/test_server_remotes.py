@@ -92,7 +92,7 @@ def test_add_still_checks_fields_and_the_guard_first(make_app: Any,
 def test_a_failed_refresh_shows_no_remote_text_anonymously(
         loopback_app: Any, tokens: dict[str, str], remote: ThreadingHTTPServer,
         path: str) -> None:
-    from worker.remotes import RemotePolicy, refresh
+    from worker.repository_fetcher import RemotePolicy, refresh
 
     store = loopback_app.extensions["berth"].store
     store.repositories.add({"name": "leaky", "url": _url(remote, path), "priority": 5})

@@ -74,7 +74,7 @@ def test_a_verifying_rediss_url_is_kept_as_given():
 
 
 def test_the_local_system_reaches_named_tls_engines_with_their_files(tmp_path):
-    from worker.testbed import Testbed
+    from worker.testbed.bed import Testbed
 
     folder = _folder(tmp_path / "tls", "agent-1")
     bed = Testbed(tmp_path / "var", lane=9, agent_urls=[URL],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from worker.errors import InvalidRequest
-from worker.images import build_rootfs, find_image_sources, load_image_source
+from worker.testbed.images import build_rootfs, find_image_sources, load_image_source
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker import processes as proc
+from worker.testbed import processes as proc
 
 
 def test_a_pidfile_stops_its_program_but_not_a_stranger(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from catalog.errors import RepositoryError
-from worker.remotes import Fetcher, RemotePolicy, refresh
+from worker.repository_fetcher import Fetcher, RemotePolicy, refresh
 
 MARKER = "SECRET-CONTAINER-7f3a"
 # An invalid listing whose schema errors quote the remote's own text.

@@ -1,4 +1,4 @@
-"""Secret values sealed at rest (real Redis): what ServiceOps writes, rotation, refusals."""
+"""Secret values sealed at rest (real Redis): what DesiredState writes, rotation, refusals."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from worker.service_ops import ServiceOps
+from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
 from worker.store.crypto import DataKeyError, DataKeys, generate_key, has_sealed, rotate_store
 
@@ -46,7 +46,7 @@ def keys(key: str) -> DataKeys:
 
 
 def test_install_and_upgrade_store_no_secret_text(store: Any, keys: DataKeys) -> None:
-    ops = ServiceOps(store, keys=keys)
+    ops = DesiredState(store, keys=keys)
     service = ops.install("db", SPEC, package=PKG, options=OPTIONS, secret_paths=PATHS)["service"]
     assert service["secret_paths"] == PATHS
     assert service["options"]["db"]["port"] == 5432 and service["spec"]["env"]["PLAIN"] == "x"
@@ -61,7 +61,7 @@ def test_install_and_upgrade_store_no_secret_text(store: Any, keys: DataKeys) ->
 
 
 def test_a_secret_is_not_written_without_a_data_key(store: Any) -> None:
-    ops = ServiceOps(store)
+    ops = DesiredState(store)
     with pytest.raises(DataKeyError, match="BERTH_DATA_KEY is not set"):
         ops.install("db", SPEC, package=PKG, options=OPTIONS, secret_paths=PATHS)
     assert store.services.get("db") is None
@@ -73,7 +73,7 @@ def test_a_secret_is_not_written_without_a_data_key(store: Any) -> None:
 def test_rotation_reseals_with_the_new_key_and_drops_the_old(store: Any) -> None:
     old_key, new_key = generate_key(), generate_key()
     old = DataKeys.from_setting(old_key)
-    ops = ServiceOps(store, keys=old)
+    ops = DesiredState(store, keys=old)
     ops.install("db", SPEC, package=PKG, options=OPTIONS, secret_paths=PATHS)
     before = json.dumps(store.services.get("db")["options"])
     both = DataKeys.from_setting(f"{new_key},{old_key}")
@@ -112,7 +112,7 @@ def test_sealed_values_only_open_with_a_key(keys: DataKeys) -> None:
 
 def test_rollback_returns_to_the_sealed_generation_with_its_paths(store: Any,
                                                                   keys: DataKeys) -> None:
-    ops = ServiceOps(store, keys=keys)
+    ops = DesiredState(store, keys=keys)
     first = ops.install("db", SPEC, package=PKG, options=OPTIONS, secret_paths=PATHS)
     store.deployments.update(first["deployment"]["id"], lambda d: {**d, "status": "succeeded"})
     changed = {"db": {"password": "an0ther-secret", "port": 5432}}
@@ -130,16 +130,16 @@ def test_rollback_returns_to_the_sealed_generation_with_its_paths(store: Any,
 def test_a_worker_without_the_key_cannot_open_the_spec(store: Any, key: str,
                                                        keys: DataKeys) -> None:
     from worker.agents import AgentPool
-    from worker.instances import InstanceOps
+    from worker.instances import InstanceRunner
 
-    sealed = ServiceOps(store, keys=keys).install("db", SPEC, package=PKG, options=OPTIONS,
+    sealed = DesiredState(store, keys=keys).install("db", SPEC, package=PKG, options=OPTIONS,
                                                   secret_paths=PATHS)["service"]["spec"]
-    without = InstanceOps(store, AgentPool(timeout=1), WorkerSettings())
+    without = InstanceRunner(store, AgentPool(timeout=1), WorkerSettings())
     with pytest.raises(DataKeyError, match="BERTH_DATA_KEY is not set"):
         without._opened(sealed)
-    other = InstanceOps(store, AgentPool(timeout=1), WorkerSettings(data_key=generate_key()))
+    other = InstanceRunner(store, AgentPool(timeout=1), WorkerSettings(data_key=generate_key()))
     with pytest.raises(DataKeyError, match="sealed with a data key this process does not"):
         other._opened(sealed)
-    right = InstanceOps(store, AgentPool(timeout=1), WorkerSettings(
+    right = InstanceRunner(store, AgentPool(timeout=1), WorkerSettings(
         data_key=f"{generate_key()},{key}"))
     assert right._opened(sealed)["env"] == SPEC["env"]

@@ -9,7 +9,7 @@ import pytest
 from worker import agents
 from worker.errors import AgentBusy, AgentExists, InvalidRequest
 from worker.reconcile import start_recovery
-from worker.service_ops import ServiceOps
+from worker.service_ops import DesiredState
 
 DOWN = "tcp://127.0.0.1:1"
 CAPACITY = {"cpus": 2, "mem": 1024}
@@ -107,7 +107,7 @@ def test_reservations_and_the_placement_view():
 
 
 def test_recovery_opens_only_for_an_idle_running_service(store):
-    ops = ServiceOps(store)
+    ops = DesiredState(store)
     deployment = ops.install("web", {"image": "x", "instances": 1})["deployment"]
     assert start_recovery(store, "web", "why") is None  # the install is still queued
     store.state.transact(lambda tx: store.deployments.stage_put(

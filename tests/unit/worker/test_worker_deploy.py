@@ -8,7 +8,7 @@ from worker import agents
 from worker.deploy import Deployer
 from worker.instances import ServiceLock, removal_order
 from worker.reconcile import Reconciler
-from worker.service_ops import ServiceOps
+from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
 
 SPEC = {"image": "berth/hello:1.0.0", "instances": 2, "cpus": 0.5, "mem": 64,
@@ -24,7 +24,7 @@ def add_agents(store, count=2, state="up"):
 
 def test_an_install_that_cannot_fit_fails_with_reasons_and_reserves_nothing(store):
     add_agents(store)
-    deployment = ServiceOps(store).install("web", {**SPEC, "instances": 5},
+    deployment = DesiredState(store).install("web", {**SPEC, "instances": 5},
                                            actor="t")["deployment"]
     result = Deployer(store, settings=WorkerSettings()).run(deployment["id"])
     assert result["status"] == "failed" and "not enough capacity" in result["error"]
@@ -40,7 +40,7 @@ def test_an_install_that_cannot_fit_fails_with_reasons_and_reserves_nothing(stor
 
 def test_a_refused_spec_fails_before_any_docker_call(store):
     add_agents(store)
-    deployment = ServiceOps(store).install("bad", {**SPEC, "privileged": True})["deployment"]
+    deployment = DesiredState(store).install("bad", {**SPEC, "privileged": True})["deployment"]
     result = Deployer(store).run(deployment["id"])
     assert result["status"] == "failed" and result["error_details"]
     assert store.instances.for_service("bad") == []
@@ -48,7 +48,7 @@ def test_a_refused_spec_fails_before_any_docker_call(store):
 
 def test_a_locked_service_is_left_to_its_deployer(store):
     add_agents(store)
-    deployment = ServiceOps(store).install("web", SPEC)["deployment"]
+    deployment = DesiredState(store).install("web", SPEC)["deployment"]
     lock = ServiceLock(store.state, "web", 5)
     assert lock.acquire()
     assert Deployer(store).run(deployment["id"])["status"] == "queued"
@@ -58,7 +58,7 @@ def test_a_locked_service_is_left_to_its_deployer(store):
 
 def test_uninstall_of_a_service_without_instances_removes_it(store):
     add_agents(store, state="unreachable")
-    ops = ServiceOps(store)
+    ops = DesiredState(store)
     ops.install("web", SPEC)
     gone = Deployer(store).run(ops.uninstall("web")["id"])
     assert gone["status"] == "succeeded" and store.services.get("web") is None
@@ -74,7 +74,7 @@ def test_removal_order_is_unhealthy_first_then_newest_first():
 def test_recovery_backs_off_after_failed_deployments(store):
     settings = WorkerSettings(backoff_base=30, backoff_max=60)
     reconciler = Reconciler(store, settings=settings)
-    ops = ServiceOps(store)
+    ops = DesiredState(store)
     first = ops.install("web", SPEC)["deployment"]
     assert reconciler._backoff_over("web")
     now = time.time()
@@ -87,11 +87,11 @@ def test_recovery_backs_off_after_failed_deployments(store):
 
 
 def test_a_spec_with_named_volumes_goes_back_to_the_agent_it_left(store):
-    from worker.instances import InstanceOps
+    from worker.instances import InstanceRunner
 
     add_agents(store, count=2)
     store.agents.update("agent-1", lambda a: {**a, "capacity": {"cpus": 1, "mem": 4096}})
-    ops = InstanceOps(store, agents.AgentPool(), WorkerSettings())
+    ops = InstanceRunner(store, agents.AgentPool(), WorkerSettings())
     service = {"name": "db", "generation": 1, "spec": {**SPEC, "volumes": [
         {"containerPath": "/data", "name": "db-data"}]}}
     (placed,) = ops.place(service, [], 1, "d-1", prefer=["agent-2"])

@@ -11,10 +11,10 @@ import pytest
 from worker import agents
 from worker.agents import AgentPool
 from worker.host_paths import CHECK_COMMAND, host_folders
-from worker.images import load_image_source
-from worker.instances import InstanceOps
-from worker.service_ops import ServiceOps
+from worker.instances import InstanceRunner
+from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
+from worker.testbed.images import load_image_source
 
 
 def test_nested_allowed_roots_stop_the_worker_with_the_variable_named() -> None:
@@ -59,8 +59,8 @@ def test_a_stored_nested_path_is_refused_before_any_docker_call(store: Any) -> N
     store.agents.update("agent-1", lambda a: {**a, "state": "up"})
     spec = {"image": "berth/hello:1.0.0", "cpus": 0.1, "mem": 32, "volumes": [
         {"containerPath": "/data", "hostPath": "/srv/berth/a/root", "readOnly": True}]}
-    service = ServiceOps(store).install("old", spec)["service"]
-    ops = InstanceOps(store, AgentPool(timeout=1), WorkerSettings())
+    service = DesiredState(store).install("old", spec)["service"]
+    ops = InstanceRunner(store, AgentPool(timeout=1), WorkerSettings())
     [instance] = ops.place(service, [], 1, "d-1")
     [error] = ops.start(service, [instance])
     assert error.startswith("refused: spec/volumes/0/hostPath: '/srv/berth/a/root' is not "

@@ -6,7 +6,7 @@ import pytest
 
 from worker import agents
 from worker.deploy import Deployer
-from worker.service_ops import ServiceOps
+from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
 
 SPEC = {"image": "berth/hello:1.0.0", "instances": 1, "cpus": 0.1, "mem": 32,
@@ -18,7 +18,7 @@ def _install(store, spec=SPEC):
     agents.register_agent(store, "tcp://127.0.0.1:1", {}, (20000, 20009),
                           {"cpus": 1, "mem": 128}, agent_id="agent-1")
     store.agents.update("agent-1", lambda a: {**a, "state": "up"})
-    return ServiceOps(store).install("web", spec, package=PACKAGE)["deployment"]
+    return DesiredState(store).install("web", spec, package=PACKAGE)["deployment"]
 
 
 def test_a_host_network_spec_is_refused_by_default(store):

@@ -1,4 +1,4 @@
-"""ServiceOps against a real Redis: atomic writes, conflicts, generations, actors."""
+"""DesiredState against a real Redis: atomic writes, conflicts, generations, actors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from worker.errors import (
     ServiceExists,
     ServiceNotFound,
 )
-from worker.service_ops import ServiceOps
+from worker.service_ops import DesiredState
 
 SPEC = {"image": "berth/hello:1.0.0", "instances": 2, "cpus": 0.1, "mem": 32,
         "ports": [{"name": "http", "hostPort": 0}]}
@@ -26,7 +26,7 @@ def sent():
 
 @pytest.fixture
 def ops(store, sent):
-    return ServiceOps(store, lambda name, args: sent.append((name, list(args))))
+    return DesiredState(store, lambda name, args: sent.append((name, list(args))))
 
 
 def _finish(store, deployment):
@@ -164,7 +164,7 @@ def test_a_broker_failure_leaves_the_records_for_the_reconciler(store):
     def broken(name, args):
         raise ConnectionError("broker down")
 
-    result = ServiceOps(store, broken).install("web", SPEC, package=PKG)
+    result = DesiredState(store, broken).install("web", SPEC, package=PKG)
     assert store.deployments.active_ids() == [result["deployment"]["id"]]
 
 

@@ -1,17 +1,20 @@
 """`berth` remote commands for the cluster: deployments, agents, repositories, login.
 
-They share :mod:`server.cli.remote`'s plumbing: one-line errors with exit codes,
+They share :mod:`.plumbing` with :mod:`.remote`: one-line errors with exit codes,
 tables for people and ``--json`` for scripts.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import click
 
+from server.client.api import DEFAULT_URL, BerthClient, save_config
+
 from .common import EXIT_AUTH, fail
-from .remote import _client, _print_json, _progress_line, api_command, json_option, table
+from .plumbing import api_client, api_command, json_option, print_json, progress_line, table
 
 
 @click.command()
@@ -23,19 +26,19 @@ from .remote import _client, _print_json, _progress_line, api_command, json_opti
 def deployments(service: str | None, deployment_id: str | None, limit: int,
                 as_json: bool) -> None:
     """List recent deployments, or show one."""
-    client = _client()
+    client = api_client()
     if deployment_id:
         d = client.deployment(deployment_id)
         if as_json:
-            return _print_json(d)
+            return print_json(d)
         click.echo(f"{d['id']} {d.get('kind', '')} {d.get('service', '')}: {d.get('status')}")
-        click.echo(_progress_line(d))
+        click.echo(progress_line(d))
         click.echo(table([(s.get("name"), s.get("status"), s.get("message", ""))
                           for s in d.get("steps") or []], ("STEP", "STATUS", "MESSAGE")))
         return None
     items = client.deployments(service=service, limit=limit)
     if as_json:
-        return _print_json(items)
+        return print_json(items)
     rows = [(d["id"], d.get("service", ""), d.get("kind", ""), d.get("status", ""),
              d.get("actor", "")) for d in items]
     click.echo(table(rows, ("ID", "SERVICE", "KIND", "STATUS", "BY")))
@@ -50,9 +53,9 @@ def agents(ctx: click.Context, as_json: bool) -> None:
     """List agents, or add, drain and remove them."""
     if ctx.invoked_subcommand:
         return None
-    items = _client().agents()
+    items = api_client().agents()
     if as_json:
-        return _print_json(items)
+        return print_json(items)
     rows = []
     for a in items:
         cap, used = a.get("capacity") or {}, a.get("allocated") or {}
@@ -83,9 +86,9 @@ def agents_add(url: str, agent_id: str | None, attrs: Sequence[str], cpus: float
         if not (low.isdigit() and high.isdigit()):
             raise click.BadParameter("like 20000-20299", param_hint="--ports")
         port_range = [int(low), int(high)]
-    agent = _client().add_agent(url, agent_id=agent_id, attributes=attributes,
+    agent = api_client().add_agent(url, agent_id=agent_id, attributes=attributes,
                                 capacity=capacity, port_range=port_range)
-    _print_json(agent) if as_json else click.echo(f"agent {agent['id']} added")
+    print_json(agent) if as_json else click.echo(f"agent {agent['id']} added")
 
 
 @agents.command("drain")
@@ -93,7 +96,7 @@ def agents_add(url: str, agent_id: str | None, attrs: Sequence[str], cpus: float
 @api_command
 def agents_drain(agent_id: str) -> None:
     """Place nothing new on an agent and move its instances away."""
-    _client().drain_agent(agent_id)
+    api_client().drain_agent(agent_id)
     click.echo(f"agent {agent_id} draining")
 
 
@@ -103,7 +106,7 @@ def agents_drain(agent_id: str) -> None:
 @api_command
 def agents_remove(agent_id: str, force: bool) -> None:
     """Remove an agent."""
-    _client().remove_agent(agent_id, force=force)
+    api_client().remove_agent(agent_id, force=force)
     click.echo(f"agent {agent_id} removed")
 
 
@@ -112,9 +115,9 @@ def agents_remove(agent_id: str, force: bool) -> None:
 @api_command
 def repo_list(as_json: bool) -> None:
     """List repositories in priority order."""
-    items = _client().repositories()
+    items = api_client().repositories()
     if as_json:
-        return _print_json(items)
+        return print_json(items)
     rows = [(r.get("name"), r.get("priority"), r.get("kind", ""), r.get("location") or
              r.get("url", ""), "stale" if r.get("stale") else "") for r in items]
     click.echo(table(rows, ("NAME", "PRIORITY", "KIND", "LOCATION", "")))
@@ -132,7 +135,7 @@ def repo_list(as_json: bool) -> None:
 def repo_add(name: str, url: str, priority: int | None, fmt: str | None,
              interval: float | None) -> None:
     """Add a remote repository by URL."""
-    answer = _client().add_repository(name, url, priority=priority, format=fmt,
+    answer = api_client().add_repository(name, url, priority=priority, format=fmt,
                                       interval=interval)
     line = f"repository {name} added"
     if isinstance(answer, dict) and answer.get("pending"):
@@ -145,7 +148,7 @@ def repo_add(name: str, url: str, priority: int | None, fmt: str | None,
 @api_command
 def repo_remove(name: str) -> None:
     """Remove a repository."""
-    _client().remove_repository(name)
+    api_client().remove_repository(name)
     click.echo(f"repository {name} removed")
 
 
@@ -155,10 +158,6 @@ def repo_remove(name: str) -> None:
 @api_command
 def login(url: str | None, token: str | None) -> None:
     """Check a token against the server and save URL and token for later commands."""
-    import os
-
-    from server.client import DEFAULT_URL, BerthClient, save_config
-
     url = url or os.environ.get("BERTH_URL") or DEFAULT_URL
     token = token or click.prompt("token", hide_input=True)
     me = BerthClient(url, token).whoami()

@@ -17,12 +17,15 @@ from typing import Any, TypeVar
 import click
 
 from .common import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, fail
+from .plumbing import table
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROLES = ("viewer", "maintainer", "admin")
 
 
 def _store() -> Any:
+    # Imported when the command runs: the server's parts need Flask and Redis, which the
+    # rest of the CLI must not load (tests/unit/test_code_checks.py blocks them).
     from server.context import connect_redis
     from server.settings import Settings
     from worker.store import Store
@@ -35,7 +38,7 @@ def redis_command(func: F) -> F:
     """Turn Redis trouble into one line and exit code 7."""
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import redis
+        import redis  # only when an admin command runs: the CLI imports no Redis
 
         try:
             return func(*args, **kwargs)
@@ -70,7 +73,7 @@ def token() -> None:
 @redis_command
 def token_create(role: str, name: str, raw: bool) -> None:
     """Create a token; its secret is printed once and never again."""
-    from server.auth import create_token
+    from server.auth import create_token  # Flask-side code: only when the command runs
 
     record, secret = create_token(_store(), name=name, role=role, created_by="cli")
     if raw:
@@ -86,8 +89,6 @@ def token_create(role: str, name: str, raw: bool) -> None:
 @redis_command
 def token_list(as_json: bool) -> None:
     """List tokens (never their secrets)."""
-    from .remote import table
-
     items = _store().auth.list_tokens()
     if as_json:
         click.echo(json.dumps(items, indent=2))
@@ -129,7 +130,7 @@ def _password(stdin: bool) -> str:
 @redis_command
 def user_add(name: str, role: str, password_stdin: bool) -> None:
     """Add a user."""
-    from server.auth import hash_password
+    from server.auth import hash_password  # Flask-side code: only when the command runs
 
     if not name or len(name) > 100 or not name.replace("-", "").replace(".", "").replace(
             "_", "").replace("@", "").isalnum():
@@ -146,8 +147,6 @@ def user_add(name: str, role: str, password_stdin: bool) -> None:
 @redis_command
 def user_list(as_json: bool) -> None:
     """List users (never their password hashes)."""
-    from .remote import table
-
     items = _store().auth.list_users()
     if as_json:
         click.echo(json.dumps(items, indent=2))
@@ -172,7 +171,7 @@ def user_remove(name: str) -> None:
 @redis_command
 def user_passwd(name: str, password_stdin: bool) -> None:
     """Set a user's password (their other sessions end)."""
-    from server.auth import hash_password
+    from server.auth import hash_password  # Flask-side code: only when the command runs
 
     if not _store().auth.set_password(name, hash_password(_password(password_stdin))):
         fail(f"no user {name}", code=EXIT_NOT_FOUND)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from catalog.options import deep_merge
-from server.storefront import formdata, forms
+from server.storefront import form_builder, form_parser
 
 SCHEMA = {
     "type": "object",
@@ -36,12 +36,12 @@ SCHEMA = {
 }
 
 
-def by_path(fields: list[forms.FormField]) -> dict[tuple[str, ...], forms.FormField]:
-    return {f.path: f for f in forms.iter_fields(fields)}
+def by_path(fields: list[form_builder.FormField]) -> dict[tuple[str, ...], form_builder.FormField]:
+    return {f.path: f for f in form_builder.iter_fields(fields)}
 
 
 def test_nested_objects_become_groups_with_legends() -> None:
-    fields = by_path(forms.build_form(SCHEMA))
+    fields = by_path(form_builder.build_form(SCHEMA))
     web = fields[("web",)]
     assert web.kind == "group" and web.label == "Web server"
     assert [c.path[-1] for c in web.children] == ["port", "ratio", "tls"]
@@ -50,7 +50,7 @@ def test_nested_objects_become_groups_with_legends() -> None:
 
 
 def test_enums_become_selects_with_the_default_selected() -> None:
-    fields = by_path(forms.build_form(SCHEMA))
+    fields = by_path(form_builder.build_form(SCHEMA))
     mode = fields[("mode",)]
     assert mode.kind == "select" and mode.value == "safe" and mode.required
     assert [c[0] for c in mode.choices] == ["fast", "safe"]
@@ -59,7 +59,7 @@ def test_enums_become_selects_with_the_default_selected() -> None:
 
 
 def test_numbers_carry_bounds_and_steps() -> None:
-    fields = by_path(forms.build_form(SCHEMA))
+    fields = by_path(form_builder.build_form(SCHEMA))
     port = fields[("web", "port")]
     assert (port.kind, port.minimum, port.maximum, port.step, port.value) == (
         "number",
@@ -74,14 +74,14 @@ def test_numbers_carry_bounds_and_steps() -> None:
 
 
 def test_secrets_are_password_inputs_never_filled_back_unless_asked() -> None:
-    shown = by_path(forms.build_form(SCHEMA, {"dbPassword": "s3cret"}))[("dbPassword",)]
+    shown = by_path(form_builder.build_form(SCHEMA, {"dbPassword": "s3cret"}))[("dbPassword",)]
     assert shown.kind == "password" and shown.value == "" and shown.placeholder == "unchanged"
-    kept = by_path(forms.build_form(SCHEMA, {"dbPassword": "s3cret"}, keep_secrets=True))
+    kept = by_path(form_builder.build_form(SCHEMA, {"dbPassword": "s3cret"}, keep_secrets=True))
     assert kept[("dbPassword",)].value == "s3cret"
 
 
 def test_labels_help_required_and_defaults() -> None:
-    fields = by_path(forms.build_form(SCHEMA))
+    fields = by_path(form_builder.build_form(SCHEMA))
     name = fields[("name",)]
     assert (name.label, name.help, name.required, name.value) == (
         "Site name",
@@ -97,10 +97,10 @@ def test_labels_help_required_and_defaults() -> None:
 
 
 def test_ids_are_unique_and_names_round_trip() -> None:
-    fields = list(forms.iter_fields(forms.build_form(SCHEMA)))
+    fields = list(form_builder.iter_fields(form_builder.build_form(SCHEMA)))
     assert len({f.id for f in fields}) == len(fields)
     assert by_path(fields)[("web", "port")].name == "opt:web/port"
-    assert forms.field_name(["a/b", "c~d"]) == "opt:a~1b/c~0d"
+    assert form_builder.field_name(["a/b", "c~d"]) == "opt:a~1b/c~0d"
 
 
 def test_posted_form_is_read_back_with_types() -> None:
@@ -117,7 +117,7 @@ def test_posted_form_is_read_back_with_types() -> None:
         "opt:web/ratio": "0.5",
         "opt:web/tls/enabled": "true",
     }
-    options, problems = formdata.parse_form(SCHEMA, posted)
+    options, problems = form_parser.parse_form(SCHEMA, posted)
     assert problems == []
     assert options == {
         "name": "shop",
@@ -133,14 +133,14 @@ def test_posted_form_is_read_back_with_types() -> None:
 
 
 def test_empty_inputs_are_left_out_and_unchecked_boxes_are_false() -> None:
-    options, problems = formdata.parse_form(SCHEMA, {"opt:name": "", "opt:web/port": " "})
+    options, problems = form_parser.parse_form(SCHEMA, {"opt:name": "", "opt:web/port": " "})
     assert problems == []
     assert "name" not in options and "port" not in options.get("web", {})
     assert options["debug"] is False and options["web"]["tls"] == {"enabled": False}
 
 
 def test_values_that_do_not_parse_are_problems_at_their_path() -> None:
-    options, problems = formdata.parse_form(
+    options, problems = form_parser.parse_form(
         SCHEMA,
         {
             "opt:web/port": "80.5",
@@ -163,8 +163,8 @@ def test_values_that_do_not_parse_are_problems_at_their_path() -> None:
 
 
 def test_server_problems_are_attached_beside_their_fields() -> None:
-    fields = forms.build_form(SCHEMA)
-    loose = formdata.attach_errors(
+    fields = form_builder.build_form(SCHEMA)
+    loose = form_parser.attach_errors(
         fields,
         [
             {"path": "options/web/port", "message": "70000 is greater than the maximum of 65535"},
@@ -191,9 +191,9 @@ def test_draft04_exclusive_flags_and_defaults_helper() -> None:
             "o": {"type": "object", "properties": {"x": {"default": 1}}},
         }
     }
-    field = by_path(forms.build_form(schema))[("n",)]
+    field = by_path(form_builder.build_form(schema))[("n",)]
     assert field.minimum == 1
-    assert formdata.defaults(schema) == {"o": {"x": 1}}
+    assert form_parser.defaults(schema) == {"o": {"x": 1}}
     assert deep_merge({"o": {"x": 1, "y": 2}}, {"o": {"x": 3}}) == {"o": {"x": 3, "y": 2}}
 
 
@@ -208,11 +208,11 @@ def test_local_refs_are_followed_and_recursion_stops() -> None:
             "tree": {"$ref": "#/$defs/node"},
         },
     }
-    fields = by_path(forms.build_form(schema))
+    fields = by_path(form_builder.build_form(schema))
     assert (fields[("http",)].kind, fields[("http",)].minimum, fields[("http",)].label) == (
         "number",
         1,
         "HTTP port",
     )
     assert max(len(p) for p in fields) <= 10
-    assert formdata.defaults(schema) == {"http": 80}
+    assert form_parser.defaults(schema) == {"http": 80}

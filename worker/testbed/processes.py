@@ -17,6 +17,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
+import requests
+
 from worker.errors import WorkerError
 
 __all__ = ["TestbedError", "ensure_packages", "spawn", "alive", "terminate", "kill",
@@ -186,8 +189,7 @@ def wait_for(ready: Callable[[], bool], *, what: str, pid: int, log: Path,
 
 
 def redis_ping(url: str) -> bool:
-    import redis
-
+    """Whether the Redis at ``url`` answers a PING within a second."""
     try:
         return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
     except redis.RedisError:
@@ -195,8 +197,7 @@ def redis_ping(url: str) -> bool:
 
 
 def http_answers(url: str) -> bool:
-    import requests
-
+    """Whether anything answers HTTP at ``url`` within two seconds."""
     try:
         requests.get(url, timeout=2, allow_redirects=False)
     except requests.RequestException:
@@ -228,7 +229,7 @@ def run_cli(args: list[str], *, env: dict[str, str], log: Path) -> str:
     :raises TestbedError: it failed (stderr goes to ``log``).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-c", "from server.cli import main; main()", *args]
+    argv = [sys.executable, "-c", "from server.client.cli import main; main()", *args]
     with open(log, "ab") as err:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, timeout=120,
                               env={**os.environ, **env}, check=False)

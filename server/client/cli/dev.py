@@ -9,13 +9,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from worker.errors import WorkerError
+
 from .common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
 
+if TYPE_CHECKING:
+    from worker.testbed.bed import Testbed
+
 VAR_HELP = "folder for state, logs and data of the test bed"
+
+
+def _testbed_class() -> type[Testbed]:
+    """The test bed class, imported when a ``dev`` command runs.
+
+    The test bed drives Docker engines (docker-py) and Redis, which the rest of the CLI
+    must not load: ``tests/unit/test_code_checks.py`` imports the CLI with them blocked.
+    """
+    from worker.testbed.bed import Testbed
+
+    return Testbed
 
 
 def _worker_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -23,8 +40,6 @@ def _worker_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
     @wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        from worker.errors import WorkerError
-
         try:
             return command(*args, **kwargs)
         except WorkerError as exc:
@@ -35,10 +50,9 @@ def _worker_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _running(var: str) -> Any:
     """The test bed of ``var`` when all its processes are alive, else None."""
-    from worker.testbed import Testbed
-
+    bed_class = _testbed_class()
     try:
-        bed = Testbed.load(var)
+        bed = bed_class.load(var)
     except Exception:  # no state, or unreadable state: not running
         return None
     states = bed.status()
@@ -78,8 +92,7 @@ def dev() -> None:
 @_worker_errors
 def up(var: str, lane: int, serve: bool, agent_urls: str, agent_tls_dir: str) -> None:
     """Start the test bed in the background (stops leftovers of an earlier run first)."""
-    from worker.testbed import Testbed
-
+    bed_class = _testbed_class()
     urls = [u.strip() for u in agent_urls.split(",") if u.strip()]
     running = _running(var)
     if running is not None and urls and [a.url for a in running.agents] != urls:
@@ -95,7 +108,7 @@ def up(var: str, lane: int, serve: bool, agent_urls: str, agent_tls_dir: str) ->
         running.stop()
     engines = f"the agents {', '.join(urls)}" if urls else "three Docker engines"
     click.echo(f"starting Redis, {engines} and a worker (lane {lane}) …")
-    bed = Testbed(var, lane=lane, agent_urls=urls, agent_tls_dir=agent_tls_dir)
+    bed = bed_class(var, lane=lane, agent_urls=urls, agent_tls_dir=agent_tls_dir)
     try:
         bed.start(serve=serve)
     except BaseException:
@@ -109,14 +122,11 @@ def up(var: str, lane: int, serve: bool, agent_urls: str, agent_tls_dir: str) ->
 @_worker_errors
 def down(var: str) -> None:
     """Stop everything `berth dev up` started."""
-    from pathlib import Path
-
-    from worker.testbed import Testbed
-
+    bed_class = _testbed_class()
     if not (Path(var) / "testbed.json").is_file():
         click.echo(f"nothing to stop in {var}")
         return
-    Testbed.load(var).stop()
+    bed_class.load(var).stop()
     click.echo("stopped")
 
 
@@ -125,9 +135,8 @@ def down(var: str) -> None:
 @_worker_errors
 def status(var: str) -> None:
     """Show which parts of the test bed run (exit 1 when one does not)."""
-    from worker.testbed import Testbed
-
-    bed = Testbed.load(var)
+    bed_class = _testbed_class()
+    bed = bed_class.load(var)
     states = bed.status()
     if not states:
         click.echo(f"nothing running from {var}")

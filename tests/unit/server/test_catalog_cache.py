@@ -13,7 +13,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from server.catalog_source import CatalogSource, parse_directory_setting
+from server.catalog_cache import CatalogCache, parse_directory_setting
 from worker.store import Store
 
 UNIVERSE = Path(__file__).resolve().parents[3] / "universe"
@@ -41,24 +41,24 @@ def test_directory_setting() -> None:
 
 
 def test_rebuilt_only_when_the_generation_moves(store: Store) -> None:
-    source = CatalogSource(_Settings(), store)
+    source = CatalogCache(_Settings(), store)
     first = source.get()
     assert source.get() is first
     store.repositories.bump()
     second = source.get()
     assert second is not first and source.get() is second
-    other = CatalogSource(_Settings(), store)  # another process agrees on the content
+    other = CatalogCache(_Settings(), store)  # another process agrees on the content
     assert [r.name for r in other.get().repositories] == [r.name for r in second.repositories]
 
 
 def test_redis_down_serves_the_last_catalog(store: Store) -> None:
-    source = CatalogSource(_Settings(), store)
+    source = CatalogCache(_Settings(), store)
     built = source.get()
     down = Store(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2,
                              retry=Retry(NoBackoff(), 0)))
     source.store = down
     assert source.get() is built
-    cold = CatalogSource(_Settings(), down)  # never saw Redis: the builtin universe alone
+    cold = CatalogCache(_Settings(), down)  # never saw Redis: the builtin universe alone
     assert [r.name for r in cold.get().repositories] == ["universe"]
 
 
@@ -69,7 +69,7 @@ def test_configured_directories_and_priorities(store: Store, tmp_path: Path) -> 
     (folder / "package.json").write_text(json.dumps({**meta, "name": "team-app"}))
     settings = _Settings(extra={"BERTH_REPOSITORY_DIRS": f"team={tmp_path / 'team'}@20",
                                 "BERTH_HOSTED_PRIORITY": "120"})
-    catalog: Any = CatalogSource(settings, store).get()
+    catalog: Any = CatalogCache(settings, store).get()
     kinds = {r.name: (r.kind, r.priority) for r in catalog.repositories}
     assert kinds["team"] == ("directory", 20) and kinds["hosted"] == ("hosted", 120)
     assert catalog.resolve("team-app").repository == "team"
@@ -79,7 +79,7 @@ def test_a_universe_checkout_is_a_directory_repository_like_any_other(store: Sto
     """A DC/OS Universe folder named in BERTH_REPOSITORY_DIRS is read in its own format."""
     universe_checkout = Path(__file__).resolve().parents[2] / "data" / "dcos-hello"
     settings = _Settings(extra={"BERTH_REPOSITORY_DIRS": f"mesosphere={universe_checkout}@50"})
-    catalog: Any = CatalogSource(settings, store).get()
+    catalog: Any = CatalogCache(settings, store).get()
     package = catalog.resolve("dcos-hello")
     assert (package.repository, package.format) == ("mesosphere", "dcos")
     assert package.upstream_version == "1.0.0-dcos" and package.installable
@@ -96,7 +96,7 @@ def test_a_build_claims_each_name_for_the_repository_that_serves_it_first(
                          digest="b", actor="token:alice")
     store.redis.delete(store.owners.key)  # as before ownership existed
     store.repositories.bump()
-    catalog: Any = CatalogSource(_Settings(), store).get()
+    catalog: Any = CatalogCache(_Settings(), store).get()
     owners = store.owners.all()
     assert owners["hello"]["repositories"] == ["universe"]
     assert owners["postgres"]["repositories"] == ["universe"]

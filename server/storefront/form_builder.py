@@ -7,7 +7,7 @@ numbers number inputs with bounds, ``x-secret`` strings password inputs, lists o
 scalars a textarea with one item per line, anything else a JSON textarea.
 
 Reading a posted form back into options, and putting the server's problems beside
-their fields, live in :mod:`server.storefront.formdata`.
+their fields, live in :mod:`server.storefront.form_parser`.
 
 Field names are ``opt:`` plus the JSON path of the option with ``/`` separators
 (JSON-pointer escaping for keys that hold ``/`` or ``~``).

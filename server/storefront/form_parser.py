@@ -1,6 +1,6 @@
 """The posted install form read back into options, and problems put beside fields.
 
-:func:`parse_form` converts the fields :func:`~server.storefront.forms.build_form`
+:func:`parse_form` converts the fields :func:`~server.storefront.form_builder.build_form`
 made back into an options object with the schema's types. It only converts; the
 server's validation (``catalog.options.resolve_options``) is the authority, and its
 problems are put beside their fields with :func:`attach_errors`.
@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .forms import _MISSING, FormField, build_form, inline_refs, iter_fields
+from .form_builder import _MISSING, FormField, build_form, inline_refs, iter_fields
 
 __all__ = ["parse_form", "attach_errors", "error_path", "defaults"]
 

@@ -1,92 +1,34 @@
 """`berth` commands that talk to a Berth server through :class:`server.client.BerthClient`.
 
-This module has the catalog and service commands and the shared plumbing;
-``remote_cluster`` has deployments, agents, repositories and ``login``.
+This module has the catalog and service commands; ``remote_cluster`` has deployments,
+agents, repositories and ``login``; both use :mod:`.plumbing`.
 
 Tables for people, ``--json`` for scripts. Errors are one line with the reason and a
-hint, and an exit code from :mod:`server.cli.common`; ``install --wait`` exits 0 only
+hint, and an exit code from :mod:`server.client.cli.common`; ``install --wait`` exits 0 only
 when the deployment succeeded.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from .common import (
-    EXIT_AUTH,
-    EXIT_CONFLICT,
-    EXIT_FAILED,
-    EXIT_INVALID,
-    EXIT_NOT_FOUND,
-    EXIT_UNAVAILABLE,
-    fail,
+from . import remote_cluster
+from .common import EXIT_FAILED, EXIT_INVALID, EXIT_NOT_FOUND, fail
+from .plumbing import (
+    api_client,
+    api_command,
+    json_option,
+    print_json,
+    progress_line,
+    table,
+    wait_option,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-# plumbing -------------------------------------------------------------------------
-def _client() -> Any:
-    from server.client import BerthClient
-
-    return BerthClient.from_env()
-
-
-def _exit_code(status: int) -> int:
-    if status in (401, 403):
-        return EXIT_AUTH
-    if status == 404:
-        return EXIT_NOT_FOUND
-    if status == 409:
-        return EXIT_CONFLICT
-    if status in (400, 413, 415, 422):
-        return EXIT_INVALID
-    return EXIT_UNAVAILABLE
-
-
-_HINTS = {401: "set BERTH_TOKEN or run `berth login`",
-          403: "ask an admin for a token with a higher role",
-          409: "see `berth deployments` or pick another name"}
-
-
-def api_command(func: F) -> F:
-    """Turn API errors into one line, a hint and an exit code (no traceback)."""
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from server.client import BerthAPIError
-
-        try:
-            return func(*args, **kwargs)
-        except BerthAPIError as exc:
-            fail(exc.message, hint=exc.hint or _HINTS.get(exc.status),
-                 code=_exit_code(exc.status), details=exc.details)
-
-    return wrapper  # type: ignore[return-value]
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-wait_option = click.option("--wait", is_flag=True,
-                           help="Wait for the deployment to end; the exit code says how.")
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, sort_keys=True))
-
-
-def table(rows: Iterable[Sequence[Any]], headers: Sequence[str]) -> str:
-    """Plain aligned columns."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-             for row in cells]
-    return "\n".join(lines)
 
 
 def parse_set(pairs: Sequence[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -139,26 +81,13 @@ def _constraints(values: Sequence[str]) -> list[list[str]]:
 
 
 # waiting --------------------------------------------------------------------------
-def _progress_line(d: dict[str, Any]) -> str:
-    p = d.get("progress") or {}
-    total = int(p.get("total") or 0)
-    healthy = int(p.get("healthy") or 0)
-    width = 24
-    filled = int(width * healthy / total) if total else 0
-    step: dict[str, Any] = next(
-        (s for s in reversed(d.get("steps") or []) if s.get("status") != "pending"), {})
-    return (f"[{'#' * filled}{'.' * (width - filled)}] {healthy}/{total} healthy "
-            f"(placed {p.get('placed', 0)}, started {p.get('started', 0)}) "
-            f"{d.get('status', '')}: {step.get('name', '')} {step.get('message', '')}").rstrip()
-
-
 def wait_and_report(client: Any, deployment: dict[str, Any], as_json: bool) -> None:
     """Wait for a deployment with a live progress line; exit non-zero unless it succeeded."""
     tty = sys.stderr.isatty() and not as_json
     last = [""]
 
     def show(d: dict[str, Any]) -> None:
-        line = _progress_line(d)
+        line = progress_line(d)
         if line == last[0] or as_json:
             return
         last[0] = line
@@ -171,7 +100,7 @@ def wait_and_report(client: Any, deployment: dict[str, Any], as_json: bool) -> N
     if tty:
         click.echo("", err=True)
     if as_json:
-        _print_json(final)
+        print_json(final)
     if final.get("status") != "succeeded":
         error = final.get("error")
         reason = error.get("message", "") if isinstance(error, dict) else str(error or "")
@@ -188,7 +117,7 @@ def _answer(client: Any, answer: dict[str, Any], as_json: bool, wait: bool, what
             click.echo(f"{what}: deployment {deployment['id']}")
         wait_and_report(client, deployment, as_json)
     elif as_json:
-        _print_json(answer)
+        print_json(answer)
     else:
         click.echo(f"{what}: deployment {deployment['id']} {deployment.get('status', '')}")
         click.echo(f"follow it with `berth deployments --id {deployment['id']}`")
@@ -204,9 +133,9 @@ def _answer(client: Any, answer: dict[str, Any], as_json: bool, wait: bool, what
 @api_command
 def search(query: str, tag: str | None, page: int, per_page: int, as_json: bool) -> None:
     """Search the catalog."""
-    result = _client().search(query, tag=tag, page=page, per_page=per_page)
+    result = api_client().search(query, tag=tag, page=page, per_page=per_page)
     if as_json:
-        return _print_json(result)
+        return print_json(result)
     rows = [(p["name"], p["version"], (p.get("description") or "")[:60]) for p in result["items"]]
     click.echo(table(rows, ("NAME", "VERSION", "DESCRIPTION")))
     click.echo(f"{result['total']} package(s), page {result['page']}")
@@ -219,10 +148,10 @@ def search(query: str, tag: str | None, page: int, per_page: int, as_json: bool)
 def show(ref: str, as_json: bool) -> None:
     """Show a package (NAME or NAME@VERSION)."""
     name, version = _split_ref(ref)
-    client = _client()
+    client = api_client()
     pkg = client.package_version(name, version) if version else client.package(name)
     if as_json:
-        return _print_json(pkg)
+        return print_json(pkg)
     for label, key in (("name", "name"), ("version", "version"), ("title", "title"),
                        ("description", "description"), ("maintainer", "maintainer"),
                        ("website", "website"), ("repository", "repository")):
@@ -253,9 +182,9 @@ def show(ref: str, as_json: bool) -> None:
 @api_command
 def versions(name: str, as_json: bool) -> None:
     """List a package's versions, newest first."""
-    items = _client().versions(name)
+    items = api_client().versions(name)
     if as_json:
-        return _print_json(items)
+        return print_json(items)
     click.echo(table([(v["version"], v.get("yanked") or "", ", ".join(v.get("unsupported") or []))
                       for v in items], ("VERSION", "YANKED", "UNSUPPORTED")))
 
@@ -278,7 +207,7 @@ def install(ref: str, name: str | None, options_file: str | None, sets: Sequence
     """Install NAME[@RANGE] as a service."""
     package, version = _split_ref(ref)
     options = parse_set(sets, _read_options(options_file))
-    client = _client()
+    client = api_client()
     answer = client.install(package, version=version, name=name, options=options or None,
                             instances=instances, constraints=_constraints(constraints) or None)
     service = answer.get("service") or {}
@@ -292,9 +221,9 @@ def install(ref: str, name: str | None, options_file: str | None, sets: Sequence
 @api_command
 def services(as_json: bool) -> None:
     """List installed services."""
-    items = _client().services()
+    items = api_client().services()
     if as_json:
-        return _print_json(items)
+        return print_json(items)
     rows = [(s["name"], (s.get("package") or {}).get("name", ""),
              (s.get("package") or {}).get("version", ""), s.get("status", ""),
              f"{(s.get('counts') or {}).get('healthy', 0)}/{s.get('instances', 0)}")
@@ -308,9 +237,9 @@ def services(as_json: bool) -> None:
 @api_command
 def status(name: str, as_json: bool) -> None:
     """Show a service and each of its instances."""
-    svc = _client().service(name)
+    svc = api_client().service(name)
     if as_json:
-        return _print_json(svc)
+        return print_json(svc)
     pkg = svc.get("package") or {}
     counts = svc.get("counts") or {}
     click.echo(f"{svc['name']}: {pkg.get('name', '')} {pkg.get('version', '')} "
@@ -330,7 +259,7 @@ def status(name: str, as_json: bool) -> None:
 @api_command
 def scale(name: str, instances: int, wait: bool, as_json: bool) -> None:
     """Change a service's instance count."""
-    client = _client()
+    client = api_client()
     _answer(client, {"deployment": client.scale(name, instances)["deployment"]}, as_json, wait,
             f"scaling {name} to {instances}")
 
@@ -350,7 +279,7 @@ def upgrade(name: str, range_: str | None, options_file: str | None, sets: Seque
     """Upgrade a service to another version (newest by default) and/or options."""
     version = range_.lstrip("@") if range_ else None
     options = parse_set(sets, _read_options(options_file)) or None
-    client = _client()
+    client = api_client()
     answer = client.upgrade(name, version=version, options=options, repository=repository)
     _answer(client, answer, as_json, wait, f"upgrading {name}")
 
@@ -363,7 +292,7 @@ def upgrade(name: str, range_: str | None, options_file: str | None, sets: Seque
 @api_command
 def rollback(name: str, generation: int | None, wait: bool, as_json: bool) -> None:
     """Return a service to an earlier generation."""
-    client = _client()
+    client = api_client()
     _answer(client, client.rollback(name, generation), as_json, wait, f"rolling back {name}")
 
 
@@ -374,7 +303,7 @@ def rollback(name: str, generation: int | None, wait: bool, as_json: bool) -> No
 @api_command
 def restart(name: str, wait: bool, as_json: bool) -> None:
     """Replace every instance of a service."""
-    client = _client()
+    client = api_client()
     _answer(client, client.restart(name), as_json, wait, f"restarting {name}")
 
 
@@ -388,7 +317,7 @@ def uninstall(name: str, yes: bool, wait: bool, as_json: bool) -> None:
     """Stop and remove every instance of a service, then the service."""
     if not yes and not click.confirm(f"Uninstall {name} and remove all its containers?"):
         fail("not confirmed", hint="pass --yes in scripts", code=EXIT_FAILED)
-    client = _client()
+    client = api_client()
     _answer(client, client.uninstall(name), as_json, wait, f"uninstalling {name}")
 
 
@@ -400,7 +329,7 @@ def uninstall(name: str, yes: bool, wait: bool, as_json: bool) -> None:
 @api_command
 def logs(name: str, instance: str | None, follow: bool, tail: int) -> None:
     """Print an instance's output (the first instance by default)."""
-    client = _client()
+    client = api_client()
     if not instance:
         found = client.service(name).get("instances_list") or []
         if not found:
@@ -421,8 +350,6 @@ COMMANDS = (search, show, versions, install, services, status, scale, upgrade, r
 
 def register(cli: click.Group) -> None:
     """Add the remote commands to the `berth` group (``repo`` may exist already)."""
-    from . import remote_cluster
-
     for command in COMMANDS + remote_cluster.COMMANDS:
         cli.add_command(command)
     repo = cli.commands.get("repo")

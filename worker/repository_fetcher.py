@@ -586,7 +586,7 @@ MAX_REASON = 200
 
 def _reason(error: Exception) -> str:
     """The failure as Berth words it: an error's own message, never its details (the
-    messages of :mod:`worker.remotes` and ``catalog.static_index`` carry no remote
+    messages of :mod:`worker.repository_fetcher` and ``catalog.static_index`` carry no remote
     text; anything else is named by its kind only)."""
     if isinstance(error, RepositoryError | UnsafeURL):
         text = error.message

@@ -21,18 +21,12 @@ from typing import Any
 
 import click
 
-from .common import (
-    EXIT_AUTH,
-    EXIT_CONFLICT,
-    EXIT_FAILED,
-    EXIT_INVALID,
-    EXIT_NOT_FOUND,
-    EXIT_UNAVAILABLE,
-    fail,
-)
+from catalog.bundle import build_bundle, lint_bundle, read_bundle
+from catalog.static_index import write_index
+from server.client.api import BerthAPIError
 
-_STATUS_EXIT = {401: EXIT_AUTH, 403: EXIT_AUTH, 404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT,
-                400: EXIT_INVALID, 413: EXIT_INVALID, 415: EXIT_INVALID, 422: EXIT_INVALID}
+from .common import EXIT_INVALID, EXIT_UNAVAILABLE, fail
+from .plumbing import api_client, fail_api, print_json
 
 
 def register(cli: click.Group) -> None:
@@ -48,35 +42,16 @@ def register(cli: click.Group) -> None:
         cli.add_command(repo_group)
 
 
-def _client() -> Any:
-    from ..client import BerthClient
-
-    return BerthClient.from_env()
-
-
-def _api_fail(error: Any) -> None:
-    """Show an API error and exit with the matching code."""
-    status = int(getattr(error, "status", 0) or 0)
-    code = _STATUS_EXIT.get(status, EXIT_UNAVAILABLE if status == 0 or status >= 500
-                            else EXIT_FAILED)
-    fail(getattr(error, "message", str(error)), hint=getattr(error, "hint", None), code=code,
-         details=getattr(error, "details", None))
-
-
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a client call, turning its errors into one-line failures."""
-    from ..client import BerthAPIError
-
     try:
         return fn(*args, **kwargs)
     except BerthAPIError as exc:
-        _api_fail(exc)
+        fail_api(exc)
 
 
 def _bundle_of(path: Path) -> bytes:
     """The bundle at ``path``, or one built from a package folder (linted first)."""
-    from catalog.bundle import build_bundle, lint_bundle
-
     if path.is_dir():
         data = build_bundle(path)
         _, problems = lint_bundle(data)
@@ -104,8 +79,6 @@ def package_group() -> None:
 def package_build(directory: Path, output: Path | None) -> None:
     """Lint a package version folder and write its bundle (.tar.gz with digests)."""
     data = _bundle_of(directory)
-    from catalog.bundle import read_bundle
-
     _, manifest = read_bundle(data)
     target = output or Path(f"{manifest['name']}-{manifest['version']}.tar.gz")
     target.write_bytes(data)
@@ -166,11 +139,9 @@ def _show_owners(view: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def owners_list(name: str, as_json: bool) -> None:
     """Show the repositories and maintainers NAME belongs to."""
-    view = _call(_client().owners, name)
+    view = _call(api_client().owners, name)
     if as_json:
-        import json
-
-        click.echo(json.dumps(view, indent=2, sort_keys=True))
+        print_json(view)
     else:
         _show_owners(view)
 
@@ -182,7 +153,7 @@ def owners_add(name: str, token: str | None, user: str | None,
                repository: str | None) -> None:
     """Share NAME with a token, a user or a repository (admin)."""
     kind, value = _one_owner(token, user, repository)
-    _show_owners(_call(_client().add_owner, name, **{kind: value}))
+    _show_owners(_call(api_client().add_owner, name, **{kind: value}))
 
 
 @owners_group.command("remove")
@@ -192,7 +163,7 @@ def owners_remove(name: str, token: str | None, user: str | None,
                   repository: str | None) -> None:
     """Stop sharing NAME with a token, a user or a repository (admin)."""
     kind, value = _one_owner(token, user, repository)
-    _show_owners(_call(_client().remove_owner, name, kind, value))
+    _show_owners(_call(api_client().remove_owner, name, kind, value))
 
 
 @owners_group.command("transfer")
@@ -200,7 +171,7 @@ def owners_remove(name: str, token: str | None, user: str | None,
 @click.option("--repository", required=True, help="The repository NAME goes to.")
 def owners_transfer(name: str, repository: str) -> None:
     """Give NAME to one repository alone; new installs come from it (admin)."""
-    _show_owners(_call(_client().transfer_owner, name, repository))
+    _show_owners(_call(api_client().transfer_owner, name, repository))
 
 
 # publish / yank -------------------------------------------------------------------------
@@ -209,7 +180,7 @@ def owners_transfer(name: str, repository: str) -> None:
 def publish(source: Path) -> None:
     """Publish a bundle (or a package version folder) to the server's hosted repository."""
     data = _bundle_of(source)
-    answer = _call(_client().publish, data)
+    answer = _call(api_client().publish, data)
     click.echo(f"published {answer['name']} {answer['version']} ({answer.get('digest')})")
 
 
@@ -221,7 +192,7 @@ def yank(name: str, version: str, reason: str) -> None:
     """Yank a published version: no new installs or range matches; still listed.
 
     Only a maintainer the name belongs to, or an admin, may yank."""
-    _call(_client().yank, name, version, reason)
+    _call(api_client().yank, name, version, reason)
     click.echo(f"yanked {name} {version}: {reason}")
 
 
@@ -238,8 +209,6 @@ def repo_group() -> None:
               help="Folder to write index.json and packages/ into.")
 def repo_index(directory: Path, output: Path) -> None:
     """Write a static index of a repository folder for any web server to host."""
-    from catalog.static_index import write_index
-
     if output.resolve() == directory.resolve():
         fail("write the index to another folder than the repository", code=EXIT_INVALID)
     summary = write_index(directory, output)
@@ -253,7 +222,7 @@ def repo_index(directory: Path, output: Path) -> None:
 @click.argument("name")
 def repo_refresh(name: str) -> None:
     """Fetch a remote repository now (admin)."""
-    _show_refresh(_call(_client().refresh_repository, name))
+    _show_refresh(_call(api_client().refresh_repository, name))
 
 
 def _show_refresh(answer: dict[str, Any]) -> None:

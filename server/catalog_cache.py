@@ -13,7 +13,7 @@ owns yet; the repository that wins a name supplies all its versions):
 
 Several server processes share one Redis and must agree on the catalog, so nothing
 here is state another process needs: every change to hosted packages or repository
-settings bumps one generation counter in Redis, and :meth:`CatalogSource.get` rebuilds
+settings bumps one generation counter in Redis, and :meth:`CatalogCache.get` rebuilds
 when the counter it sees differs from the one it built from (one ``GET`` per call).
 Parsed packages are cached per process by content digest, so a rebuild only parses
 what changed; the builtin universe and configured directories are parsed once.
@@ -67,7 +67,7 @@ def parse_directory_setting(text: str) -> list[tuple[str, str, int]]:
     return found
 
 
-class CatalogSource:
+class CatalogCache:
     """Builds and caches the merged catalog; ``get()`` is cheap and always answers."""
 
     def __init__(self, settings: Any, store: Any) -> None:

@@ -41,18 +41,20 @@ import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlsplit
 
-from worker import processes as proc
+from worker.agents import URL_SCHEMES, register_agent
 from worker.docker_agent import DockerAgent, agent_tls
 from worker.errors import AgentUnreachable
-from worker.images import build_images
+from worker.store import Store
+from worker.store.crypto import generate_key
+from worker.testbed import processes as proc
+from worker.testbed.images import build_images
 
 __all__ = ["Testbed", "AgentSpec", "TestbedError", "configured_agents", "lane_agents",
            "redis_port", "server_port"]
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 IMAGES = REPO / "universe" / "images"
 AGENT_COUNT = 3
 ZONES, RACKS = ("a", "b", "c"), ("r1", "r1", "r2")
@@ -120,8 +122,6 @@ def configured_agents(urls: Sequence[str], lane: int) -> list[AgentSpec]:
 
     :raises TestbedError: a URL is not a Docker engine URL.
     """
-    from worker.agents import URL_SCHEMES
-
     agents = []
     for i, url in enumerate(urls, start=1):
         parts = urlsplit(url)
@@ -263,8 +263,6 @@ class Testbed:
     def data_key(self) -> str:
         """The bed's data key (``BERTH_DATA_KEY``), made once and kept in
         ``var_dir/data.key`` (mode 0600) so records sealed earlier still open."""
-        from worker.store.crypto import generate_key
-
         path = self.var_dir / "data.key"
         if not path.is_file():
             self.var_dir.mkdir(parents=True, exist_ok=True)
@@ -282,10 +280,8 @@ class Testbed:
         return DockerAgent(spec.url, timeout=timeout,
                            tls=agent_tls(self.agent_tls_dir, spec.id))
 
-    def store(self) -> Any:
+    def store(self) -> Store:
         """A ``worker.store.Store`` on this bed's Redis."""
-        from worker.store import Store
-
         return Store.from_url(self.redis_url)
 
     # -- start / stop ----------------------------------------------------------------
@@ -438,8 +434,6 @@ class Testbed:
 
     def register_agents(self) -> None:
         """Register (or update) the bed's agents in the store."""
-        from worker.agents import register_agent
-
         store = self.store()
         for spec in self.agents:
             register_agent(store, spec.url, agent_id=spec.id, tls_dir=self.agent_tls_dir,

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from catalog.errors import RepositoryError
-from worker.remotes import (
+from worker.repository_fetcher import (
     Fetcher,
     RemotePolicy,
     UnsafeURL,
@@ -199,7 +199,7 @@ def _add(store: object, server: ThreadingHTTPServer, name: str = "mirror") -> No
 
 def test_refresh_fetches_only_changed_documents(store: object,
                                                 server: ThreadingHTTPServer) -> None:
-    from worker.remotes import refresh
+    from worker.repository_fetcher import refresh
 
     server.files = _index([("web", "1.0.0"), ("db", "1.0.0"), ("old", "1.0.0")])
     _add(store, server)
@@ -220,7 +220,7 @@ def test_refresh_fetches_only_changed_documents(store: object,
 
 def test_a_failing_repository_keeps_its_copy_and_turns_stale(
         store: object, server: ThreadingHTTPServer) -> None:
-    from worker.remotes import refresh, refresh_all
+    from worker.repository_fetcher import refresh, refresh_all
 
     server.files = _index([("web", "1.0.0")])
     _add(store, server)
@@ -244,7 +244,7 @@ def test_a_failing_repository_keeps_its_copy_and_turns_stale(
 
 def test_a_document_that_does_not_match_its_digest_fails_the_refresh(
         store: object, server: ThreadingHTTPServer) -> None:
-    from worker.remotes import refresh
+    from worker.repository_fetcher import refresh
 
     server.files = _index([("web", "1.0.0")])
     server.files["/packages/web.json"] = _index([("web", "2.0.0")])["/packages/web.json"]

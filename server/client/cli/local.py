@@ -30,7 +30,7 @@ from catalog.options import deep_merge
 
 from .common import EXIT_INVALID, EXIT_USAGE, exit_code_for, fail
 
-_CHECKOUT_UNIVERSE = Path(__file__).resolve().parents[2] / "universe"
+_CHECKOUT_UNIVERSE = Path(__file__).resolve().parents[3] / "universe"
 
 
 def default_repo() -> Path:
