@@ -16,7 +16,7 @@ MAX_FIELD = 500
 def agents() -> Any:
     """Every agent with its capacity, allocation and state."""
     return render_template(
-        "storefront/agents.html", agents=common.operations().agents(), form=request.args
+        "storefront/agents.html", agents=common.application().agents.agents(), form=request.args
     )
 
 
@@ -46,7 +46,7 @@ def agent_add() -> Any:
         attributes = _attributes((request.form.get("attributes") or "")[: MAX_FIELD * 4])
         if not url:
             raise ValueError("the Docker engine URL is required")
-        agent = common.operations().add_agent(
+        agent = common.application().agents.add_agent(
             common.identity().actor, url=url, agent_id=agent_id, attributes=attributes
         )
     except ValueError as exc:
@@ -64,7 +64,7 @@ def agent_add() -> Any:
 def agent_drain(agent_id: str) -> Any:
     """Move the agent's instances elsewhere and place nothing new on it."""
     try:
-        common.operations().drain_agent(common.identity().actor, agent_id)
+        common.application().agents.drain_agent(common.identity().actor, agent_id)
     except common.user_errors() as exc:
         common.flash_error(exc)
     else:
@@ -77,7 +77,7 @@ def agent_drain(agent_id: str) -> Any:
 def agent_remove(agent_id: str) -> Any:
     """Forget an agent (refused while instances run on it unless forced)."""
     try:
-        common.operations().remove_agent(
+        common.application().agents.remove_agent(
             common.identity().actor, agent_id, force=request.form.get("force") == "1"
         )
     except common.user_errors() as exc:

@@ -61,7 +61,7 @@ def install_post(name: str) -> Any:
         return _form_page(pkg, problems=problems, **state), 422 if problems else 200
     try:
         if action == "install":
-            result = common.operations().install(
+            result = common.application().services.install(
                 common.identity().actor,
                 package=pkg.name,
                 version=pkg.version,
@@ -71,7 +71,7 @@ def install_post(name: str) -> Any:
             )
             deployment = result["deployment"]
             return redirect(url_for("storefront.deployment", deployment_id=deployment["id"]))
-        preview = common.operations().render(
+        preview = common.application().services.render(
             pkg.name,
             version=pkg.version,
             options=options,

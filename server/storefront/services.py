@@ -26,14 +26,15 @@ MASK = "********"
 @common.needs("viewer")
 def services() -> Any:
     """Every service with its package, version and instance counts."""
-    return render_template("storefront/services.html", services=common.operations().services())
+    return render_template("storefront/services.html",
+                           services=common.application().services.services())
 
 
 @bp.get("/services/<name>")
 @common.needs("viewer")
 def service(name: str) -> Any:
     """One service: instances, actions, deployment history."""
-    ops = common.operations()
+    ops = common.application().services
     status = ops.status(name)
     if request.args.get("partial") == "instances":
         return render_template(
@@ -75,7 +76,7 @@ def service_scale(name: str) -> Any:
         flash(f"Instances: {raw!r} is not a whole number.", "error")
         return redirect(url_for("storefront.service", name=name))
     try:
-        deployment = common.operations().scale(common.identity().actor, name, count)
+        deployment = common.application().services.scale(common.identity().actor, name, count)
     except common.user_errors() as exc:
         common.flash_error(exc)
         return redirect(url_for("storefront.service", name=name))
@@ -87,7 +88,7 @@ def service_scale(name: str) -> Any:
 def service_restart(name: str) -> Any:
     """Replace every instance with a fresh one."""
     try:
-        deployment = common.operations().restart(common.identity().actor, name)
+        deployment = common.application().services.restart(common.identity().actor, name)
     except common.user_errors() as exc:
         common.flash_error(exc)
         return redirect(url_for("storefront.service", name=name))
@@ -101,7 +102,8 @@ def service_rollback(name: str) -> Any:
     raw = (request.form.get("generation") or "").strip()
     try:
         generation = int(raw) if raw else None
-        deployment = common.operations().rollback(common.identity().actor, name, generation)
+        deployment = common.application().services.rollback(
+            common.identity().actor, name, generation)
     except ValueError:
         flash(f"Generation: {raw!r} is not a number.", "error")
         return redirect(url_for("storefront.service", name=name))
@@ -119,8 +121,8 @@ def service_uninstall(name: str) -> Any:
         flash(f"Type the service name “{name}” to confirm the uninstall.", "error")
         return redirect(url_for("storefront.service", name=name) + "#uninstall")
     try:
-        ident = common.operations().status(name).get("package") or {}
-        deployment = common.operations().uninstall(common.identity().actor, name)
+        ident = common.application().services.status(name).get("package") or {}
+        deployment = common.application().services.uninstall(common.identity().actor, name)
     except common.user_errors() as exc:
         common.flash_error(exc)
         return redirect(url_for("storefront.service", name=name))
@@ -140,7 +142,7 @@ def service_uninstall(name: str) -> Any:
 @common.needs("admin")
 def service_upgrade(name: str) -> Any:
     """Upgrade form (prefilled, with the changes listed); POST starts the upgrade."""
-    ops = common.operations()
+    ops = common.application().services
     version = (request.values.get("version") or "").strip() or None
     preview = ops.upgrade_preview(name, version)
     schema = preview.get("config_schema") or {}
@@ -207,7 +209,7 @@ def _show(value: Any) -> str:
 @common.needs("admin")
 def instance_logs(name: str, instance_id: str) -> Any:
     """An instance's recent output; ``?partial=1`` is the block the page re-polls."""
-    ops = common.operations()
+    ops = common.application().services
     try:
         chunks = ops.logs(name, instance_id, tail=LOG_TAIL)
         text = b"".join(chunks).decode("utf-8", errors="replace")
