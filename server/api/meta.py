@@ -210,8 +210,7 @@ def _request_lines(berth: Any) -> list[str]:
 
 
 def _state_lines(berth: Any) -> list[str]:
-    services = berth.ops.list_services()
-    instances = [i for s in services for i in berth.ops.list_instances(s["name"])]
+    services, instances = berth.application.services.inventory()
     deployments = berth.application.services.deployments(limit=500)
     agents = berth.application.agents.agents()
     lines: list[str] = []

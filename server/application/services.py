@@ -196,6 +196,14 @@ class ServiceManager:
             result.append({**self._masked(service), "counts": _counts(service, instances)})
         return result
 
+    def inventory(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every service record and every instance record, for counting by state
+        (``/metrics``); options are left out."""
+        services = [{k: v for k, v in s.items() if k != "options"}
+                    for s in self.ops.list_services()]
+        instances = [i for s in services for i in self.ops.list_instances(s["name"])]
+        return services, instances
+
     def status(self, name: str) -> dict[str, Any]:
         """A service, desired and actual: ``instances_list`` has each instance with agent,
         state, health, ports (``instances`` stays the desired count)."""
