@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 
 MAX_FIELD = 500
 

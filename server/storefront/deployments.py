@@ -12,7 +12,8 @@ from typing import Any
 
 from flask import render_template, request
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 from .markdown import render_markdown
 
 FINISHED = ("succeeded", "failed", "cancelled")

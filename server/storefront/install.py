@@ -19,7 +19,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.options import deep_merge, defaults_of
 
-from . import bp, common, formdata, forms
+from . import common, formdata, forms
+from .blueprint import bp
 from .markdown import render_markdown
 from .packages import find_package
 

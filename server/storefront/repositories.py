@@ -16,7 +16,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.repository_fields import MAX_URL
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 
 
 @bp.get("/repositories")

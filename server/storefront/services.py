@@ -16,7 +16,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.options import deep_merge
 
-from . import bp, common, formdata, forms
+from . import common, formdata, forms
+from .blueprint import bp
 
 LOG_TAIL = 300
 MASK = "********"
