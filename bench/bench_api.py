@@ -8,7 +8,7 @@ the same run: ``/healthz`` (trivial), ``/api/v1/packages?q=…`` (search, varied
 queries) and ``/api/v1/packages/{name}`` (detail, varied names).
 
 Targets: search p50 <= 2 x trivial p50; search and detail p99 <= 20 ms. The server
-caches search pages per catalog (``server.operations.PageCache``), so the load runs,
+caches search pages per catalog (``server.application.catalog.PageCache``), so the load runs,
 which cycle through 500 queries, mostly hit that cache; a separate pass of distinct
 queries with a page size the load runs never use measures searches that miss it.
 """

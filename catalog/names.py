@@ -17,12 +17,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .errors import InvalidInput
+
 __all__ = [
     "SERVICE_NAME",
     "SERVICE_NAME_RULE",
     "INDEX_NAME",
     "is_service_name",
     "service_name_problem",
+    "require_service_name",
     "PACKAGE_NAME",
     "schema_pattern",
 ]
@@ -52,6 +55,19 @@ def service_name_problem(value: Any, path: str = "name") -> dict[str, str] | Non
     if is_service_name(value):
         return None
     return {"path": path, "message": SERVICE_NAME_RULE}
+
+
+def require_service_name(value: Any, path: str = "name",
+                         message: str = "invalid service name") -> str:
+    """``value`` if it is a valid service name: the one check the server and the
+    workers both run, with one error class.
+
+    :raises InvalidInput: ``message``, with the rule at ``path``.
+    """
+    problem = service_name_problem(value, path)
+    if problem:
+        raise InvalidInput(message, errors=[problem])
+    return str(value)
 
 
 def schema_pattern(rule: re.Pattern[str]) -> str:

@@ -30,12 +30,21 @@ is served: a broken source never breaks the catalog.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from catalog import dcos
+from catalog.bundle import package_from_bundle
+from catalog.index import Catalog
+from catalog.loader import load_repository_dir
+from catalog.owners import HOSTED, first_claims, ownership
+from catalog.repository import Repository
+from catalog.static_index import packages_from_document
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +130,6 @@ class CatalogCache:
 
     def _build(self, generation: Any) -> Any:
         """A new :class:`catalog.index.Catalog` from every source."""
-        from catalog.index import Catalog
-
         repositories = list(self._static_repositories())
         owners = None
         if generation is not None:
@@ -137,8 +144,6 @@ class CatalogCache:
         without storing them (never plain priority: hosted must not win a name another
         repository serves just because Redis hiccuped).
         """
-        from catalog.owners import first_claims
-
         owners = self.store.owners
         try:
             known = owners.all()
@@ -154,8 +159,6 @@ class CatalogCache:
     def _claim(self, name: str, repository: str) -> dict[str, Any]:
         """The record claiming ``name`` for ``repository`` (for ``hosted``: owned by the
         maintainer who published its first version, before names had owners)."""
-        from catalog.owners import HOSTED, ownership
-
         first = self._first_publishers.get(name) if repository == HOSTED else None
         return ownership([repository], [first] if first else [], by="catalog", at=time.time())
 
@@ -179,8 +182,6 @@ class CatalogCache:
     def _static_repositories(self) -> list[Any]:
         """The builtin universe and configured directories, parsed once per process."""
         if self._static is None:
-            from catalog.loader import load_repository_dir
-
             found = []
             universe = Path(self.settings.universe_dir)
             priority = self._priority("BERTH_UNIVERSE_PRIORITY", UNIVERSE_PRIORITY)
@@ -217,8 +218,6 @@ class CatalogCache:
 
     def _hosted_repository(self) -> Any:
         """The hosted repository: published bundles, parsed once per digest."""
-        from catalog.repository import Repository
-
         hosted = self.store.hosted
         packages = []
         first: dict[str, str] = {}
@@ -239,8 +238,6 @@ class CatalogCache:
 
     def _remote_repository(self, record: dict[str, Any]) -> Any:
         """A remote repository from its last good copy (stale flag and error kept)."""
-        from catalog.repository import Repository
-
         name = record["name"]
         packages = self._remote_packages(name, record.get("format", "berth"),
                                          record.get("listing_digest"))
@@ -279,8 +276,6 @@ class CatalogCache:
 
 def _hosted_package(hosted: Any, meta: dict[str, Any]) -> Any:
     """Parse one published bundle into a Package (None, logged, when unreadable)."""
-    from catalog.bundle import package_from_bundle
-
     data = hosted.get_bundle(meta["name"], meta["version"])
     if data is None:
         return None
@@ -303,18 +298,12 @@ def _document_packages(document: Any, repository: str, fmt: str) -> tuple[Any, .
 def _parse_document(document: Any, repository: str, fmt: str) -> tuple[Any, ...]:
     """Packages of one remote package document (Berth or DC/OS format)."""
     if fmt == "dcos":
-        from catalog import dcos
-
         return tuple(dcos.packages_from_universe_entries(document, repository=repository))
-    from catalog.static_index import packages_from_document
-
     return tuple(packages_from_document(document, repository=repository))
 
 
 def _yanked(package: Any, yanked: Any) -> Any:
     """The package with its yank reason set (or cleared)."""
-    import dataclasses
-
     reason = (yanked or {}).get("reason") if isinstance(yanked, dict) else yanked
     if getattr(package, "yanked", None) == (reason or None):
         return package
@@ -323,9 +312,6 @@ def _yanked(package: Any, yanked: Any) -> Any:
 
 def _load_directory(name: str, path: Path, priority: int) -> Any:
     """A configured folder: native Berth layout, or a DC/OS Universe checkout."""
-    from catalog import dcos
-    from catalog.loader import load_repository_dir
-
     if dcos.is_universe_dir(path):
         repo, problems = dcos.load_universe_dir(path, name=name, priority=priority)
     else:

@@ -1,7 +1,8 @@
 """The one object a Berth server process keeps: ``app.extensions["berth"]``.
 
 :class:`Berth` holds the settings, the state store, the catalog source, the
-``DesiredState`` write path and the function that enqueues worker tasks. Nothing in it
+``DesiredState`` write path, the application layer (:mod:`server.application`) and the
+function that enqueues worker tasks. Nothing in it
 is state another process needs: every record lives in Redis, so several servers can
 run side by side against one Redis.
 """
@@ -14,8 +15,20 @@ from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any
 
+import redis
 from flask import current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from catalog.render_pool import PoolSettings, shared_pool
+from catalog.sandbox import Limits
+from worker.celery_app import create_celery
+from worker.service_ops import DesiredState
+from worker.settings import WorkerSettings
+from worker.store import RedisState, Store
+
+from .application import Application
+from .catalog_cache import CatalogCache
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -59,42 +72,35 @@ class Berth:
     @cached_property
     def store(self) -> Any:
         """The state store (``worker.store.Store``) on :attr:`redis`."""
-        from worker.store import Store
-
         return Store(self.redis)
+
+    @cached_property
+    def events_state(self) -> RedisState:
+        """The store's keys on :attr:`events_redis`, for ``/events`` streams
+        (``read_events`` there may block longer than :attr:`redis` allows)."""
+        return RedisState(self.events_redis, prefix=self.store.state.prefix)
 
     @cached_property
     def catalog(self) -> Any:
         """The catalog source: ``.get()`` returns the current ``catalog.Catalog``."""
         if self._catalog is not None:
             return self._catalog
-        try:
-            from .catalog_cache import CatalogCache
-        except ImportError:  # publishing's source not there yet: the universe alone
-            return UniverseSource(self.settings)
         return CatalogCache(self.settings, self.store)
 
     @cached_property
     def ops(self) -> Any:
         """The one write path for desired state (``worker.service_ops.DesiredState``)."""
-        from worker.service_ops import DesiredState
-
         return DesiredState(self.store, self.enqueue, keys=self.settings.data_keys())
 
     @cached_property
-    def operations(self) -> Any:
-        """The application layer both blueprints call (:class:`server.operations.Operations`)."""
-        from .operations import Operations
-
-        return Operations(self)
+    def application(self) -> Application:
+        """The application layer both blueprints call, one module per domain."""
+        return Application.build(self)
 
     @cached_property
     def renderer(self) -> Any:
         """What renders maintainer templates: a shared child-process pool
         (``catalog.render_pool``), or None to render in this process."""
-        from catalog.render_pool import PoolSettings, shared_pool
-        from catalog.sandbox import Limits
-
         s = self.settings
         if s.render_workers == 0:
             return None
@@ -111,16 +117,7 @@ class Berth:
     @cached_property
     def celery(self) -> Any:
         """A Celery app used only to send tasks (built lazily; the broker may be down)."""
-        try:
-            from worker.celery_app import create_celery
-            from worker.settings import WorkerSettings
-
-            app = create_celery(_worker_settings(WorkerSettings, self.settings))
-        except ImportError:
-            from celery import Celery
-
-            app = Celery("berth", broker=self.settings.broker)
-            app.conf.task_serializer = "json"
+        app = create_celery(_worker_settings(WorkerSettings, self.settings))
         app.conf.broker_connection_timeout = self.settings.redis_timeout
         app.conf.broker_connection_retry = False
         app.conf.broker_transport_options = {
@@ -169,16 +166,7 @@ def connect_redis(url: str, timeout: float, *, read_timeout: float | None = None
     error it can answer as 503. ``read_timeout`` (default ``timeout``) is for clients
     whose commands block on purpose (``XREAD BLOCK``).
     """
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    try:
-        from worker.store.base import RedisState
-
-        client = RedisState.connect(url)
-    except ImportError:
-        client = redis.Redis.from_url(url, decode_responses=True)
+    client = RedisState.connect(url)
     kwargs = client.connection_pool.connection_kwargs
     if client.connection_pool.connection_class is redis.UnixDomainSocketConnection:
         kwargs.pop("socket_keepalive", None)  # TCP-only option
@@ -192,24 +180,3 @@ def connect_redis(url: str, timeout: float, *, read_timeout: float | None = None
 def current_berth() -> Berth:
     """The :class:`Berth` of the current Flask app."""
     return current_app.extensions["berth"]
-
-
-class UniverseSource:
-    """The catalog of the default universe alone (until publishing's source exists)."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._catalog: Any = None
-
-    def get(self) -> Any:
-        """Load the universe once and keep it."""
-        if self._catalog is None:
-            from pathlib import Path
-
-            from catalog.index import Catalog
-            from catalog.loader import load_repository_dir
-
-            repo, _problems = load_repository_dir(
-                Path(self.settings.universe_dir), name="universe", priority=100)
-            self._catalog = Catalog([repo])
-        return self._catalog

@@ -45,7 +45,7 @@ def package_document(name: str) -> Response:
 
 def _files() -> dict[str, bytes]:
     """The index files of the current catalog (rebuilt when the catalog changed)."""
-    catalog = current_berth().catalog.get()
+    catalog = current_berth().application.catalog.catalog()
     with _lock:
         if _cache["catalog"] is not catalog:
             _cache["files"] = _build(catalog)

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
-from catalog.names import service_name_problem
+from catalog.names import require_service_name
 from catalog.placement import AgentView
 
 from .errors import (
@@ -139,10 +139,7 @@ def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
 
 def _check_id(agent_id: Any) -> str:
     """The agent id if it follows the service-name rule (it names containers' labels)."""
-    problem = service_name_problem(agent_id, "id")
-    if problem:
-        raise InvalidRequest("invalid agent id", details=[problem])
-    return str(agent_id)
+    return require_service_name(agent_id, "id", "invalid agent id")
 
 
 def _registration_error(url: str, error: AgentError) -> AgentError:

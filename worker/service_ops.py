@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from catalog.names import SERVICE_NAME, service_name_problem
+from catalog.names import SERVICE_NAME, require_service_name
 from catalog.options import apply_at_paths, values_at_paths
 from catalog.spec import map_secret_strings, secret_texts
 
@@ -67,10 +67,7 @@ def _package_identity(package: Any) -> dict[str, str]:
 
 
 def _check_name(name: Any) -> str:
-    problem = service_name_problem(name)
-    if problem:
-        raise InvalidRequest("invalid service name", details=[problem])
-    return str(name)
+    return require_service_name(name)
 
 
 def _check_count(count: Any) -> int:

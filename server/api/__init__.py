@@ -1,8 +1,8 @@
 """The JSON API blueprint (``/api/v1``): one module per area, each with ``register(bp)``.
 
-``publish``, ``owners`` and ``repositories`` are publishing's modules; they also add
-their paths and schemas to the OpenAPI document (``OPENAPI_PATHS`` /
-``OPENAPI_SCHEMAS``).
+Views parse the request, call ``server.application`` and answer. ``publish``,
+``owners`` and ``repositories`` also add their paths and schemas to the OpenAPI
+document (``schema.add_fragment``) when imported here.
 """
 
 from __future__ import annotations

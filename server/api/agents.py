@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify, url_for
 
+from ..application import AgentRegistry
 from ..context import current_berth
 from .common import allow, json_body, query_bool
 
@@ -19,8 +20,8 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/agents/<agent_id>/drain", view_func=drain_agent, methods=["POST"])
 
 
-def _ops() -> Any:
-    return current_berth().operations
+def _ops() -> AgentRegistry:
+    return current_berth().application.agents
 
 
 def list_agents() -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from ..application import ServiceManager
 from ..context import current_berth
 from .common import allow, query_int, query_str
 
@@ -18,8 +19,8 @@ def register(bp: Blueprint) -> None:
                     methods=["DELETE"])
 
 
-def _ops() -> Any:
-    return current_berth().operations
+def _ops() -> ServiceManager:
+    return current_berth().application.services
 
 
 def list_deployments() -> Any:

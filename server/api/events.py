@@ -7,8 +7,9 @@ reconnect by themselves (``retry`` is sent first). While no event comes, a comme
 line (``: keep-alive``) is sent every ``BERTH_EVENTS_BLOCK_MS`` so proxies and
 clients see the stream alive.
 
-Streams read through ``Berth.events_redis``: a client with its own pool whose socket
-timeout is longer than the ``XREAD BLOCK``. On the request client (2 s timeout) an
+Streams read through the store's ``read_events`` on ``Berth.events_state``: the
+store's keys on a client with its own pool whose socket timeout is longer than the
+``XREAD BLOCK``. On the request client (2 s timeout) an
 idle stream ended after two timed-out attempts, about 4 s, and open streams held
 connections other requests needed.
 """
@@ -22,6 +23,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, request, stream_with_context
+
+from worker.store import RedisState
 
 from ..context import current_berth
 from .common import Invalid, allow, query_int, query_str
@@ -46,23 +49,16 @@ def events() -> Any:
     limit = query_int("limit", settings.events_max, low=1, high=settings.events_max)
     timeout = query_int("timeout", 60, low=0, high=600)
     prefix = query_str("type", max_length=100) or ""
-    key = berth.store.state.key("events")
-    redis = berth.events_redis
+    state = berth.events_state
     if since == "$":  # resolve "now" once, so a reconnect never misses what came between
-        since = _last_id(redis, key)
+        since = state.last_event_id()
     heartbeat = settings.events_block_ms / 1000
-    stream = _stream(redis, key, since, limit, timeout, prefix, heartbeat)
+    stream = _stream(state, since, limit, timeout, prefix, heartbeat)
     return Response(stream_with_context(stream), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _last_id(redis: Any, key: str) -> str:
-    """The id of the newest event (``0`` when the stream is empty)."""
-    newest = redis.xrevrange(key, count=1)
-    return _text(newest[0][0]) if newest else "0"
-
-
-def _stream(redis: Any, key: str, since: str, limit: int, timeout: int,
+def _stream(state: RedisState, since: str, limit: int, timeout: int,
             prefix: str, heartbeat: float) -> Iterator[str]:
     """SSE lines: events after ``since``, heartbeat comments while waiting."""
     yield "retry: 2000\n\n"
@@ -73,40 +69,17 @@ def _stream(redis: Any, key: str, since: str, limit: int, timeout: int,
             return
         block = int(min(left, heartbeat) * 1000) or 1
         try:
-            batch = redis.xread({key: since}, count=min(100, limit - sent), block=block)
+            batch = state.read_events(since, count=min(100, limit - sent), block_ms=block)
         except Exception:  # noqa: BLE001 - Redis went away mid-stream: end it, client retries
             yield ": store unavailable\n\n"
             return
         if not batch:
             yield ": keep-alive\n\n"
             continue
-        for entry_id, fields in batch[0][1]:
-            since = _text(entry_id)
-            event = {"id": since, **decode_event(fields)}
+        for event in batch:
+            since = event["id"]
             if prefix and not str(event.get("type", "")).startswith(prefix):
                 continue
             sent += 1
-            yield f"id: {since}\nevent: {event.get('type', 'message')}\n" \
+            yield f"id: {since}\nevent: {event.get('type') or 'message'}\n" \
                   f"data: {json.dumps(event, separators=(',', ':'))}\n\n"
-
-
-def decode_event(fields: dict[Any, Any]) -> dict[str, Any]:
-    """One stream entry as an event dict, whichever way the store wrote it."""
-    flat = {_text(k): _text(v) for k, v in fields.items()}
-    for name in ("event", "json", "payload"):
-        if name in flat:
-            try:
-                return json.loads(flat[name])
-            except ValueError:
-                break
-    event: dict[str, Any] = {}
-    for name, value in flat.items():
-        try:
-            event[name] = json.loads(value) if name in ("data", "at") else value
-        except ValueError:
-            event[name] = value
-    return event
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

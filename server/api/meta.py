@@ -210,11 +210,9 @@ def _request_lines(berth: Any) -> list[str]:
 
 
 def _state_lines(berth: Any) -> list[str]:
-    ops = berth.operations
-    services = ops.ops.list_services()
-    instances = [i for s in services for i in ops.ops.list_instances(s["name"])]
-    deployments = ops.deployments(limit=500)
-    agents = ops.agents()
+    services, instances = berth.application.services.inventory()
+    deployments = berth.application.services.deployments(limit=500)
+    agents = berth.application.agents.agents()
     lines: list[str] = []
     for metric, what, records, field in (
         ("berth_services", "Services by status.", services, "status"),

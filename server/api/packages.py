@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from ..application import CatalogBrowser
 from ..context import current_berth
 from .common import allow, json_body, limit_anonymous, query_int, query_str
 
@@ -21,8 +22,8 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/tags", view_func=list_tags, methods=["GET"])
 
 
-def _ops() -> Any:
-    return current_berth().operations
+def _ops() -> CatalogBrowser:
+    return current_berth().application.catalog
 
 
 def search_packages() -> Any:
@@ -59,7 +60,7 @@ def render_package(name: str) -> Any:
     allow("viewer")
     limit_anonymous("render")
     body = json_body("RenderRequest", optional=True)
-    return jsonify(_ops().render(
+    return jsonify(current_berth().application.services.render(
         name, version=body.get("version"), options=body.get("options"),
         instances=body.get("instances"), service_name=body.get("name"),
         constraints=body.get("constraints") or ()))

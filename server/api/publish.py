@@ -14,24 +14,19 @@ the caller does not own, unless the caller is an admin.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
 
-from catalog.bundle import BundleLimits, lint_bundle, package_from_bundle
-from catalog.errors import PackageInvalid
-from catalog.render import rendering_with
-
+from ..application.publishing import MAX_REASON, PACKAGE_NAME
 from ..auth import current_identity
 from ..context import current_berth
 from .common import Invalid, TooLarge, UnsupportedMediaType, allow, json_body
+from .openapi import _error_responses, _json, _path, _paths
+from .schema import add_fragment
 
 BUNDLE_TYPES = ("application/gzip", "application/x-gzip", "application/octet-stream",
                 "application/x-tar+gzip")
-_REASON_MAX = 500
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def register(bp: Blueprint) -> None:
@@ -41,12 +36,6 @@ def register(bp: Blueprint) -> None:
                     methods=["POST"])
 
 
-def bundle_limits() -> BundleLimits:
-    """The bundle caps for this server (the compressed cap is ``BERTH_MAX_BODY``)."""
-    return BundleLimits(max_bundle=min(current_berth().settings.max_body,
-                                       BundleLimits().max_bundle))
-
-
 def publish_package() -> Any:
     """Store a new package version from a bundle; 201 with its identity."""
     actor = allow("maintainer")
@@ -54,25 +43,9 @@ def publish_package() -> Any:
         raise UnsupportedMediaType("send the bundle as application/gzip", details=[
             {"path": "Content-Type", "message": f"got {request.mimetype or 'nothing'}"}],
             hint="build one with `berth package build DIR`")
-    limits = bundle_limits()
-    data = _read_body(limits.max_bundle)
-    with rendering_with(current_berth().renderer):  # lint renders maintainer code
-        manifest, problems = lint_bundle(data, limits=limits)
-    if problems:
-        raise PackageInvalid(f"{manifest.get('name')} {manifest.get('version')} has "
-                             f"{len(problems)} problem(s)", package=manifest.get("name"),
-                             version=manifest.get("version"), errors=problems,
-                             hint="run `berth lint DIR` on the package folder")
-    package = package_from_bundle(data, repository="hosted", limits=limits)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    # Build the current catalog first: it claims every name the other repositories
-    # serve (a remote refreshed a moment ago included) before this publish can.
-    current_berth().catalog.get()
-    meta = current_berth().store.hosted.publish(
-        package.name, package.version, data, digest=digest, actor=actor,
-        extra={"title": package.title, "description": package.description[:500]})
-    body = {**_public(meta), "repository": "hosted",
-            "url": url_for("api.show_version", name=package.name, version=package.version)}
+    publisher = current_berth().application.publishing
+    body = publisher.publish(_read_body(publisher.limits().max_bundle), actor)
+    body["url"] = url_for("api.show_version", name=body["name"], version=body["version"])
     response = jsonify(body)
     response.status_code = 201
     response.headers["Location"] = body["url"]
@@ -98,40 +71,14 @@ def _read_body(cap: int) -> bytes:
 def yank_version(name: str, version: str) -> Any:
     """Yank a published version: no new installs or range matches, still listed."""
     actor = allow("maintainer")
-    body = json_body()
-    reason = body.get("reason")
-    problems = []
-    if not isinstance(reason, str) or not reason.strip():
-        problems.append({"path": "body/reason", "message": "say why the version is yanked"})
-    elif len(reason) > _REASON_MAX:
-        problems.append({"path": "body/reason", "message": f"at most {_REASON_MAX} characters"})
-    extra = sorted(set(body) - {"reason"})
-    problems += [{"path": f"body/{k}", "message": "unknown field"} for k in extra[:10]]
-    if problems:
-        raise Invalid("the request is invalid", details=problems)
-    if not _NAME.fullmatch(name) or len(version) > 128:
-        raise Invalid("bad package name or version", details=[
-            {"path": "path", "message": "name or version not allowed"}])
-    meta = current_berth().store.hosted.yank(name, version, str(reason).strip(), actor,
-                                              admin=current_identity().allows("admin"))
-    return jsonify(_public(meta))
-
-
-def _public(meta: dict[str, Any]) -> dict[str, Any]:
-    """A published version's metadata as the API shows it."""
-    yanked = meta.get("yanked") or None
-    return {"name": meta["name"], "version": meta["version"], "digest": meta.get("digest"),
-            "size": meta.get("size"), "published_at": meta.get("published_at"),
-            "published_by": meta.get("published_by"),
-            "yanked": yanked.get("reason") if isinstance(yanked, dict) else yanked,
-            "yanked_at": yanked.get("at") if isinstance(yanked, dict) else None}
+    body = json_body("YankRequest")
+    return jsonify(current_berth().application.publishing.yank(
+        name, version, body["reason"], actor, admin=current_identity().allows("admin")))
 
 
 def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
     """This module's paths and schemas for the API document."""
-    from .openapi import _error_responses, _json, _path, _paths
-
-    name = _path("name", {"type": "string", "pattern": f"^{_NAME.pattern}$"})
+    name = _path("name", {"type": "string", "pattern": f"^{PACKAGE_NAME.pattern}$"})
     version = _path("version", {"type": "string", "minLength": 1, "maxLength": 128})
     publish = {"operationId": "publishPackage",
                "summary": "Publish a package version from a bundle (maintainer)",
@@ -158,9 +105,9 @@ def _openapi() -> tuple[dict[str, Any], dict[str, Any]]:
         "YankRequest": {"type": "object", "required": ["reason"],
                         "additionalProperties": False, "properties": {
                             "reason": {"type": "string", "minLength": 1,
-                                       "maxLength": _REASON_MAX}}},
+                                       "maxLength": MAX_REASON}}},
     }
     return paths, schemas
 
 
-OPENAPI_PATHS, OPENAPI_SCHEMAS = _openapi()
+add_fragment(*_openapi())

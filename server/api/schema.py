@@ -1,7 +1,8 @@
 """The OpenAPI document and validators from its request schemas.
 
-Publishing's modules add their own paths and schemas by exposing ``OPENAPI_PATHS`` /
-``OPENAPI_SCHEMAS``; they are merged in here.
+The core paths and schemas are in :mod:`.openapi`; the publishing modules
+(``publish``, ``owners``, ``repositories``) add theirs by calling :func:`add_fragment`
+when they are imported, so this module imports none of them.
 """
 
 from __future__ import annotations
@@ -15,17 +16,24 @@ from catalog.schemas.validation import Re2Draft202012Validator
 
 from .openapi import document
 
+_FRAGMENTS: list[tuple[dict[str, Any], dict[str, Any]]] = []
+
+
+def add_fragment(paths: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Add a module's paths and component schemas to the document."""
+    _FRAGMENTS.append((paths, schemas))
+    openapi.cache_clear()
+    validator.cache_clear()
+
 
 @cache
 def openapi() -> dict[str, Any]:
-    """The OpenAPI 3.1 document, built once per process."""
-    from . import owners, publish, repositories
-
+    """The OpenAPI 3.1 document, built once per process (after every fragment)."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
-    for module in (publish, owners, repositories):
-        paths.update(getattr(module, "OPENAPI_PATHS", {}) or {})
-        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}) or {})
+    for fragment_paths, fragment_schemas in _FRAGMENTS:
+        paths.update(fragment_paths)
+        schemas.update(fragment_schemas)
     doc = document(paths)
     doc["components"]["schemas"] = {**doc["components"]["schemas"], **schemas}
     return doc

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, stream_with_context, url_for
 
+from ..application import ServiceManager
 from ..context import current_berth
 from .common import Invalid, accepted, allow, json_body, query_bool, query_int
 
@@ -24,8 +25,8 @@ def register(bp: Blueprint) -> None:
                     methods=["GET"])
 
 
-def _ops() -> Any:
-    return current_berth().operations
+def _ops() -> ServiceManager:
+    return current_berth().application.services
 
 
 def _deployment_answer(deployment: dict[str, Any], **extra: Any) -> Any:

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import render_template, request, url_for
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 
 MAX_FIELD = 500
 
@@ -16,7 +17,7 @@ MAX_FIELD = 500
 def agents() -> Any:
     """Every agent with its capacity, allocation and state."""
     return render_template(
-        "storefront/agents.html", agents=common.operations().agents(), form=request.args
+        "storefront/agents.html", agents=common.application().agents.agents(), form=request.args
     )
 
 
@@ -47,7 +48,7 @@ def agent_add() -> Any:
         attributes = _attributes((request.form.get("attributes") or "")[: MAX_FIELD * 4])
         if not url:
             raise ValueError("the Docker engine URL is required")
-        return dict(common.operations().add_agent(
+        return dict(common.application().agents.add_agent(
             common.identity().actor, url=url, agent_id=agent_id, attributes=attributes
         ))
 
@@ -59,7 +60,8 @@ def agent_add() -> Any:
 @common.needs("admin")
 def agent_drain(agent_id: str) -> Any:
     """Move the agent's instances elsewhere and place nothing new on it."""
-    return common.act(lambda: common.operations().drain_agent(common.identity().actor, agent_id),
+    agents = common.application().agents
+    return common.act(lambda: agents.drain_agent(common.identity().actor, agent_id),
                       back_to=url_for("storefront.agents"), success=f"Draining {agent_id}.")
 
 
@@ -68,7 +70,7 @@ def agent_drain(agent_id: str) -> Any:
 def agent_remove(agent_id: str) -> Any:
     """Forget an agent (refused while instances run on it unless forced)."""
     return common.act(
-        lambda: common.operations().remove_agent(
+        lambda: common.application().agents.remove_agent(
             common.identity().actor, agent_id, force=request.form.get("force") == "1"
         ),
         back_to=url_for("storefront.agents"), success=f"Agent {agent_id} removed.",

@@ -12,7 +12,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from server import auth as server_auth
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 
 MAX_FIELD = 500
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from flask import render_template, request
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 
 PER_PAGE = 24
 MAX_QUERY = 200

@@ -1,6 +1,6 @@
 """What every store-front view shares: the Berth context, who is asking, helpers.
 
-Views stay thin: they parse input, call the catalog or ``server.operations``, and
+Views stay thin: they parse input, call ``server.application``, and
 render. Errors from the core are either shown in the page (forms) or left to the
 server's one error handler, which renders ``storefront/error.html``.
 """
@@ -18,6 +18,12 @@ from urllib.parse import unquote, urlsplit
 from flask import abort, current_app, flash, g, redirect, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
+
+from catalog.errors import CatalogError
+from server.application import Application
+from server.auth import current_identity
+from server.errors import ApiError
+from worker.errors import WorkerError
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -43,19 +49,18 @@ def berth() -> Any:
 
 
 def catalog() -> Any:
-    """The current ``catalog.Catalog``."""
-    return berth().catalog.get()
+    """The current ``catalog.Catalog`` (read through the catalog domain)."""
+    return application().catalog.catalog()
 
 
-def operations() -> Any:
-    """The application layer (``server.operations``) the views call."""
-    return berth().operations
+def application() -> Application:
+    """The application layer (``server.application``): the one thing views call."""
+    app: Application = berth().application
+    return app
 
 
 def identity() -> Any:
     """Who is asking (``server.auth.Identity``)."""
-    from server.auth import current_identity
-
     return current_identity()
 
 
@@ -327,10 +332,6 @@ def first(items: Iterable[Any], default: Any = None) -> Any:
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """The errors a form shows in the page (the core's and the server's own)."""
-    from catalog.errors import CatalogError
-    from server.errors import ApiError
-    from worker.errors import WorkerError
-
     return (CatalogError, WorkerError, ApiError)
 
 

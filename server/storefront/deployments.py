@@ -12,7 +12,8 @@ from typing import Any
 
 from flask import render_template, request
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 from .markdown import render_markdown
 
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -23,7 +24,8 @@ FINISHED = ("succeeded", "failed", "cancelled")
 def deployments() -> Any:
     """Recent deployments across services, newest first."""
     return render_template(
-        "storefront/deployments.html", deployments=common.operations().deployments(limit=100)
+        "storefront/deployments.html",
+        deployments=common.application().services.deployments(limit=100),
     )
 
 
@@ -31,7 +33,7 @@ def deployments() -> Any:
 @common.needs("viewer")
 def deployment(deployment_id: str) -> Any:
     """The deployment's progress page (or its live block with ``?partial=1``)."""
-    ops = common.operations()
+    ops = common.application().services
     record = ops.deployment(deployment_id)
     instances = _instances(ops, record.get("service", ""))
     context = {
@@ -69,7 +71,7 @@ def per_agent(instances: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _notes(record: Mapping[str, Any]) -> Any:
     """The package's post-install (or post-uninstall) notes, rendered safely."""
     try:
-        ident = common.operations().status(record.get("service", "")).get("package") or {}
+        ident = common.application().services.status(record.get("service", "")).get("package") or {}
     except common.user_errors():  # uninstalled: the uninstall form said which package
         ident = {"name": request.args.get("package"), "version": request.args.get("version")}
     if not ident.get("name"):

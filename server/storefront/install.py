@@ -19,7 +19,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.options import deep_merge, defaults_of
 
-from . import bp, common, form_builder, form_parser
+from . import common, form_builder, form_parser
+from .blueprint import bp
 from .markdown import render_markdown
 from .packages import find_package
 
@@ -61,7 +62,7 @@ def install_post(name: str) -> Any:
         return _form_page(pkg, problems=problems, **state), 422 if problems else 200
     try:
         if action == "install":
-            result = common.operations().install(
+            result = common.application().services.install(
                 common.identity().actor,
                 package=pkg.name,
                 version=pkg.version,
@@ -71,7 +72,7 @@ def install_post(name: str) -> Any:
             )
             deployment = result["deployment"]
             return redirect(url_for("storefront.deployment", deployment_id=deployment["id"]))
-        preview = common.operations().render(
+        preview = common.application().services.render(
             pkg.name,
             version=pkg.version,
             options=options,

@@ -12,7 +12,8 @@ from typing import Any
 from flask import abort, render_template, request
 from werkzeug.wrappers import Response
 
-from . import bp, common
+from . import common
+from .blueprint import bp
 from .markdown import render_markdown
 
 FILE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"

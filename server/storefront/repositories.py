@@ -2,40 +2,37 @@
 
 The list shows every repository of the current catalog (builtin, hosted, directories
 and remote ones) with the fetch state kept for remote ones, as the API shows them
-(``server.api.repositories.repository_views``). Adding checks the URL against the
-remote-fetching SSRF policy (``worker.repository_fetcher``), stores the repository and fetches it
-once; the workers refresh it afterwards.
+(``server.application.repositories``). Adding checks the fields (one rule, in
+``catalog.repository_fields``) and the URL against the remote-fetching SSRF policy
+(``worker.repository_fetcher``), stores the repository and queues its first fetch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import render_template, request, url_for
 
-from catalog.names import is_service_name
+from catalog.repository_fields import MAX_URL
 
-from . import bp, common
-
-MAX_URL = 2000
-RESERVED = ("universe", "hosted")
+from . import common
+from .blueprint import bp
 
 
 @bp.get("/repositories")
 @common.needs("viewer")
 def repositories() -> Any:
     """Repositories by priority (lower number wins a package name)."""
-    from server.api.repositories import repository_views
-
-    locations = {r.name: r.location for r in common.catalog().repositories}
+    registry = common.application().repositories
+    locations = registry.locations()
     rows = [
         {
             **view,
             "location": view.get("url") or locations.get(view["name"]),
             "removable": view.get("kind") == "remote",
         }
-        for view in repository_views()
+        for view in registry.views()
     ]
     return render_template("storefront/repositories.html", repos=rows, formats=FORMATS)
 
@@ -44,46 +41,30 @@ FORMATS = {"berth": "Berth index (index.json)",
            "dcos": "DC/OS Universe index (repo-up-to-*.json)"}
 
 
-def _check(name: str, url: str, priority: str) -> int:
-    """The priority, once name and URL look right.
+def _fields(form: Mapping[str, str]) -> dict[str, Any]:
+    """The add form as repository fields (checked by ``catalog.repository_fields``).
 
-    :raises ValueError: saying which field is wrong.
+    A priority that is not a whole number is passed on as typed, so the one rule
+    reports it; an empty one takes the default.
     """
-    if not is_service_name(name):
-        raise ValueError("Name: 1-40 lower-case letters, digits and '-'.")
-    if name in RESERVED:
-        raise ValueError(f"Name: {name!r} is reserved.")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError("URL: an http or https address of a repository index.")
-    try:
-        value = int(priority or 200)
-    except ValueError:
-        raise ValueError("Priority: a whole number (lower wins).") from None
-    if not 0 <= value <= 100000:
-        raise ValueError("Priority: from 0 to 100000 (lower wins).")
-    return value
+    fields: dict[str, Any] = {"name": (form.get("name") or "").strip()[:100],
+                              "url": (form.get("url") or "").strip()[:MAX_URL],
+                              "format": form.get("format") or "berth"}
+    priority = (form.get("priority") or "").strip()[:10]
+    if priority:
+        fields["priority"] = int(priority) if priority.isdigit() else priority
+    return fields
 
 
 @bp.post("/repositories")
 @common.needs("admin")
 def repository_add() -> Any:
     """Add a remote repository (URL checked by the SSRF guard); a worker fetches it."""
-    from server.api.repositories import add_remote
-
-    name = (request.form.get("name") or "").strip()[:100]
-    url = (request.form.get("url") or "").strip()[:MAX_URL]
-
-    def add() -> None:
-        priority = _check(name, url, (request.form.get("priority") or "").strip()[:10])
-        fmt = request.form.get("format") or "berth"
-        if fmt not in FORMATS:
-            raise ValueError("Format: a Berth index or a DC/OS Universe index.")
-        add_remote({"name": name, "url": url, "priority": priority, "format": fmt},
-                   common.identity().actor)
-
-    return common.act(add, back_to=url_for("storefront.repositories"),
-                      success=f"Repository {name} added; it is fetched in the background.")
+    fields = _fields(request.form)
+    return common.act(
+        lambda: common.application().repositories.add(fields, common.identity().actor),
+        back_to=url_for("storefront.repositories"),
+        success=f"Repository {fields['name']} added; it is fetched in the background.")
 
 
 @bp.post("/repositories/<name>/remove")
@@ -92,7 +73,7 @@ def repository_remove(name: str) -> Any:
     """Remove a remote repository (its packages leave the catalog)."""
 
     def remove() -> None:
-        if not common.berth().store.repositories.remove(name, common.identity().actor):
+        if not common.application().repositories.remove(name, common.identity().actor):
             raise ValueError(f"No repository {name}.")
 
     return common.act(remove, back_to=url_for("storefront.repositories"),

@@ -16,7 +16,8 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.options import deep_merge
 
-from . import bp, common, form_builder, form_parser
+from . import common, form_builder, form_parser
+from .blueprint import bp
 
 LOG_TAIL = 300
 MASK = "********"
@@ -26,14 +27,15 @@ MASK = "********"
 @common.needs("viewer")
 def services() -> Any:
     """Every service with its package, version and instance counts."""
-    return render_template("storefront/services.html", services=common.operations().services())
+    return render_template("storefront/services.html",
+                           services=common.application().services.services())
 
 
 @bp.get("/services/<name>")
 @common.needs("viewer")
 def service(name: str) -> Any:
     """One service: instances, actions, deployment history."""
-    ops = common.operations()
+    ops = common.application().services
     status = ops.status(name)
     if request.args.get("partial") == "instances":
         return render_template(
@@ -85,7 +87,7 @@ def service_scale(name: str) -> Any:
 
     def scale() -> Mapping[str, Any]:
         count = _whole_number(raw, f"Instances: {raw!r} is not a whole number.")
-        return common.operations().scale(common.identity().actor, name, count)
+        return common.application().services.scale(common.identity().actor, name, count)
 
     return common.act(scale, back_to=url_for("storefront.service", name=name),
                       success=lambda _: f"Scaling {name} to {int(raw)}.", then=_deployment_url)
@@ -95,7 +97,7 @@ def service_scale(name: str) -> Any:
 @common.needs("admin")
 def service_restart(name: str) -> Any:
     """Replace every instance with a fresh one."""
-    return common.act(lambda: common.operations().restart(common.identity().actor, name),
+    return common.act(lambda: common.application().services.restart(common.identity().actor, name),
                       back_to=url_for("storefront.service", name=name),
                       success=f"Restarting {name}.", then=_deployment_url)
 
@@ -108,7 +110,7 @@ def service_rollback(name: str) -> Any:
 
     def rollback() -> Mapping[str, Any]:
         generation = _whole_number(raw, f"Generation: {raw!r} is not a number.") if raw else None
-        return common.operations().rollback(common.identity().actor, name, generation)
+        return common.application().services.rollback(common.identity().actor, name, generation)
 
     return common.act(rollback, back_to=url_for("storefront.service", name=name),
                       success=f"Rolling {name} back.", then=_deployment_url)
@@ -123,8 +125,8 @@ def service_uninstall(name: str) -> Any:
         return redirect(url_for("storefront.service", name=name) + "#uninstall")
 
     def uninstall() -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-        ident = common.operations().status(name).get("package") or {}
-        return ident, common.operations().uninstall(common.identity().actor, name)
+        ident = common.application().services.status(name).get("package") or {}
+        return ident, common.application().services.uninstall(common.identity().actor, name)
 
     def deployment_page(done: tuple[Mapping[str, Any], Mapping[str, Any]]) -> str:
         # The service record goes away: the page is told which package's notes to show.
@@ -140,7 +142,7 @@ def service_uninstall(name: str) -> Any:
 @common.needs("admin")
 def service_upgrade(name: str) -> Any:
     """Upgrade form (prefilled, with the changes listed); POST starts the upgrade."""
-    ops = common.operations()
+    ops = common.application().services
     version = (request.values.get("version") or "").strip() or None
     preview = ops.upgrade_preview(name, version)
     schema = preview.get("config_schema") or {}
@@ -207,7 +209,7 @@ def _show(value: Any) -> str:
 @common.needs("admin")
 def instance_logs(name: str, instance_id: str) -> Any:
     """An instance's recent output; ``?partial=1`` is the block the page re-polls."""
-    ops = common.operations()
+    ops = common.application().services
     try:
         chunks = ops.logs(name, instance_id, tail=LOG_TAIL)
         text = b"".join(chunks).decode("utf-8", errors="replace")

@@ -72,3 +72,23 @@ def test_the_stream_client_waits_longer_than_its_block(make_app: Any) -> None:
     kwargs = berth.events_redis.connection_pool.connection_kwargs
     assert kwargs["socket_timeout"] > 5
     assert berth.redis.connection_pool.connection_kwargs["socket_timeout"] == 2
+
+
+def test_the_stream_carries_the_events_the_store_wrote(make_app: Any) -> None:
+    """``/events`` reads through the store's ``read_events``: what the store wrote (its
+    type, subject, actor, time and data) comes out, in order, filtered by type."""
+    import json
+
+    app = make_app()
+    state = app.extensions["berth"].store.state
+    first = state.publish_event("service.installed", "web", "user:admin", {"generation": 1})
+    state.publish_event("agent.added", "a1", "user:admin")
+    third = state.publish_event("service.scaled", "web", "user:admin", {"instances": 2})
+    body = app.test_client().get("/api/v1/events?since=0&limit=2&timeout=5&type=service.",
+                                 headers={"Accept": "text/event-stream"}).get_data(as_text=True)
+    events = [json.loads(line[len("data: "):]) for line in body.splitlines()
+              if line.startswith("data: ")]
+    assert [e["id"] for e in events] == [first, third]
+    assert events[0]["type"] == "service.installed" and events[0]["subject"] == "web"
+    assert events[0]["actor"] == "user:admin" and events[0]["data"] == {"generation": 1}
+    assert f"id: {first}\nevent: service.installed\n" in body

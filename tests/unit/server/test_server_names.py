@@ -51,22 +51,37 @@ def test_package_name_with_a_newline_is_422(client: Any, admin: dict[str, str]) 
 
 
 def test_worker_refuses_a_service_name_with_a_newline() -> None:
-    from worker.errors import InvalidRequest
+    from catalog.errors import InvalidInput
     from worker.service_ops import _check_name
 
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidInput):
         _check_name("web\n")
+
+
+def test_server_and_worker_raise_one_error_class_for_a_bad_name() -> None:
+    """The server's check and the worker's are the core's one check, one class."""
+    from catalog.errors import InvalidInput
+    from server.application.services import check_service_name
+    from worker.service_ops import _check_name
+
+    raised = []
+    for check in (check_service_name, _check_name):
+        with pytest.raises(InvalidInput) as info:
+            check("Web")
+        raised.append((type(info.value), info.value.to_dict()))
+    assert raised[0] == raised[1]
+    assert raised[0][1]["error"] == "invalid" and raised[0][1]["details"][0]["path"] == "name"
 
 
 def test_worker_refuses_an_agent_id_with_a_newline(fresh_redis_url: str) -> None:
     import redis as redis_py
 
+    from catalog.errors import InvalidInput
     from worker.agents import register_agent
-    from worker.errors import InvalidRequest
     from worker.store import Store
 
     store = Store(redis_py.Redis.from_url(fresh_redis_url))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(InvalidInput):
         register_agent(store, URL, capacity={"cpus": 1, "mem": 512}, agent_id="a\n")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from catalog.errors import InvalidInput
 from worker.errors import (
     DeploymentInProgress,
     DeploymentNotFound,
@@ -64,7 +65,7 @@ def test_install_of_a_taken_name_is_refused_and_writes_nothing(ops, store, sent)
 
 @pytest.mark.parametrize("name", ["", "Web", "-a", "a" * 41, "a_b", None])
 def test_install_refuses_bad_names(ops, name):
-    with pytest.raises(InvalidRequest) as caught:
+    with pytest.raises(InvalidInput) as caught:  # the core's one service-name error
         ops.install(name, SPEC, package=PKG)
     assert caught.value.details[0]["path"] == "name"
 

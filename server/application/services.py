@@ -1,25 +1,20 @@
-"""The application layer: what the API and the store front both do.
+"""Services: install, change and inspect services and their deployments.
 
-Views parse input and call one method here; this module resolves packages and
-versions through the catalog, validates options, renders the spec, and hands
-desired state to ``DesiredState`` (the one write path). It never touches an agent,
-except to read an instance's logs.
+This module resolves packages and versions through the catalog, validates options,
+renders the spec, and hands desired state to ``DesiredState`` (the one write path). It
+never touches an agent, except to read an instance's logs.
 
 Every method returns plain JSON-ready dicts (records as the store keeps them, with
-secret option values masked) and raises ``CatalogError``, ``WorkerError`` or
-:class:`server.errors.ApiError`.
+secret option values masked).
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from catalog.errors import CatalogError
-from catalog.names import service_name_problem
+from catalog.names import require_service_name
 from catalog.options import (
     deep_merge,
     mask_secrets,
@@ -29,10 +24,12 @@ from catalog.options import (
 )
 from catalog.render import render_service
 from catalog.spec import mask_spec
+from worker.docker_agent import DockerAgent, agent_tls
 from worker.store.crypto import has_sealed, require_keys
 
-from .errors import ApiError, Invalid
-from .masking import mask_all, masked_record, refuse_leaks, union, unmasked
+from ..errors import ApiError, Invalid
+from ..masking import mask_all, masked_record, refuse_leaks, union, unmasked
+from .catalog import CatalogBrowser
 
 MAX_INSTANCES = 1000
 
@@ -45,12 +42,9 @@ class NotFoundError(ApiError):
 def check_service_name(name: Any, path: str = "name") -> str:
     """The name if it is a valid service name (the rule of ``catalog.names``).
 
-    :raises Invalid: naming the field.
+    :raises InvalidInput: naming the field.
     """
-    problem = service_name_problem(name, path)
-    if problem:
-        raise Invalid("invalid service name", details=[problem])
-    return cast(str, name)
+    return require_service_name(name, path)
 
 
 def check_instances(count: Any, path: str = "instances") -> int | None:
@@ -66,45 +60,12 @@ def check_instances(count: Any, path: str = "instances") -> int | None:
     return count
 
 
-class PageCache:
-    """Search pages of the current catalog, least recently used dropped first.
+class ServiceManager:
+    """Install, change and inspect services; their deployments and logs."""
 
-    A catalog never changes once built (a new one replaces it when repositories
-    change), so a page computed from it stays right as long as that catalog is
-    current; the cache empties itself when it sees another catalog. Per process,
-    and nothing another process needs.
-    """
-
-    def __init__(self, size: int = 2048) -> None:
-        self.size = size
-        self._lock = threading.Lock()
-        self._catalog: Any = None
-        self._pages: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
-
-    def get(self, catalog: Any, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        """The page for ``key`` in ``catalog``, computed on a miss."""
-        with self._lock:
-            if catalog is not self._catalog:
-                self._catalog, self._pages = catalog, OrderedDict()
-            page = self._pages.get(key)
-            if page is not None:
-                self._pages.move_to_end(key)
-                return page
-        page = compute()
-        with self._lock:
-            if catalog is self._catalog:
-                self._pages[key] = page
-                while len(self._pages) > self.size:
-                    self._pages.popitem(last=False)
-        return page
-
-
-class Operations:
-    """Install, change and inspect services; browse the catalog."""
-
-    def __init__(self, berth: Any) -> None:
+    def __init__(self, berth: Any, catalog: CatalogBrowser) -> None:
         self.berth = berth
-        self.pages = PageCache()
+        self.browser = catalog
 
     @property
     def ops(self) -> Any:
@@ -125,66 +86,11 @@ class Operations:
 
     def catalog(self) -> Any:
         """The current catalog (rebuilt by its source when repositories change)."""
-        return self.berth.catalog.get()
-
-    # catalog -----------------------------------------------------------------
-    def search(self, query: str = "", *, tag: str | None = None, repository: str | None = None,
-               page: int = 1, per_page: int = 24) -> dict[str, Any]:
-        """One page of search results: ``{"items", "total", "page", "per_page"}``."""
-        catalog = self.catalog()
-
-        def compute() -> dict[str, Any]:
-            result = catalog.search(query, tag=tag, repository=repository, page=page,
-                                    per_page=per_page)
-            return {"items": [p.summary() for p in result.items], "total": result.total,
-                    "page": result.page, "per_page": result.per_page}
-
-        cached = self.pages.get(catalog, (query, tag, repository, page, per_page), compute)
-        return {**cached, "items": [dict(item) for item in cached["items"]]}
-
-    def search_json(self, query: str = "", *, tag: str | None = None,
-                    repository: str | None = None, page: int = 1, per_page: int = 24) -> bytes:
-        """:meth:`search` as the API's JSON body, serialized once per catalog and page."""
-        catalog = self.catalog()
-        key = ("json", query, tag, repository, page, per_page)
-
-        def compute() -> Any:
-            found = self.search(query, tag=tag, repository=repository, page=page,
-                                per_page=per_page)
-            return json.dumps(found, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
-
-        return cast(bytes, self.pages.get(catalog, key, compute))
-
-    def tags(self) -> list[dict[str, Any]]:
-        return [{"tag": t, "count": n} for t, n in self.catalog().tags()]
-
-    def featured(self) -> list[dict[str, Any]]:
-        return [p.summary() for p in self.catalog().featured()]
-
-    def package(self, name: str) -> dict[str, Any]:
-        """The newest version of a package in full, with its version list.
-
-        :raises PackageNotFound: when no repository has it.
-        """
-        catalog = self.catalog()
-        versions = catalog.versions(name)
-        body = catalog.newest(name).to_dict()  # the same repository as ``versions``
-        body["versions"] = [_version_entry(p) for p in versions]
-        body["also_in"] = catalog.also_in(name)
-        return body
-
-    def versions(self, name: str) -> list[dict[str, Any]]:
-        """Every version of a package, newest first."""
-        return [_version_entry(p) for p in self.catalog().versions(name)]
-
-    def package_version(self, name: str, version: str) -> dict[str, Any]:
-        """One version in full (package.json fields, config schema, resource, README)."""
-        package = self.catalog().resolve(name, version, include_yanked=True)
-        return {**package.to_dict(), "also_in": self.catalog().also_in(name, package.repository)}
+        return self.browser.catalog()
 
     def package_object(self, name: str, version: str | None = None) -> Any:
         """The ``catalog.Package`` a name and optional version or range resolve to."""
-        return self.catalog().resolve(name, version or None)
+        return self.browser.package_object(name, version)
 
     def render(self, name: str, *, version: str | None = None,
                options: Mapping[str, Any] | None = None, instances: int | None = None,
@@ -290,6 +196,14 @@ class Operations:
             result.append({**self._masked(service), "counts": _counts(service, instances)})
         return result
 
+    def inventory(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Every service record and every instance record, for counting by state
+        (``/metrics``); options are left out."""
+        services = [{k: v for k, v in s.items() if k != "options"}
+                    for s in self.ops.list_services()]
+        instances = [i for s in services for i in self.ops.list_instances(s["name"])]
+        return services, instances
+
     def status(self, name: str) -> dict[str, Any]:
         """A service, desired and actual: ``instances_list`` has each instance with agent,
         state, health, ports (``instances`` stays the desired count)."""
@@ -319,8 +233,6 @@ class Operations:
 
         :raises NotFoundError: when the service has no such instance.
         """
-        from worker.docker_agent import DockerAgent, agent_tls
-
         instance = self._instance(name, instance_id)
         agent = self.store.agents.get(instance.get("agent") or "")
         if agent is None:
@@ -341,41 +253,6 @@ class Operations:
                 return instance
         raise NotFoundError(f"service {name!r} has no instance {instance_id or ''}".strip(),
                             code="instance_not_found")
-
-    # agents ------------------------------------------------------------------
-    def agents(self) -> list[dict[str, Any]]:
-        return self.store.agents.list()
-
-    def agent(self, agent_id: str) -> dict[str, Any]:
-        from worker import agents
-
-        return agents.get_agent(self.store, agent_id)
-
-    def add_agent(self, actor: str, *, url: str, agent_id: str | None = None,
-                  attributes: Mapping[str, str] | None = None,
-                  capacity: Mapping[str, Any] | None = None,
-                  port_range: Sequence[int] | None = None) -> dict[str, Any]:
-        """Register a Docker engine as an agent (capacity read from it unless given)."""
-        from worker import agents
-
-        return agents.register(self.store, url, agent_id=agent_id,
-                               attributes=dict(attributes or {}),
-                               capacity=dict(capacity) if capacity else None,
-                               port_range=tuple(port_range) if port_range else None,
-                               actor=actor, tls_dir=self.berth.settings.agent_tls_dir)
-
-    def drain_agent(self, actor: str, agent_id: str) -> dict[str, Any]:
-        from worker import agents
-
-        return agents.drain(self.store, agent_id, actor=actor, enqueue=self.berth.enqueue)
-
-    def remove_agent(self, actor: str, agent_id: str, *, force: bool = False) -> None:
-        from worker import agents
-
-        # a forced removal's containers are removed by a worker: the server never
-        # changes anything on an agent
-        agents.remove(self.store, agent_id, force=force, actor=actor,
-                      enqueue=self.berth.enqueue)
 
     # helpers -----------------------------------------------------------------
     def _masked(self, record: Mapping[str, Any]) -> dict[str, Any]:
@@ -422,11 +299,6 @@ def _upgrade_package(catalog: Any, installed: Mapping[str, Any], version: str | 
 
 def _identity(package: Any) -> dict[str, str]:
     return {"name": package.name, "version": package.version, "repository": package.repository}
-
-
-def _version_entry(package: Any) -> dict[str, Any]:
-    return {"version": package.version, "yanked": package.yanked,
-            "unsupported": list(package.unsupported), "repository": package.repository}
 
 
 def _pair(result: Any) -> tuple[dict[str, Any], dict[str, Any]]:
