@@ -29,6 +29,7 @@ from catalog.options import (
 )
 from catalog.render import render_service
 from catalog.spec import mask_spec
+from worker.records import Agent
 from worker.store.crypto import has_sealed, require_keys
 
 from .errors import ApiError, Invalid
@@ -346,7 +347,7 @@ class Operations:
     def agents(self) -> list[dict[str, Any]]:
         return self.store.agents.list()
 
-    def agent(self, agent_id: str) -> dict[str, Any]:
+    def agent(self, agent_id: str) -> Agent:
         from worker import agents
 
         return agents.get_agent(self.store, agent_id)
@@ -354,7 +355,7 @@ class Operations:
     def add_agent(self, actor: str, *, url: str, agent_id: str | None = None,
                   attributes: Mapping[str, str] | None = None,
                   capacity: Mapping[str, Any] | None = None,
-                  port_range: Sequence[int] | None = None) -> dict[str, Any]:
+                  port_range: Sequence[int] | None = None) -> Agent:
         """Register a Docker engine as an agent (capacity read from it unless given)."""
         from worker import agents
 
@@ -364,7 +365,7 @@ class Operations:
                                port_range=tuple(port_range) if port_range else None,
                                actor=actor, tls_dir=self.berth.settings.agent_tls_dir)
 
-    def drain_agent(self, actor: str, agent_id: str) -> dict[str, Any]:
+    def drain_agent(self, actor: str, agent_id: str) -> Agent:
         from worker import agents
 
         return agents.drain(self.store, agent_id, actor=actor, enqueue=self.berth.enqueue)

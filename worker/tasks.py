@@ -75,7 +75,7 @@ def deploy(self: Any, deployment_id: str) -> str | None:
             ctx.deployer.fail(deployment_id, f"agent error: {error.message}")
             return "failed"
         raise
-    return (result or {}).get("status")
+    return result["status"] if result else None
 
 
 @shared_task(name="berth.reconcile", bind=True, acks_late=True, **RETRIES)
@@ -98,7 +98,7 @@ def reconcile_service(self: Any, name: str) -> str | None:
     ctx = context(self.app)
     ctx.store.redis.delete(ctx.store.state.key("pending", "reconcile", name))
     result = ctx.reconciler.reconcile_service(name)
-    return (result or {}).get("status")
+    return result["status"] if result else None
 
 
 @shared_task(name="berth.heartbeat", bind=True, acks_late=True, **RETRIES)

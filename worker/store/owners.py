@@ -13,10 +13,12 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from redis.exceptions import WatchError
+
 from catalog.errors import Conflict
 from catalog.owners import HOSTED, ownership
 
-from .packages import GENERATION_KEY, OWNERS_KEY, _Base, _text, _watch_error
+from .packages import GENERATION_KEY, OWNERS_KEY, _Base, _text
 
 __all__ = ["PackageOwnerStore"]
 
@@ -113,5 +115,5 @@ class PackageOwnerStore(_Base):
                         maxlen=self.state.events_maxlen, approximate=True)
                     pipe.execute()
                     return record
-                except _watch_error():
+                except WatchError:
                     continue

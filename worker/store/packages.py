@@ -32,6 +32,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from redis.exceptions import WatchError
+
 from catalog.errors import Conflict, NotFound, VersionExists, VersionNotFound
 from catalog.owners import HOSTED, may_publish, ownership, refusal
 
@@ -212,7 +214,7 @@ class HostedPackageStore(_Base):
                         maxlen=self.state.events_maxlen, approximate=True)
                     pipe.execute()
                     return meta
-                except _watch_error():
+                except WatchError:
                     continue
 
 
@@ -354,9 +356,3 @@ class RepositoryStore(_Base):
             return True
 
         return self.state.transact(change)
-
-
-def _watch_error() -> type[Exception]:
-    from redis.exceptions import WatchError
-
-    return WatchError
