@@ -152,7 +152,7 @@ class ServiceStore(_Records[Service]):
     def generations(self, name: str) -> builtins.list[Generation]:
         """The generation history, oldest first."""
         raw = self.redis.lrange(self.state.key("service", name, "generations"), 0, -1)
-        return [generation_from_json(loads(r)) for r in raw]
+        return [generation_from_json(loads(r) or {}) for r in raw]
 
     def generation(self, name: str, number: int) -> Generation | None:
         """One generation entry or None."""

@@ -24,6 +24,8 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ..errors import WorkerError
+from . import Store
+from .base import Tx
 
 __all__ = ["DataKeys", "DataKeyError", "SEALED", "is_sealed", "has_sealed", "map_sealed",
            "generate_key", "rotate_store"]
@@ -148,7 +150,7 @@ def require_keys(keys: DataKeys | None, what: str) -> DataKeys:
     return keys
 
 
-def rotate_store(store: Any, keys: DataKeys, names: Iterable[str] | None = None) -> int:
+def rotate_store(store: Store, keys: DataKeys, names: Iterable[str] | None = None) -> int:
     """Re-seal every sealed value of every service and generation with the newest key.
 
     Each service is rewritten in one transaction with its history, so a change made at
@@ -164,11 +166,11 @@ def rotate_store(store: Any, keys: DataKeys, names: Iterable[str] | None = None)
     return count
 
 
-def _rotate_service(store: Any, keys: DataKeys, name: str) -> bool:
+def _rotate_service(store: Store, keys: DataKeys, name: str) -> bool:
     service_key = store.services.key(name)
     history_key = store.state.key("service", name, "generations")
 
-    def change(tx: Any) -> bool:
+    def change(tx: Tx) -> bool:
         service = tx.get(service_key)
         history = tx.get_list(history_key)
         if service is None or not (has_sealed(service) or has_sealed(history)):

@@ -102,11 +102,11 @@ class PackageOwnerStore(_Base):
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(self.key)
+                    pipe.watch(self.key)  # type: ignore[no-untyped-call]
                     raw = pipe.hget(self.key, name)
                     current = json.loads(_text(raw)) if raw is not None else \
                         ownership([], [])
-                    record = change(current)
+                    record: dict[str, Any] = change(current)
                     pipe.multi()
                     pipe.hset(self.key, name, json.dumps(record))
                     pipe.incr(self._key(*GENERATION_KEY))

@@ -37,6 +37,8 @@ from redis.exceptions import WatchError
 from catalog.errors import Conflict, NotFound, VersionExists, VersionNotFound
 from catalog.owners import HOSTED, may_publish, ownership, refusal
 
+from .base import RedisState, Tx
+
 __all__ = ["HostedPackageStore", "RepositoryStore", "RepositoryExists", "RepositoryNotFound",
            "GENERATION_KEY", "OWNERS_KEY", "pack", "unpack"]
 
@@ -97,7 +99,7 @@ def unpack(text: Any) -> bytes:
 
 
 class _Base:
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: RedisState) -> None:
         self.state = state
         self.redis = state.redis
 
@@ -195,7 +197,7 @@ class HostedPackageStore(_Base):
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key, owners_key)
+                    pipe.watch(key, owners_key)  # type: ignore[no-untyped-call]
                     raw = pipe.hget(key, version)
                     if raw is None:
                         raise VersionNotFound(f"{name} {version} is not published here",
@@ -204,7 +206,7 @@ class HostedPackageStore(_Base):
                     record = json.loads(_text(owner)) if owner is not None else None
                     if not admin and not may_publish(record, actor):
                         raise refusal(name, record or ownership([], []), actor, "yank")
-                    meta = json.loads(_text(raw))
+                    meta: dict[str, Any] = json.loads(_text(raw))
                     meta["yanked"] = {"reason": reason, "actor": actor, "at": time.time()}
                     pipe.multi()
                     pipe.hset(key, version, json.dumps(meta))
@@ -238,7 +240,7 @@ class RepositoryStore(_Base):
         name = full["name"]
         key = self._key("repo", name)
 
-        def change(tx: Any) -> dict[str, Any]:
+        def change(tx: Tx) -> dict[str, Any]:
             if tx.get(key) is not None:
                 raise RepositoryExists(f"a repository named {name!r} exists",
                                        hint="remove it first or choose another name")
@@ -275,7 +277,7 @@ class RepositoryStore(_Base):
         """Delete a repository and its copy; True if it existed."""
         key = self._key("repo", name)
 
-        def change(tx: Any) -> bool:
+        def change(tx: Tx) -> bool:
             if tx.get(key) is None:
                 return False
             tx.delete(key)
@@ -295,7 +297,7 @@ class RepositoryStore(_Base):
         """
         key = self._key("repo", name)
 
-        def change(tx: Any) -> dict[str, Any]:
+        def change(tx: Tx) -> dict[str, Any]:
             current = tx.get(key)
             if current is None:
                 raise RepositoryNotFound(f"no repository named {name!r}")
@@ -338,7 +340,7 @@ class RepositoryStore(_Base):
         digests = {p: d for p, (d, _) in changed.items()}
         docs = {p: pack(json.dumps(doc).encode()) for p, (_, doc) in changed.items()}
 
-        def change(tx: Any) -> bool:
+        def change(tx: Tx) -> bool:
             current = tx.get(key)
             if current is None:
                 return False
