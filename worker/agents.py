@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
 from catalog.names import service_name_problem
@@ -39,7 +39,7 @@ from .errors import (
     ContainerError,
     InvalidRequest,
 )
-from .records import Agent, Allocation, Instance, agent_state
+from .records import Agent, Allocation, Capacity, Instance, agent_state
 from .store import Store
 from .store.base import Tx
 
@@ -130,7 +130,7 @@ def _check_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in attributes.items()}
 
 
-def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
+def _check_capacity(capacity: Mapping[str, Any]) -> Capacity:
     try:
         cpus, mem = float(capacity["cpus"]), int(capacity["mem"])
     except (KeyError, TypeError, ValueError):
@@ -138,7 +138,7 @@ def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
     if cpus <= 0 or mem <= 0:
         raise InvalidRequest("invalid agent capacity", details=[{
             "path": "capacity", "message": "{\"cpus\": > 0, \"mem\": MiB > 0}"}])
-    return {"cpus": cpus, "mem": mem}
+    return Capacity(cpus=cpus, mem=mem)
 
 
 def _check_id(agent_id: Any) -> str:
@@ -212,7 +212,7 @@ def register_agent(store: Store, url: str, attributes: Mapping[str, Any] | None 
     finally:
         if docker is None:
             client.close()
-    cap = _check_capacity(capacity) if capacity else {"cpus": info["cpus"], "mem": info["mem"]}
+    cap = _check_capacity(capacity) if capacity else Capacity(cpus=info["cpus"], mem=info["mem"])
     attrs.setdefault("hostname", info.get("hostname") or agent_id)
     now = time.time()
 
@@ -220,18 +220,20 @@ def register_agent(store: Store, url: str, attributes: Mapping[str, Any] | None 
         for other in store.agents.list():
             if other["url"] == url and other["id"] != agent_id:
                 raise AgentExists(f"{url} is registered as {other['id']}", agent=other["id"])
-        found = store.agents.read(tx, agent_id)
-        current: dict[str, Any] = dict(found) if found else {}
-        doc: dict[str, Any] = {
-               **current, "id": agent_id, "url": url, "address": address or _url_host(url),
-               "attributes": attrs, "capacity": cap, "port_range": [low, high],
-               "allocated": current.get("allocated") or {"cpus": 0.0, "mem": 0, "ports": []},
-               "drain": bool(current.get("drain")),
-               "last_seen": now if info.get("up") else current.get("last_seen", 0),
-               "engine": {"version": info.get("version", "")},
-               "registered_at": current.get("registered_at", now), "registered_by": actor}
-        doc["state"] = _state(doc, up=bool(info.get("up")))
-        written = store.agents.stage_put(tx, cast(Agent, doc))
+        current = store.agents.read(tx, agent_id)
+        drained = bool(current and current["drain"])
+        agent = Agent(
+            id=agent_id, url=url, address=address or _url_host(url), attributes=attrs,
+            capacity=cap, port_range=[low, high],
+            allocated=(current and current.get("allocated")) or Allocation(cpus=0.0, mem=0,
+                                                                           ports=[]),
+            drain=drained, state=_state({"drain": drained}, up=bool(info.get("up"))),
+            last_seen=now if info.get("up") else float(current.get("last_seen", 0)
+                                                       if current else 0),
+            engine={"version": info.get("version", "")},
+            registered_at=current.get("registered_at", now) if current else now,
+            registered_by=actor)
+        written = store.agents.stage_put(tx, agent)
         tx.event("agent.registered", agent_id, actor, {"url": url})
         return written
 

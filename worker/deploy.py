@@ -110,7 +110,7 @@ class _Run:
         self.id = deployment["id"]
         self.kind = deployment["kind"]
         self.name = deployment["service"]
-        self.failed_starts = int(deployment.get("progress", {}).get("failed", 0))
+        self.failed_starts = int((deployment.get("progress") or {}).get("failed", 0))
         self.last_error = ""
         self.vacated: list[str] = []   # agents old instances left (their volumes stay there)
 
