@@ -33,7 +33,8 @@ EVENTS_MAXLEN = 10000
 
 #: A JSON object as stored at one key. The cluster's records have precise types
 #: (``worker/records.py``); this is the shape below them.
-Document = dict[str, Any]
+JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
+Document = dict[str, JSON]
 # XREAD's answer: per stream, its entries as (id, fields)
 _StreamReply = list[tuple[object, list[tuple[object, dict[object, object]]]]] | None
 
@@ -56,6 +57,12 @@ def loads(raw: str | bytes | None) -> Document | None:
     return value
 
 
+def _rev(doc: Document) -> int:
+    """A document's revision (0 before its first write)."""
+    rev = doc.get("rev", 0)
+    return int(rev) if isinstance(rev, int | float | str) else 0
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -75,7 +82,7 @@ class Tx:
         if key not in self._docs:
             self._pipe.watch(key)
             self._docs[key] = loads(self._pipe.get(key))
-            self._revs[key] = int((self._docs[key] or {}).get("rev", 0))
+            self._revs[key] = _rev(self._docs[key] or {})
         found = self._docs[key]
         return copy.deepcopy(found) if found is not None else None
 
@@ -114,7 +121,7 @@ class Tx:
         self._ops.append((command, args, kwargs))
 
     def event(self, type_: str, subject: str, actor: str = "",
-              data: Document | None = None) -> None:
+              data: Mapping[str, object] | None = None) -> None:
         """Queue an event so that it is published only if the change commits."""
         fields = self.state.event_fields(type_, subject, actor, data)
         self._ops.append(("xadd", (self.state.events_key, fields),
@@ -224,7 +231,7 @@ class RedisState:
         """
         def change(tx: Tx) -> Document:
             current = tx.get(key) or {}
-            if int(current.get("rev", 0)) != int(doc.get("rev", 0)):
+            if _rev(current) != _rev(doc):
                 raise ConcurrentChange("the record changed since it was read",
                                        details=[{"path": key, "message":
                                                  f"rev {doc.get('rev')} is not "
@@ -235,13 +242,13 @@ class RedisState:
 
     # events -------------------------------------------------------------------
     def event_fields(self, type_: str, subject: str, actor: str = "",
-                     data: Document | None = None) -> dict[FieldT, EncodableT]:
+                     data: Mapping[str, object] | None = None) -> dict[FieldT, EncodableT]:
         """The stream entry of one event."""
         return {"type": type_, "subject": subject, "actor": actor or "",
                 "at": repr(time.time()), "data": dumps(data or {})}
 
     def publish_event(self, type: str, subject: str, actor: str = "",  # noqa: A002
-                      data: Document | None = None) -> str:
+                      data: Mapping[str, object] | None = None) -> str:
         """Append an event to the stream; returns its id."""
         fields = self.event_fields(type, subject, actor, data)
         return _text(self.redis.xadd(self.events_key, fields, maxlen=self.events_maxlen,
