@@ -25,6 +25,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NotRequired, TypedDict, cast
 
+#: Any JSON value, and a JSON object as stored at one key: the shape below the records.
+JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
+Document = dict[str, JSON]
+
 __all__ = [
     "PackageRef", "Service", "Generation", "Instance", "Step", "Progress", "Deployment",
     "Allocation", "Capacity", "Agent",
@@ -32,7 +36,7 @@ __all__ = [
     "AGENT_UP", "AGENT_UNREACHABLE", "AGENT_DRAINING",
     "service_from_json", "service_to_json", "generation_from_json", "generation_to_json",
     "instance_from_json", "instance_to_json", "deployment_from_json", "deployment_to_json",
-    "agent_from_json", "agent_to_json", "agent_state", "RecordInvalid",
+    "agent_from_json", "agent_to_json", "agent_state", "RecordInvalid", "JSON", "Document",
 ]
 
 ACTIVE_DEPLOYMENT = ("queued", "running")
@@ -204,7 +208,7 @@ class Agent(TypedDict):
     rev: NotRequired[int]
 
 
-def _checked(doc: Mapping[str, Any], kind: str, required: frozenset[str]) -> dict[str, Any]:
+def _checked(doc: Mapping[str, object], kind: str, required: frozenset[str]) -> dict[str, Any]:
     """A copy of ``doc`` once its identity fields are there.
 
     :raises RecordInvalid: naming the kind and the missing fields.
@@ -215,54 +219,54 @@ def _checked(doc: Mapping[str, Any], kind: str, required: frozenset[str]) -> dic
     return dict(doc)
 
 
-def service_from_json(doc: Mapping[str, Any]) -> Service:
+def service_from_json(doc: Mapping[str, object]) -> Service:
     """A service record from its stored document."""
     return cast(Service, _checked(doc, "service", frozenset({"name", "spec"})))
 
 
-def service_to_json(service: Service) -> dict[str, Any]:
+def service_to_json(service: Service) -> Document:
     """A service as stored."""
-    return dict(service)
+    return cast(Document, dict(service))
 
 
-def generation_from_json(doc: Mapping[str, Any]) -> Generation:
+def generation_from_json(doc: Mapping[str, object]) -> Generation:
     """A generation entry from its stored document."""
     return cast(Generation, _checked(doc, "generation", frozenset({"generation", "spec"})))
 
 
-def generation_to_json(entry: Generation) -> dict[str, Any]:
+def generation_to_json(entry: Generation) -> Document:
     """A generation entry as stored."""
-    return dict(entry)
+    return cast(Document, dict(entry))
 
 
-def instance_from_json(doc: Mapping[str, Any]) -> Instance:
+def instance_from_json(doc: Mapping[str, object]) -> Instance:
     """An instance record from its stored document."""
     return cast(Instance, _checked(doc, "instance", frozenset({"id", "service", "agent"})))
 
 
-def instance_to_json(instance: Instance) -> dict[str, Any]:
+def instance_to_json(instance: Instance) -> Document:
     """An instance as stored."""
-    return dict(instance)
+    return cast(Document, dict(instance))
 
 
-def deployment_from_json(doc: Mapping[str, Any]) -> Deployment:
+def deployment_from_json(doc: Mapping[str, object]) -> Deployment:
     """A deployment record from its stored document."""
     return cast(Deployment, _checked(doc, "deployment", frozenset({"id", "service", "status"})))
 
 
-def deployment_to_json(deployment: Deployment) -> dict[str, Any]:
+def deployment_to_json(deployment: Deployment) -> Document:
     """A deployment as stored."""
-    return dict(deployment)
+    return cast(Document, dict(deployment))
 
 
-def agent_state(agent: Mapping[str, Any]) -> str:
+def agent_state(agent: Mapping[str, object]) -> str:
     """The state an agent shows: ``unreachable``, else ``draining`` when drained, else ``up``."""
     if agent.get("state") == AGENT_UNREACHABLE:
         return AGENT_UNREACHABLE
     return AGENT_DRAINING if agent.get("drain") else AGENT_UP
 
 
-def agent_from_json(doc: Mapping[str, Any]) -> Agent:
+def agent_from_json(doc: Mapping[str, object]) -> Agent:
     """An agent record from its stored document, with its shown ``state``.
 
     A document from before draining was stored once (``state: draining``) reads as
@@ -274,9 +278,9 @@ def agent_from_json(doc: Mapping[str, Any]) -> Agent:
     return cast(Agent, agent)
 
 
-def agent_to_json(agent: Agent) -> dict[str, Any]:
+def agent_to_json(agent: Agent) -> Document:
     """An agent as stored: draining only as the ``drain`` flag, never as a state."""
-    doc: dict[str, Any] = dict(agent)
+    doc = cast(Document, dict(agent))
     doc.pop("instances", None)
     doc["drain"] = bool(agent.get("drain")) or agent.get("state") == AGENT_DRAINING
     doc["state"] = AGENT_UNREACHABLE if agent.get("state") == AGENT_UNREACHABLE else AGENT_UP

@@ -17,7 +17,7 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -25,16 +25,13 @@ from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
 from ..errors import ConcurrentChange
+from ..records import JSON, Document
 
-__all__ = ["RedisState", "Tx", "Document", "dumps", "loads"]
+__all__ = ["RedisState", "Tx", "Document", "JSON", "dumps", "loads"]
 
 T = TypeVar("T")
 EVENTS_MAXLEN = 10000
 
-#: A JSON object as stored at one key. The cluster's records have precise types
-#: (``worker/records.py``); this is the shape below them.
-JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
-Document = dict[str, JSON]
 # XREAD's answer: per stream, its entries as (id, fields)
 _StreamReply = list[tuple[object, list[tuple[object, dict[object, object]]]]] | None
 
@@ -70,17 +67,20 @@ def _text(value: object) -> str:
 class Tx:
     """One optimistic transaction: reads are WATCHed, writes are queued until commit."""
 
-    def __init__(self, state: RedisState, pipe: Any) -> None:
+    def __init__(self, state: RedisState, pipe: redis.client.Pipeline) -> None:
         self.state = state
         self._pipe = pipe
-        self._docs: dict[str, Any] = {}
+        self._docs: dict[str, Document | None] = {}
         self._revs: dict[str, int] = {}
-        self._ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._ops: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
+
+    def _watch(self, key: str) -> None:
+        self._pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
 
     def get(self, key: str) -> Document | None:
         """The document at ``key`` (watched: a concurrent write restarts the transaction)."""
         if key not in self._docs:
-            self._pipe.watch(key)
+            self._watch(key)
             self._docs[key] = loads(self._pipe.get(key))
             self._revs[key] = _rev(self._docs[key] or {})
         found = self._docs[key]
@@ -88,12 +88,12 @@ class Tx:
 
     def members(self, key: str) -> set[str]:
         """The members of a set (watched)."""
-        self._pipe.watch(key)
+        self._watch(key)
         return {_text(m) for m in self._pipe.smembers(key)}
 
     def get_list(self, key: str) -> list[Document | None]:
         """The JSON documents of a Redis list, in order (watched)."""
-        self._pipe.watch(key)
+        self._watch(key)
         return [loads(raw) for raw in self._pipe.lrange(key, 0, -1)]
 
     @staticmethod

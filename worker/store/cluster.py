@@ -52,7 +52,7 @@ from ..records import (
     service_from_json,
     service_to_json,
 )
-from .base import RedisState, Tx, dumps, loads
+from .base import Document, RedisState, Tx, dumps, loads
 
 __all__ = ["ServiceStore", "DeploymentStore", "InstanceStore", "AgentStore",
            "ACTIVE_DEPLOYMENT", "FINISHED_DEPLOYMENT"]
@@ -80,11 +80,11 @@ class _Records(Generic[R]):
         self.state = state
         self.redis = state.redis
 
-    def load(self, doc: Mapping[str, Any]) -> R:
+    def load(self, doc: Mapping[str, object]) -> R:
         """The record of a stored document (see ``worker/records.py``)."""
         raise NotImplementedError
 
-    def dump(self, record: R) -> dict[str, Any]:
+    def dump(self, record: R) -> Document:
         """The document stored for a record."""
         raise NotImplementedError
 
@@ -122,7 +122,7 @@ class _Records(Generic[R]):
         """Compare-and-set ``fn`` over the record (None when it does not exist)."""
         spec = (event, record_id, actor) if event else None
 
-        def change(doc: dict[str, Any]) -> dict[str, Any] | None:
+        def change(doc: Document) -> Document | None:
             updated = fn(self.load(doc))
             return None if updated is None else self.dump(updated)
 
@@ -136,10 +136,10 @@ class ServiceStore(_Records[Service]):
     kind = "service"
     missing = ServiceNotFound
 
-    def load(self, doc: Mapping[str, Any]) -> Service:
+    def load(self, doc: Mapping[str, object]) -> Service:
         return service_from_json(doc)
 
-    def dump(self, record: Service) -> dict[str, Any]:
+    def dump(self, record: Service) -> Document:
         return service_to_json(record)
 
     def names(self) -> builtins.list[str]:
@@ -186,10 +186,10 @@ class DeploymentStore(_Records[Deployment]):
     kind = "deployment"
     missing = DeploymentNotFound
 
-    def load(self, doc: Mapping[str, Any]) -> Deployment:
+    def load(self, doc: Mapping[str, object]) -> Deployment:
         return deployment_from_json(doc)
 
-    def dump(self, record: Deployment) -> dict[str, Any]:
+    def dump(self, record: Deployment) -> Document:
         return deployment_to_json(record)
 
     def list(self, service: str | None = None, limit: int = 50) -> builtins.list[Deployment]:
@@ -243,10 +243,10 @@ class InstanceStore(_Records[Instance]):
     kind = "instance"
     missing = InstanceNotFound
 
-    def load(self, doc: Mapping[str, Any]) -> Instance:
+    def load(self, doc: Mapping[str, object]) -> Instance:
         return instance_from_json(doc)
 
-    def dump(self, record: Instance) -> dict[str, Any]:
+    def dump(self, record: Instance) -> Document:
         return instance_to_json(record)
 
     def ids_for_service(self, name: str) -> builtins.list[str]:
@@ -288,10 +288,10 @@ class AgentStore(_Records[Agent]):
     kind = "agent"
     missing = AgentNotFound
 
-    def load(self, doc: Mapping[str, Any]) -> Agent:
+    def load(self, doc: Mapping[str, object]) -> Agent:
         return agent_from_json(doc)
 
-    def dump(self, record: Agent) -> dict[str, Any]:
+    def dump(self, record: Agent) -> Document:
         return agent_to_json(record)
 
     def ids(self) -> builtins.list[str]:
