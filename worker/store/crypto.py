@@ -19,11 +19,12 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TypeVar, cast
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ..errors import WorkerError
+from ..records import JSON
 from . import Store
 from .base import Tx
 
@@ -41,29 +42,38 @@ class DataKeyError(WorkerError):
     status = 503
 
 
+T = TypeVar("T")
+
 def generate_key() -> str:
     """A new random Fernet key (URL-safe base64 text)."""
     return Fernet.generate_key().decode("ascii")
 
 
-def is_sealed(value: Any) -> bool:
+def is_sealed(value: object) -> bool:
     """Whether ``value`` is a sealed value (``{"$sealed": "<token>"}``)."""
     return isinstance(value, Mapping) and set(value) == {SEALED} and isinstance(
         value[SEALED], str)
 
 
-def map_sealed(tree: Any, change: Callable[[Mapping[str, str]], Any]) -> Any:
-    """A copy of ``tree`` with every sealed value replaced by ``change(sealed)``."""
-    if is_sealed(tree):
-        return change(tree)
+def map_sealed(tree: T, change: Callable[[Mapping[str, str]], object]) -> T:
+    """A copy of ``tree`` with every sealed value replaced by ``change(sealed)``.
+
+    The copy has the tree's shape: a sealed value stands for the value it holds.
+    """
+    return cast(T, _map_sealed(tree, change))
+
+
+def _map_sealed(tree: object, change: Callable[[Mapping[str, str]], object]) -> object:
     if isinstance(tree, Mapping):
-        return {k: map_sealed(v, change) for k, v in tree.items()}
+        if is_sealed(tree):
+            return change(tree)
+        return {k: _map_sealed(v, change) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [map_sealed(v, change) for v in tree]
+        return [_map_sealed(v, change) for v in tree]
     return copy.deepcopy(tree)
 
 
-def has_sealed(tree: Any) -> bool:
+def has_sealed(tree: object) -> bool:
     """Whether any sealed value is in ``tree``."""
     if is_sealed(tree):
         return True
@@ -100,27 +110,28 @@ class DataKeys:
         parts = [p.strip() for p in (text or "").split(",") if p.strip()]
         return cls(parts) if parts else None
 
-    def seal(self, value: Any) -> Any:
+    def seal(self, value: JSON) -> JSON:
         """``value`` (any JSON value) sealed; a sealed or null value stays as it is."""
         if value is None or is_sealed(value):
             return value
         token = self._keys.encrypt(json.dumps(value, separators=(",", ":")).encode())
         return {SEALED: token.decode("ascii")}
 
-    def open(self, sealed: Mapping[str, str]) -> Any:
+    def open(self, sealed: Mapping[str, str]) -> JSON:
         """The value a sealed value holds.
 
         :raises DataKeyError: when none of the keys sealed it.
         """
         try:
-            return json.loads(self._keys.decrypt(sealed[SEALED].encode("ascii")))
+            value: JSON = json.loads(self._keys.decrypt(sealed[SEALED].encode("ascii")))
+            return value
         except (InvalidToken, ValueError, TypeError):
             raise DataKeyError(
                 "a secret value was sealed with a data key this process does not have",
                 hint=f"put every key still in use in {DATA_KEY_VARIABLE}, newest first"
             ) from None
 
-    def open_tree(self, tree: Any) -> Any:
+    def open_tree(self, tree: T) -> T:
         """A copy of ``tree`` with every sealed value opened (in memory only)."""
         return map_sealed(tree, self.open)
 
