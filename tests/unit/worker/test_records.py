@@ -151,3 +151,36 @@ def test_only_the_deployments_module_writes_deployment_records() -> None:
                if path.name != "deployments.py" and "store" not in path.parts
                for hit in _writers_of_deployments(path)]
     assert writers == []
+
+
+def _public_functions(tree: ast.Module) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Module-level functions and methods of module-level classes (not nested helpers)."""
+    found = []
+    for node in tree.body:
+        members = node.body if isinstance(node, ast.ClassDef) else [node]
+        found += [m for m in members if isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef)
+                  and (not m.name.startswith("_") or m.name == "__init__")]
+    return found
+
+
+def _public_signatures(module_path: Path) -> list[tuple[str, str]]:
+    """``(where, annotation)`` of every parameter and return of a public function."""
+    tree = ast.parse(module_path.read_text(), str(module_path))
+    found = []
+    for node in _public_functions(tree):
+        arguments = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs,
+                     *([node.args.vararg] if node.args.vararg else []),
+                     *([node.args.kwarg] if node.args.kwarg else [])]
+        for annotation in [a.annotation for a in arguments] + [node.returns]:
+            if annotation is not None:
+                found.append((f"{module_path.name}:{node.lineno} {node.name}",
+                              ast.unparse(annotation)))
+    return found
+
+
+def test_the_store_has_no_any_in_its_public_signatures() -> None:
+    offenders = [f"{where}: {text}"
+                 for path in sorted((ROOT / "worker" / "store").glob("*.py"))
+                 for where, text in _public_signatures(path)
+                 if "Any" in text.replace("[", " ").replace("]", " ").replace(",", " ").split()]
+    assert offenders == []
