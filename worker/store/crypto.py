@@ -19,14 +19,16 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ..errors import WorkerError
 from ..records import JSON
-from . import Store
 from .base import Tx
+
+if TYPE_CHECKING:  # the Store facade imports the sub-stores; this module sits beside them
+    from . import Store
 
 __all__ = ["DataKeys", "DataKeyError", "SEALED", "is_sealed", "has_sealed", "map_sealed",
            "generate_key", "rotate_store"]
