@@ -56,7 +56,7 @@ def mask_all(options: Any) -> Any:
 
 def _mask_spec_all(spec: Mapping[str, Any]) -> dict[str, Any]:
     """Every ``env``/``labels`` value, ``command`` and ``args`` item masked."""
-    masked = map_sealed(spec, _to_mask)
+    masked = dict(map_sealed(spec, _to_mask))
     for key in ("env", "labels"):
         if isinstance(masked.get(key), dict):
             masked[key] = {k: MASK for k in masked[key]}

@@ -22,8 +22,13 @@ import sys
 import time
 from typing import Any
 
+from celery.signals import after_setup_logger
+
 from .celery_app import create_celery, die_with_parent
 from .settings import WorkerSettings
+from .store import Store
+from .store.crypto import DataKeyError, generate_key, require_keys, rotate_store
+from .watcher import Watcher
 
 
 def _logging() -> None:
@@ -33,8 +38,6 @@ def _logging() -> None:
 
 def watch(settings: WorkerSettings) -> int:
     """Run the watcher until SIGTERM or SIGINT."""
-    from .watcher import Watcher
-
     die_with_parent()
     app = create_celery(settings)
     watcher = Watcher(settings, app.send_task)
@@ -57,8 +60,6 @@ def _quiet_task_lines(**_: Any) -> None:
 
 def celery_worker(settings: WorkerSettings) -> int:
     """Run the Celery worker in this process (prefork pool)."""
-    from celery.signals import after_setup_logger
-
     die_with_parent()
     after_setup_logger.connect(_quiet_task_lines, weak=False)
     app = create_celery(settings)
@@ -126,8 +127,6 @@ class Supervisor:
 
 def _data_key_refusal(settings: WorkerSettings) -> str:
     """Why this worker must not start (no or a malformed data key), or ``""``."""
-    from .store.crypto import DataKeyError
-
     try:
         keys = settings.data_keys()
     except DataKeyError as error:
@@ -145,16 +144,13 @@ def rotate_data_key(settings: WorkerSettings) -> int:
     Run it after putting a new key in front of the old one(s) everywhere; once it
     succeeds, the old keys can be removed (docs/production.md, "Rotating the data key").
     """
-    from .store import Store
-    from .store.crypto import DataKeyError, rotate_store
-
     refusal = _data_key_refusal(settings)
     if refusal:
         print(f"berth worker: {refusal}", file=sys.stderr)
         return 2
     try:
         count = rotate_store(Store.from_url(settings.redis_url, prefix=settings.prefix),
-                             settings.data_keys())
+                             require_keys(settings.data_keys(), "re-seal secret values"))
     except DataKeyError as error:
         print(f"berth worker: {error.message} ({error.hint})", file=sys.stderr)
         return 1
@@ -171,8 +167,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"berth worker: {error}", file=sys.stderr)
         return 2
     if argv[:1] == ["new-data-key"]:
-        from .store.crypto import generate_key
-
         print(generate_key())
         return 0
     if argv[:1] == ["rotate-data-key"]:

@@ -4,8 +4,9 @@ An agent record (``docs/architecture.md``) holds its URL and address, attributes
 (``hostname`` always present), capacity (cpus, mem in MiB, read from the engine unless
 given), a host-port range, what is reserved on it (``allocated``) and a state:
 ``up``, ``unreachable`` (silent longer than the unreachable timeout) or ``draining``
-(no new instances; the reconciler moves the ones there away). Draining is kept as the
-``drain`` flag, so an agent that drops out and comes back while draining stays so.
+(no new instances; the reconciler moves the ones there away). Draining is stored only
+as the ``drain`` flag (``worker/records.py``), so an agent that drops out and comes
+back while draining stays so; ``draining`` is the state it shows.
 
 This module also holds the reservation arithmetic shared by the deployer and the
 reconciler, and :class:`AgentPool`, the per-process cache of ``DockerAgent`` clients.
@@ -17,6 +18,7 @@ files stay on the hosts of the workers (and servers), never in a Redis record.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -37,6 +39,8 @@ from .errors import (
     ContainerError,
     InvalidRequest,
 )
+from .records import Agent, Allocation, Capacity, Instance, agent_state
+from .store import Store
 from .store.base import Tx
 
 __all__ = ["register_agent", "register", "get_agent", "list_agents", "drain", "activate",
@@ -52,13 +56,13 @@ URL_SCHEMES = ("tcp", "unix", "ssh", "http", "https", "npipe")
 
 # reservations -----------------------------------------------------------------------
 
-def _allocated(agent: Mapping[str, Any]) -> dict[str, Any]:
+def _allocated(agent: Mapping[str, Any]) -> Allocation:
     alloc = agent.get("allocated") or {}
-    return {"cpus": float(alloc.get("cpus") or 0), "mem": int(alloc.get("mem") or 0),
-            "ports": [int(p) for p in alloc.get("ports") or []]}
+    return Allocation(cpus=float(alloc.get("cpus") or 0), mem=int(alloc.get("mem") or 0),
+                      ports=[int(p) for p in alloc.get("ports") or []])
 
 
-def reserve(agent: dict[str, Any], cpus: float, mem: int, ports: Iterable[int]) -> None:
+def reserve(agent: Agent, cpus: float, mem: int, ports: Iterable[int]) -> None:
     """Add one instance's cpus, mem and host ports to the agent's reservations."""
     alloc = _allocated(agent)
     alloc["cpus"] = round(alloc["cpus"] + float(cpus), 6)
@@ -67,7 +71,7 @@ def reserve(agent: dict[str, Any], cpus: float, mem: int, ports: Iterable[int]) 
     agent["allocated"] = alloc
 
 
-def release(agent: dict[str, Any], instance: Mapping[str, Any]) -> None:
+def release(agent: Agent, instance: Instance) -> None:
     """Give back what an instance reserved (never below zero)."""
     alloc = _allocated(agent)
     alloc["cpus"] = max(0.0, round(alloc["cpus"] - float(instance.get("cpus") or 0), 6))
@@ -126,7 +130,7 @@ def _check_attributes(attributes: Mapping[str, Any]) -> dict[str, str]:
     return {str(k): str(v) for k, v in attributes.items()}
 
 
-def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
+def _check_capacity(capacity: Mapping[str, Any]) -> Capacity:
     try:
         cpus, mem = float(capacity["cpus"]), int(capacity["mem"])
     except (KeyError, TypeError, ValueError):
@@ -134,7 +138,7 @@ def _check_capacity(capacity: Mapping[str, Any]) -> dict[str, Any]:
     if cpus <= 0 or mem <= 0:
         raise InvalidRequest("invalid agent capacity", details=[{
             "path": "capacity", "message": "{\"cpus\": > 0, \"mem\": MiB > 0}"}])
-    return {"cpus": cpus, "mem": mem}
+    return Capacity(cpus=cpus, mem=mem)
 
 
 def _check_id(agent_id: Any) -> str:
@@ -175,16 +179,16 @@ def _url_host(url: str) -> str:
     return host or "127.0.0.1"
 
 
-def _default_id(store: Any, url: str) -> str:
+def _default_id(store: Store, url: str) -> str:
     host = re.sub(r"[^a-z0-9-]+", "-", _url_host(url).lower()).strip("-") or "local"
     return f"agent-{host}"[:40].rstrip("-")
 
 
-def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = None,
+def register_agent(store: Store, url: str, attributes: Mapping[str, Any] | None = None,
                    port_range: Sequence[int] | None = None,
                    capacity: Mapping[str, Any] | None = None, *, agent_id: str | None = None,
                    address: str | None = None, actor: str = "",
-                   docker: Any = None, tls_dir: str = "") -> dict[str, Any]:
+                   docker: Any = None, tls_dir: str = "") -> Agent:
     """Register a Docker engine as an agent (or update the agent of that id).
 
     Capacity is read from the engine (``DockerAgent.info()``, over TLS when
@@ -205,24 +209,28 @@ def register_agent(store: Any, url: str, attributes: Mapping[str, Any] | None = 
     finally:
         if docker is None:
             client.close()
-    cap = _check_capacity(capacity) if capacity else {"cpus": info["cpus"], "mem": info["mem"]}
+    cap = _check_capacity(capacity) if capacity else Capacity(cpus=info["cpus"], mem=info["mem"])
     attrs.setdefault("hostname", info.get("hostname") or agent_id)
     now = time.time()
 
-    def change(tx: Tx) -> dict[str, Any]:
+    def change(tx: Tx) -> Agent:
         for other in store.agents.list():
             if other["url"] == url and other["id"] != agent_id:
                 raise AgentExists(f"{url} is registered as {other['id']}", agent=other["id"])
-        current = tx.get(store.agents.key(agent_id)) or {}
-        doc = {**current, "id": agent_id, "url": url, "address": address or _url_host(url),
-               "attributes": attrs, "capacity": cap, "port_range": [low, high],
-               "allocated": current.get("allocated") or {"cpus": 0.0, "mem": 0, "ports": []},
-               "drain": bool(current.get("drain")),
-               "last_seen": now if info.get("up") else current.get("last_seen", 0),
-               "engine": {"version": info.get("version", "")},
-               "registered_at": current.get("registered_at", now), "registered_by": actor}
-        doc["state"] = _state(doc, up=bool(info.get("up")))
-        written = store.agents.stage_put(tx, doc)
+        current = store.agents.read(tx, agent_id)
+        drained = bool(current and current["drain"])
+        agent = Agent(
+            id=agent_id, url=url, address=address or _url_host(url), attributes=attrs,
+            capacity=cap, port_range=[low, high],
+            allocated=(current and current.get("allocated")) or Allocation(cpus=0.0, mem=0,
+                                                                           ports=[]),
+            drain=drained, state=_state({"drain": drained}, up=bool(info.get("up"))),
+            last_seen=now if info.get("up") else float(current.get("last_seen", 0)
+                                                       if current else 0),
+            engine={"version": info.get("version", "")},
+            registered_at=current.get("registered_at", now) if current else now,
+            registered_by=actor)
+        written = store.agents.stage_put(tx, agent)
         tx.event("agent.registered", agent_id, actor, {"url": url})
         return written
 
@@ -256,42 +264,41 @@ def _engine_info(client: Any, url: str, *, required: bool) -> dict[str, Any]:
 
 
 def _state(agent: Mapping[str, Any], *, up: bool) -> str:
-    if not up:
-        return "unreachable"
-    return "draining" if agent.get("drain") else "up"
+    """The state an agent shows once it answered a ping (``up``) or did not."""
+    return agent_state({"drain": agent.get("drain"), "state": "up" if up else "unreachable"})
 
 
 # reads and changes ----------------------------------------------------------------
 
-def get_agent(store: Any, agent_id: str) -> dict[str, Any]:
+def get_agent(store: Store, agent_id: str) -> Agent:
     """An agent with the instances placed on it.
 
     :raises AgentNotFound:
     """
     agent = store.agents.require(agent_id)
-    instances = store.instances.for_agent(agent_id)
-    return {**agent, "instances": sorted(i["id"] for i in instances)}
+    agent["instances"] = sorted(i["id"] for i in store.instances.for_agent(agent_id))
+    return agent
 
 
-def list_agents(store: Any) -> list[dict[str, Any]]:
+def list_agents(store: Store) -> list[Agent]:
     return store.agents.list()
 
 
-def drain(store: Any, agent_id: str, *, actor: str = "",
-          enqueue: Callable[[str, Sequence[Any]], Any] | None = None) -> dict[str, Any]:
+def drain(store: Store, agent_id: str, *, actor: str = "",
+          enqueue: Callable[[str, Sequence[Any]], Any] | None = None) -> Agent:
     """Stop placing on the agent and move its instances away (via the reconciler).
 
     :raises AgentNotFound:
     """
     store.agents.require(agent_id)
 
-    def apply(agent: dict[str, Any]) -> dict[str, Any]:
+    def apply(agent: Agent) -> Agent:
         agent["drain"] = True
-        if agent.get("state") == "up":
-            agent["state"] = "draining"
+        agent["state"] = agent_state(agent)
         return agent
 
     agent = store.agents.update(agent_id, apply, event="agent.draining", actor=actor)
+    agent = agent or store.agents.require(agent_id)
     if enqueue is not None:
         try:
             enqueue("berth.reconcile", [])
@@ -300,23 +307,23 @@ def drain(store: Any, agent_id: str, *, actor: str = "",
     return agent
 
 
-def activate(store: Any, agent_id: str, *, actor: str = "") -> dict[str, Any]:
+def activate(store: Store, agent_id: str, *, actor: str = "") -> Agent:
     """End a drain: the agent takes new instances again.
 
     :raises AgentNotFound:
     """
     store.agents.require(agent_id)
 
-    def apply(agent: dict[str, Any]) -> dict[str, Any]:
+    def apply(agent: Agent) -> Agent:
         agent["drain"] = False
-        if agent.get("state") == "draining":
-            agent["state"] = "up"
+        agent["state"] = agent_state(agent)
         return agent
 
-    return store.agents.update(agent_id, apply, event="agent.activated", actor=actor)
+    agent = store.agents.update(agent_id, apply, event="agent.activated", actor=actor)
+    return agent or store.agents.require(agent_id)
 
 
-def remove(store: Any, agent_id: str, *, force: bool = False, actor: str = "",
+def remove(store: Store, agent_id: str, *, force: bool = False, actor: str = "",
            pool: AgentPool | None = None, enqueue: Any = None) -> None:
     """Forget an agent; refused while instances remain on it unless ``force``.
 
@@ -350,7 +357,7 @@ def remove(store: Any, agent_id: str, *, force: bool = False, actor: str = "",
                 [{"id": agent_id, "url": agent["url"]}, _container_refs(instances)])
 
 
-def _container_refs(instances: Iterable[Mapping[str, Any]]) -> list[str]:
+def _container_refs(instances: Iterable[Instance]) -> list[str]:
     return [i.get("container_id") or i["container"] for i in instances]
 
 
@@ -374,7 +381,7 @@ def remove_containers(agent: Mapping[str, Any], containers: Iterable[str], *,
 
 # heartbeats ---------------------------------------------------------------------------
 
-def heartbeat(store: Any, pool: AgentPool, *, unreachable_timeout: float,
+def heartbeat(store: Store, pool: AgentPool, *, unreachable_timeout: float,
               now: float | None = None) -> dict[str, list[str]]:
     """Ping every agent; record who answered and who is now unreachable.
 
@@ -394,8 +401,8 @@ def heartbeat(store: Any, pool: AgentPool, *, unreachable_timeout: float,
             if before == _state(agent, up=True):
                 continue
         last_seen = float(agent.get("last_seen") or 0)
-        updated = store.agents.update(agent["id"], lambda a, up=up, seen=last_seen: _beat(
-            a, up, stamp, seen, unreachable_timeout))
+        updated = store.agents.update(agent["id"], functools.partial(
+            _beat, up=up, now=stamp, last_seen=last_seen, timeout=unreachable_timeout))
         if updated and updated.get("state") != before:
             kind = "unreachable" if updated["state"] == "unreachable" else "up"
             changed[kind].append(agent["id"])
@@ -412,8 +419,8 @@ def _answers(pool: AgentPool, agent: Mapping[str, Any]) -> bool:
         return False
 
 
-def _beat(agent: dict[str, Any], up: bool, now: float, last_seen: float,
-          timeout: float) -> dict[str, Any] | None:
+def _beat(agent: Agent, up: bool, now: float, last_seen: float,
+          timeout: float) -> Agent | None:
     """The agent after one ping; None when nothing changes."""
     if up:
         agent["last_seen"] = now

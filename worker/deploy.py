@@ -26,19 +26,19 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
 
 import redis
 
 from catalog.errors import PlacementError, SpecRefused
 from catalog.spec import check_policy
 
+from . import deployments
 from .agents import AgentPool
 from .errors import AgentError
 from .instances import InstanceRunner, ServiceLock, alive, counts_healthy, removal_order
+from .records import Agent, Deployment, Instance, Progress, Service
 from .settings import WorkerSettings
-from .store.base import Tx
-from .store.cluster import ACTIVE_DEPLOYMENT
+from .store import Store
 
 __all__ = ["Deployer", "Cancelled"]
 
@@ -52,7 +52,7 @@ class Cancelled(Exception):
 class Deployer:
     """Runs deployments; one instance per worker process is enough."""
 
-    def __init__(self, store: Any, agents: AgentPool | None = None,
+    def __init__(self, store: Store, agents: AgentPool | None = None,
                  settings: WorkerSettings | None = None) -> None:
         self.store = store
         self.settings = settings or WorkerSettings()
@@ -60,7 +60,7 @@ class Deployer:
                                         tls_dir=self.settings.agent_tls_dir)
         self.instances = InstanceRunner(store, self.pool, self.settings)
 
-    def run(self, deployment_id: str) -> dict[str, Any] | None:
+    def run(self, deployment_id: str) -> Deployment | None:
         """Drive a deployment to its end; returns its final record.
 
         Returns at once (with the record as it is) when the deployment is finished or
@@ -74,10 +74,10 @@ class Deployer:
             result, next_id = self._run_one(next_id)
         return result
 
-    def _run_one(self, deployment_id: str) -> tuple[dict[str, Any] | None, str | None]:
+    def _run_one(self, deployment_id: str) -> tuple[Deployment | None, str | None]:
         """Run one deployment; (its record, the id of a successor to drive or None)."""
         deployment = self.store.deployments.get(deployment_id)
-        if deployment is None or deployment["status"] not in ACTIVE_DEPLOYMENT:
+        if deployment is None or not deployments.is_active(deployment):
             return deployment, None
         lock = ServiceLock(self.store.state, deployment["service"], self.settings.deploy_lock_ttl)
         if not lock.acquire():
@@ -87,24 +87,23 @@ class Deployer:
                 result = _Run(self, deployment).execute()
         finally:
             lock.release()
-        service = self.store.services.get(deployment["service"]) or {}
-        successor = service.get("deployment")
+        service = self.store.services.get(deployment["service"])
+        successor = service.get("deployment") if service else None
         if successor and successor != deployment_id:
             return result, successor
         return result, None
 
-
     def fail(self, deployment_id: str, message: str) -> None:
         """End a deployment as failed from outside its run (e.g. retries exhausted)."""
         deployment = self.store.deployments.get(deployment_id)
-        if deployment is not None and deployment["status"] in ACTIVE_DEPLOYMENT:
+        if deployment is not None and deployments.is_active(deployment):
             _Run(self, deployment)._finish("failed", message)
 
 
 class _Run:
     """One run of one deployment."""
 
-    def __init__(self, deployer: Deployer, deployment: dict[str, Any]) -> None:
+    def __init__(self, deployer: Deployer, deployment: Deployment) -> None:
         self.store = deployer.store
         self.settings = deployer.settings
         self.ops = deployer.instances
@@ -116,7 +115,7 @@ class _Run:
         self.vacated: list[str] = []   # agents old instances left (their volumes stay there)
 
     # outcome ------------------------------------------------------------------------
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> Deployment | None:
         try:
             self._update(status="running", step=("start", f"{self.kind} running"))
             if self.kind == "uninstall":
@@ -132,32 +131,16 @@ class _Run:
             if isinstance(error, AgentError | redis.RedisError):
                 raise  # passing trouble: the task retries, the reconciler re-drives
             self._finish("failed", f"internal error: {error}")
-        return self.store.deployments.get(self.id) or {}
+        return self.store.deployments.get(self.id)
 
-    def _update(self, *, step: tuple[str, str] | None = None, **changes: Any) -> dict[str, Any]:
-        """Write changes to the deployment; :raises Cancelled: when it is no longer active."""
-        key = self.store.deployments.key(self.id)
+    def _update(self, *, step: tuple[str, str] | None = None, status: str | None = None,
+                progress: Progress | None = None) -> Deployment:
+        """Record progress of the deployment.
 
-        def change(tx: Tx) -> dict[str, Any] | None:
-            deployment = tx.get(key)
-            service = tx.get(self.store.services.key(self.name))
-            if deployment is None or deployment["status"] not in ACTIVE_DEPLOYMENT:
-                return None
-            if service is None or service.get("deployment") != self.id:
-                return None
-            now = time.time()
-            deployment.update(changes, updated_at=now)
-            if step:
-                deployment["steps"] = [*deployment.get("steps", []),
-                                       {"name": step[0], "status": "done",
-                                        "message": step[1], "at": now}]
-            written = self.store.deployments.stage_put(tx, deployment)
-            tx.event("deployment.updated", self.id, deployment.get("actor", ""),
-                     {"service": self.name, "status": written["status"],
-                      "progress": written.get("progress"), "step": step[0] if step else None})
-            return written
-
-        written = self.store.state.transact(change)
+        :raises Cancelled: when it is no longer active.
+        """
+        written = deployments.advance(self.store, self.id, step=step, status=status,
+                                      progress=progress)
         if written is None:
             raise Cancelled(self.id)
         return written
@@ -165,29 +148,8 @@ class _Run:
     def _finish(self, status: str, error: str | None = None, *,
                 details: list[dict[str, str]] | None = None) -> None:
         """End the deployment and settle the service's status, in one transaction."""
-        dep_key, svc_key = self.store.deployments.key(self.id), self.store.services.key(self.name)
-
-        def change(tx: Tx) -> None:
-            deployment, service = tx.get(dep_key), tx.get(svc_key)
-            if deployment is None or deployment["status"] not in ACTIVE_DEPLOYMENT:
-                return
-            now = time.time()
-            message = error or "done"
-            deployment.update(status=status, error=error, finished_at=now, updated_at=now,
-                              error_details=details or [])
-            deployment["steps"] = [*deployment.get("steps", []),
-                                   {"name": "finish", "status": status, "message": message,
-                                    "at": now}]
-            self.store.deployments.stage_put(tx, deployment)
-            tx.event(f"deployment.{status}", self.id, deployment.get("actor", ""),
-                     {"service": self.name, "error": error})
-            if service is not None and service.get("deployment") == self.id:
-                service.update(deployment=None, updated_at=now,
-                               status=self._service_status(status))
-                self.store.services.stage_put(tx, service)
-                tx.event("service.updated", self.name, "worker", {"status": service["status"]})
-
-        self.store.state.transact(change)
+        deployments.finish(self.store, self.id, status, error=error, details=details,
+                           service_status=self._service_status(status))
 
     def _service_status(self, outcome: str) -> str:
         if outcome == "succeeded":
@@ -202,12 +164,12 @@ class _Run:
         leftovers = self.ops.sweep_service(self.name)
         message = f"removed {len(instances)} instances" + (
             f" and {leftovers} stray containers" if leftovers else "")
-        self._update(progress={"total": 0, "placed": 0, "started": 0, "healthy": 0},
+        self._update(progress=Progress(total=0, placed=0, started=0, healthy=0),
                      step=("remove", message))
         self.ops.delete_service(self.name, self.id)
 
     # converge -----------------------------------------------------------------------
-    def _check_policy(self, service: dict[str, Any]) -> None:
+    def _check_policy(self, service: Service) -> None:
         """Refuse a spec that would give a container the host, before any Docker call.
 
         :raises SpecRefused:
@@ -233,7 +195,7 @@ class _Run:
                 return
             time.sleep(self.settings.health_poll)
 
-    def _round(self, service: dict[str, Any], instances: list[dict[str, Any]],
+    def _round(self, service: Service, instances: list[Instance],
                announced: set[str]) -> bool:
         """One round of the loop; True when the service has converged."""
         generation, total = int(service["generation"]), int(service["instances"])
@@ -270,7 +232,7 @@ class _Run:
         return (not stoppable and not to_start and len(fresh) == total
                 and all(i["generation"] == generation and counts_healthy(i) for i in fresh))
 
-    def _drop_dead(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _drop_dead(self, instances: list[Instance]) -> list[Instance]:
         """Remove failed and lost instances; count failed starts; keep the living."""
         dead = [i for i in instances if not alive(i)]
         if not dead:
@@ -280,7 +242,7 @@ class _Run:
                 self.failed_starts += 1
                 self.last_error = instance.get("error") or self.last_error
         self.ops.stop(dead)
-        self._update(progress=self._progress(failed=self.failed_starts),
+        self._update(progress=self._progress(),
                      step=("replace", f"replacing {len(dead)} failed instances: "
                                       f"{self.last_error or 'container stopped'}"))
         if self.failed_starts >= self.settings.max_start_attempts:
@@ -290,12 +252,12 @@ class _Run:
         self.ops.backoff_wait(self.failed_starts)
         return [i for i in instances if alive(i)]
 
-    def _scale_down(self, current: list[dict[str, Any]], count: int) -> None:
+    def _scale_down(self, current: list[Instance], count: int) -> None:
         victims = removal_order(current)[:count]
         self._update(step=("scale down", f"stopping {count} instances"))
         self.ops.stop(victims)
 
-    def _start_some(self, service: dict[str, Any], current: list[dict[str, Any]],
+    def _start_some(self, service: Service, current: list[Instance],
                     count: int) -> None:
         """Start ``count`` instances; outside an install, settle for one when all do not fit.
 
@@ -308,7 +270,7 @@ class _Run:
                 raise
             self._start(service, current, 1)
 
-    def _start(self, service: dict[str, Any], current: list[dict[str, Any]],
+    def _start(self, service: Service, current: list[Instance],
                count: int) -> None:
         """Place, reserve and start ``count`` new instances."""
         placed = self.ops.place(service, current, count, self.id, prefer=self.vacated)
@@ -321,7 +283,7 @@ class _Run:
         self._update(progress=self._progress(), step=(
             "start", f"started {len(placed) - len(errors)} of {len(placed)}"))
 
-    def _watch(self, service: dict[str, Any], announced: set[str]) -> None:
+    def _watch(self, service: Service, announced: set[str]) -> None:
         """Look at new instances once; record those that became healthy."""
         fresh = [i for i in self.store.instances.for_service(self.name)
                  if i["generation"] == int(service["generation"]) and alive(i)]
@@ -333,17 +295,17 @@ class _Run:
             announced |= ready
             self._update(progress=progress)
 
-    def _progress(self, **extra: Any) -> dict[str, int]:
-        service = self.store.services.get(self.name) or {}
-        generation = int(service.get("generation") or 0)
+    def _progress(self) -> Progress:
+        service = self.store.services.get(self.name)
+        generation = int(service["generation"]) if service else 0
         mine = [i for i in self.store.instances.for_service(self.name)
                 if i["generation"] == generation]
-        return {"total": int(service.get("instances") or 0), "placed": len(mine),
-                "started": sum(1 for i in mine if i.get("container_id")),
-                "healthy": sum(1 for i in mine if counts_healthy(i)),
-                "failed": self.failed_starts, **extra}
+        return Progress(total=int(service["instances"]) if service else 0, placed=len(mine),
+                        started=sum(1 for i in mine if i.get("container_id")),
+                        healthy=sum(1 for i in mine if counts_healthy(i)),
+                        failed=self.failed_starts)
 
 
-def _usable_agent(agent: dict[str, Any] | None) -> bool:
+def _usable_agent(agent: Agent | None) -> bool:
     """Whether instances on this agent may stay (it exists and is not being drained)."""
-    return agent is not None and not agent.get("drain")
+    return agent is not None and not agent["drain"]

@@ -20,16 +20,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from catalog.errors import PlacementError
 from catalog.placement import PlacementRequest, place
 
-from . import health
+from . import deployments, health
 from .agents import AgentPool, agent_view, release, reserve
 from .errors import AgentError
 from .host_paths import check_host_folders, host_folders, policy_refusal
+from .records import Agent, Instance, Service
 from .settings import WorkerSettings
+from .store import RedisState, Store
 from .store.base import Tx
 from .store.crypto import DataKeyError, has_sealed, require_keys
 
@@ -45,23 +47,23 @@ _RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('del', KEYS[1]) else return 0 end"""
 
 
-def alive(instance: dict[str, Any]) -> bool:
+def alive(instance: Instance) -> bool:
     """Whether the instance still counts (not failed, lost, unhealthy or going)."""
     return instance.get("state") not in DEAD
 
 
-def counts_healthy(instance: dict[str, Any]) -> bool:
+def counts_healthy(instance: Instance) -> bool:
     """Running and healthy (or without a health check): it serves."""
     return instance.get("state") == "running" and instance.get("health") in ("healthy", "none")
 
 
-def removal_order(instances: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+def removal_order(instances: Iterable[Instance]) -> list[Instance]:
     """Which instances go first when scaling down: unhealthy first, then newest first."""
     return sorted(instances, key=lambda i: (counts_healthy(i), -float(i.get("created_at") or 0),
                                             i["id"]))
 
 
-def container_labels(instance: dict[str, Any]) -> dict[str, str]:
+def container_labels(instance: Instance) -> dict[str, str]:
     return {"berth.service": instance["service"], "berth.instance": instance["id"],
             "berth.generation": str(instance["generation"])}
 
@@ -69,14 +71,14 @@ def container_labels(instance: dict[str, Any]) -> dict[str, str]:
 class ServiceLock:
     """A Redis lock on one service with a TTL, renewed by a thread while held."""
 
-    def __init__(self, state: Any, service: str, ttl: float) -> None:
+    def __init__(self, state: RedisState, service: str, ttl: float) -> None:
         self.redis = state.redis
         self.key = state.key("lock", "service", service)
         self.ttl_ms = max(1000, int(ttl * 1000))
         self.token = uuid.uuid4().hex
 
     @staticmethod
-    def held(state: Any, service: str) -> bool:
+    def held(state: RedisState, service: str) -> bool:
         return bool(state.redis.exists(state.key("lock", "service", service)))
 
     def acquire(self) -> bool:
@@ -115,15 +117,15 @@ class ServiceLock:
 class InstanceRunner:
     """Place, start, observe and stop instances of services."""
 
-    def __init__(self, store: Any, pool: AgentPool, settings: WorkerSettings) -> None:
+    def __init__(self, store: Store, pool: AgentPool, settings: WorkerSettings) -> None:
         self.store = store
         self.pool = pool
         self.settings = settings
         self._checked: dict[str, float] = {}
 
     # place ----------------------------------------------------------------------------
-    def place(self, service: dict[str, Any], current: list[dict[str, Any]], count: int,
-              deployment_id: str, prefer: Iterable[str] = ()) -> list[dict[str, Any]]:
+    def place(self, service: Service, current: list[Instance], count: int,
+              deployment_id: str, prefer: Iterable[str] = ()) -> list[Instance]:
         """Place ``count`` new instances and reserve their resources, atomically.
 
         A spec with named volumes goes back to the agents in ``prefer`` (where its
@@ -135,9 +137,9 @@ class InstanceRunner:
         request = PlacementRequest.from_spec(spec, count)
         preferred = set(prefer) if any(v.get("name") for v in spec.get("volumes") or []) else set()
 
-        def change(tx: Tx) -> list[dict[str, Any]]:
-            fetched = {i: tx.get(self.store.agents.key(i)) for i in self.store.agents.ids()}
-            agents: dict[str, dict[str, Any]] = {i: a for i, a in fetched.items() if a}
+        def change(tx: Tx) -> list[Instance]:
+            fetched = {i: self.store.agents.read(tx, i) for i in self.store.agents.ids()}
+            agents: dict[str, Agent] = {i: a for i, a in fetched.items() if a}
             existing = [(i["agent"], agents[i["agent"]].get("attributes") or {})
                         for i in current if i["agent"] in agents]
             views = [agent_view(a) for a in agents.values()]
@@ -164,27 +166,27 @@ class InstanceRunner:
 
         return self.store.state.transact(change)
 
-    def _new_instance(self, tx: Tx, service: dict[str, Any], agent: dict[str, Any],
-                      ports: tuple[int, ...], deployment_id: str) -> dict[str, Any]:
+    def _new_instance(self, tx: Tx, service: Service, agent: Agent,
+                      ports: tuple[int, ...], deployment_id: str) -> Instance:
         while True:
             instance_id = f"{service['name']}-{secrets.token_hex(3)}"
-            if tx.get(self.store.instances.key(instance_id)) is None:
+            if self.store.instances.read(tx, instance_id) is None:
                 break
         spec = service["spec"]
         names = [p.get("name") or f"port{n}" for n, p in enumerate(spec.get("ports") or [])]
-        return {"id": instance_id, "service": service["name"],
-                "generation": int(service["generation"]), "agent": agent["id"],
-                "container": f"berth-{instance_id}", "container_id": None,
-                "ports": dict(zip(names, ports, strict=True)), "port_list": list(ports),
-                "address": agent.get("address", ""), "state": "placed", "health": "unknown",
-                "created_at": time.time(), "started_at": None, "healthy_at": None,
-                "failures": 0, "error": None, "deployment": deployment_id,
-                "cpus": float(spec.get("cpus") or 0), "mem": int(spec.get("mem") or 0)}
+        return Instance(
+            id=instance_id, service=service["name"], generation=int(service["generation"]),
+            agent=agent["id"], container=f"berth-{instance_id}", container_id=None,
+            ports=dict(zip(names, ports, strict=True)), port_list=list(ports),
+            address=agent.get("address", ""), state="placed", health="unknown",
+            created_at=time.time(), started_at=None, healthy_at=None, failures=0, error=None,
+            deployment=deployment_id, cpus=float(spec.get("cpus") or 0),
+            mem=int(spec.get("mem") or 0))
 
     # start ----------------------------------------------------------------------------
-    def start(self, service: dict[str, Any], instances: list[dict[str, Any]]) -> list[str]:
+    def start(self, service: Service, instances: list[Instance]) -> list[str]:
         """Start the containers, one thread per agent; returns the errors met."""
-        by_agent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        by_agent: dict[str, list[Instance]] = defaultdict(list)
         for instance in instances:
             by_agent[instance["agent"]].append(instance)
         agents = {a["id"]: a for a in self.store.agents.list()}
@@ -193,8 +195,8 @@ class InstanceRunner:
                     for agent_id, batch in by_agent.items()]
             return [error for job in jobs for error in job.result()]
 
-    def _start_on(self, agent: dict[str, Any] | None, service: dict[str, Any],
-                  batch: list[dict[str, Any]], agents: dict[str, dict[str, Any]]) -> list[str]:
+    def _start_on(self, agent: Agent | None, service: Service,
+                  batch: list[Instance], agents: dict[str, Agent]) -> list[str]:
         if agent is None:
             return [self.fail(i, "its agent is gone") for i in batch]
         spec = service["spec"]
@@ -254,16 +256,16 @@ class InstanceRunner:
         opened: dict[str, Any] = keys.open_tree(spec)
         return opened
 
-    def _set(self, instance_id: str, **changes: Any) -> dict[str, Any] | None:
+    def _set(self, instance_id: str, **changes: Any) -> Instance | None:
         """Update an instance unless it is already on its way out."""
-        def apply(doc: dict[str, Any]) -> dict[str, Any] | None:
+        def apply(doc: Instance) -> Instance | None:
             if doc.get("state") in ("stopping", "stopped") and changes.get("state") != "stopped":
                 return None
-            return {**doc, **changes}
+            return cast(Instance, {**doc, **changes})
 
         return self.store.instances.update(instance_id, apply)
 
-    def fail(self, instance: dict[str, Any], reason: str, state: str = "failed") -> str:
+    def fail(self, instance: Instance, reason: str, state: str = "failed") -> str:
         """Mark an instance failed (or lost) with the reason; returns the reason."""
         self._set(instance["id"], state=state, error=reason)
         self.store.state.publish_event(f"instance.{state}", instance["id"], "worker",
@@ -271,7 +273,7 @@ class InstanceRunner:
         return reason
 
     # observe --------------------------------------------------------------------------
-    def observe(self, service: dict[str, Any], instances: list[dict[str, Any]],
+    def observe(self, service: Service, instances: list[Instance],
                 *, interval: float | None = None) -> None:
         """Check containers and health of ``instances``; record what changed."""
         if not instances:
@@ -288,10 +290,10 @@ class InstanceRunner:
                 self.fail(instance, f"container stopped ({status})")
             elif hc and self._due(instance, interval):
                 due.append(instance)
-        if due:
+        if hc and due:
             self._check_health(hc, due)
 
-    def monitor(self, service: dict[str, Any], instances: list[dict[str, Any]], *,
+    def monitor(self, service: Service, instances: list[Instance], *,
                 interval: float) -> None:
         """Health-check the running ``instances`` that are due (no container listing)."""
         hc = service["spec"].get("healthCheck")
@@ -314,15 +316,15 @@ class InstanceRunner:
             results = dict(zip(agents, threads.map(listing, agents.values()), strict=True))
         return {a: r for a, r in results.items() if r is not None}
 
-    def _due(self, instance: dict[str, Any], interval: float | None) -> bool:
+    def _due(self, instance: Instance, interval: float | None) -> bool:
         every = self.settings.health_poll if instance.get("health") != "healthy" else interval
         last = self._checked.get(instance["id"], 0.0)
         return every is None or time.time() - last >= every
 
-    def _check_health(self, hc: dict[str, Any], instances: list[dict[str, Any]]) -> None:
+    def _check_health(self, hc: dict[str, Any], instances: list[Instance]) -> None:
         agents = {a["id"]: a for a in self.store.agents.list()}
 
-        def one(instance: dict[str, Any]) -> None:
+        def one(instance: Instance) -> None:
             agent = agents.get(instance["agent"])
             docker = self.pool.get(agent) if agent else None
             ok = health.check(instance, instance.get("address", ""), hc, docker)
@@ -331,7 +333,7 @@ class InstanceRunner:
         with ThreadPoolExecutor(max_workers=min(32, len(instances))) as threads:
             list(threads.map(one, instances))
 
-    def _record_health(self, instance: dict[str, Any], hc: dict[str, Any], ok: bool) -> None:
+    def _record_health(self, instance: Instance, hc: dict[str, Any], ok: bool) -> None:
         now = time.time()
         tracker = health.HealthTracker(
             hc, started_at=float(instance.get("started_at") or now),
@@ -355,7 +357,7 @@ class InstanceRunner:
                                            {"service": instance["service"]})
 
     # stop -----------------------------------------------------------------------------
-    def stop(self, instances: list[dict[str, Any]]) -> None:
+    def stop(self, instances: list[Instance]) -> None:
         """Stop and remove the containers, free the reservations, delete the records."""
         if not instances:
             return
@@ -363,7 +365,7 @@ class InstanceRunner:
             self._set(instance["id"], state="stopping")
         agents = {a["id"]: a for a in self.store.agents.list()}
 
-        def remove(instance: dict[str, Any]) -> None:
+        def remove(instance: Instance) -> None:
             agent = agents.get(instance["agent"])
             if agent is None or agent.get("state") == "unreachable":
                 return  # beyond reach: the reconciler removes it as an orphan if it returns
@@ -378,18 +380,19 @@ class InstanceRunner:
             list(threads.map(remove, instances))
         self.forget(instances)
 
-    def forget(self, instances: list[dict[str, Any]]) -> None:
+    def forget(self, instances: list[Instance]) -> None:
         """Delete instance records and give back their reservations, in one transaction."""
         def change(tx: Tx) -> None:
-            touched: dict[str, dict[str, Any]] = {}
+            touched: dict[str, Agent | None] = {}
             for instance in instances:
-                if tx.get(self.store.instances.key(instance["id"])) is None:
+                if self.store.instances.read(tx, instance["id"]) is None:
                     continue
                 agent_id = instance["agent"]
                 if agent_id not in touched:
-                    touched[agent_id] = tx.get(self.store.agents.key(agent_id)) or {}
-                if touched[agent_id]:
-                    release(touched[agent_id], instance)
+                    touched[agent_id] = self.store.agents.read(tx, agent_id)
+                agent = touched[agent_id]
+                if agent:
+                    release(agent, instance)
                 self.store.instances.stage_remove(tx, instance)
                 tx.event("instance.removed", instance["id"], "worker",
                          {"service": instance["service"]})
@@ -418,18 +421,12 @@ class InstanceRunner:
     def delete_service(self, name: str, deployment_id: str) -> None:
         """Forget a service and end its uninstall deployment, in one transaction."""
         def change(tx: Tx) -> None:
-            deployment = tx.get(self.store.deployments.key(deployment_id))
-            now = time.time()
+            deployment = self.store.deployments.read(tx, deployment_id)
             if deployment is not None:
-                deployment.update(status="succeeded", finished_at=now, updated_at=now)
-                deployment["steps"] = [*deployment.get("steps", []), {
-                    "name": "finish", "status": "succeeded", "message": "uninstalled",
-                    "at": now}]
-                self.store.deployments.stage_put(tx, deployment)
-                tx.event("deployment.succeeded", deployment_id, deployment.get("actor", ""),
-                         {"service": name})
+                deployments.stage_finish(self.store, tx, deployment, "succeeded",
+                                         message="uninstalled")
             self.store.services.stage_remove(tx, name)
-            tx.event("service.deleted", name, (deployment or {}).get("actor", ""), {})
+            tx.event("service.deleted", name, deployment["actor"] if deployment else "", {})
 
         self.store.state.transact(change)
 
@@ -440,6 +437,6 @@ class InstanceRunner:
                            self.settings.backoff_max))
 
 
-def alive_before_stop(instance: dict[str, Any]) -> bool:
+def alive_before_stop(instance: Instance) -> bool:
     """Whether a stop deserves a grace period (a serving instance; dead ones are killed)."""
     return instance.get("state") in ("running", "starting", "placed")

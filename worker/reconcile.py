@@ -25,14 +25,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from . import deployments
 from .agents import AgentPool, heartbeat
+from .containers import ContainerInfo
 from .deploy import Deployer
 from .errors import AgentError
 from .instances import InstanceRunner, ServiceLock, alive, counts_healthy
-from .service_ops import new_deployment
+from .records import Agent, Deployment, Service
 from .settings import WorkerSettings
-from .store.base import Tx
-from .store.cluster import ACTIVE_DEPLOYMENT
+from .store import Store
 
 __all__ = ["Reconciler", "start_recovery"]
 
@@ -41,35 +42,15 @@ Enqueue = Callable[[str, Sequence[Any]], Any]
 ACTOR = "reconciler"
 
 
-def start_recovery(store: Any, name: str, reason: str) -> dict[str, Any] | None:
+def start_recovery(store: Store, name: str, reason: str) -> Deployment | None:
     """Open a ``recover`` deployment for a service idle and not being removed; or None."""
-    key = store.services.key(name)
-
-    def change(tx: Tx) -> dict[str, Any] | None:
-        service = tx.get(key)
-        if service is None or service.get("status") in ("deleting", "failed"):
-            return None
-        current = service.get("deployment")
-        if current:
-            running = tx.get(store.deployments.key(current))
-            if running and running["status"] in ACTIVE_DEPLOYMENT:
-                return None
-        deployment = new_deployment(name, "recover", int(service["generation"]),
-                                    int(service["instances"]), ACTOR, reason=reason)
-        service.update(deployment=deployment["id"], status="deploying", updated_at=time.time())
-        store.services.stage_put(tx, service)
-        written = store.deployments.stage_put(tx, deployment)
-        tx.event("deployment.created", written["id"], ACTOR,
-                 {"service": name, "kind": "recover", "reason": reason})
-        return written
-
-    return store.state.transact(change)
+    return deployments.open_recovery(store, name, reason, ACTOR)
 
 
 class Reconciler:
     """Keeps actual state in line with desired state."""
 
-    def __init__(self, store: Any, agents: AgentPool | None = None,
+    def __init__(self, store: Store, agents: AgentPool | None = None,
                  settings: WorkerSettings | None = None, enqueue: Enqueue | None = None) -> None:
         self.store = store
         self.settings = settings or WorkerSettings()
@@ -145,7 +126,7 @@ class Reconciler:
                     self.ops.fail(instance, "container removed outside Berth")
         return removed
 
-    def _remove_orphan(self, docker: Any, info: Any) -> int:
+    def _remove_orphan(self, docker: Any, info: ContainerInfo) -> int:
         try:
             docker.remove(info.id)
         except AgentError as error:
@@ -172,7 +153,7 @@ class Reconciler:
         return driven
 
     # one service ----------------------------------------------------------------------
-    def reconcile_service(self, name: str) -> dict[str, Any] | None:
+    def reconcile_service(self, name: str) -> Deployment | None:
         """The fast path: check one service's containers, recover it in place if needed."""
         service = self.store.services.get(name)
         if service is None or self._busy(service):
@@ -189,14 +170,11 @@ class Reconciler:
             return None
         return Deployer(self.store, self.pool, self.settings).run(deployment["id"])
 
-    def _busy(self, service: dict[str, Any]) -> bool:
+    def _busy(self, service: Service) -> bool:
         current = service.get("deployment")
-        if not current:
-            return False
-        deployment = self.store.deployments.get(current)
-        return bool(deployment and deployment["status"] in ACTIVE_DEPLOYMENT)
+        return bool(current) and deployments.is_active(self.store.deployments.get(current or ""))
 
-    def _needs_recovery(self, service: dict[str, Any]) -> str | None:
+    def _needs_recovery(self, service: Service) -> str | None:
         """Why a service must be recovered, or None when it is fine (or not ours now)."""
         if service.get("status") in ("deleting", "failed") or self._busy(service):
             return None
@@ -205,7 +183,7 @@ class Reconciler:
         dead = [i for i in instances if not alive(i)]
         if dead:
             return f"{len(dead)} instances {dead[0]['state']}: {dead[0].get('error') or ''}"
-        drained = [i for i in instances if (agents.get(i["agent"]) or {}).get("drain", True)]
+        drained = [i for i in instances if _drained(agents.get(i["agent"]))]
         if drained:
             return f"{len(drained)} instances on draining agents"
         if len(instances) < int(service["instances"]):
@@ -227,7 +205,7 @@ class Reconciler:
         delay = min(self.settings.backoff_base * 2 ** (failed - 1), self.settings.backoff_max)
         return time.time() >= last + delay
 
-    def _settle_status(self, service: dict[str, Any]) -> None:
+    def _settle_status(self, service: Service) -> None:
         """``running`` when every wanted instance is healthy, else ``degraded``."""
         if service.get("status") in ("deleting", "failed", "deploying") or self._busy(service):
             return
@@ -264,6 +242,11 @@ class Reconciler:
             log.warning("could not enqueue %s%s", task, args, exc_info=True)
 
 
-def _interval(service: dict[str, Any]) -> float:
+def _drained(agent: Agent | None) -> bool:
+    """Whether instances may not stay on an agent: it is being drained, or it is gone."""
+    return agent is None or agent["drain"]
+
+
+def _interval(service: Service) -> float:
     hc = service["spec"].get("healthCheck") or {}
     return float(hc.get("intervalSeconds", 10))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -24,6 +23,7 @@ from catalog.names import SERVICE_NAME, require_service_name
 from catalog.options import apply_at_paths, values_at_paths
 from catalog.spec import map_secret_strings, secret_texts
 
+from . import deployments
 from .errors import (
     DeploymentInProgress,
     GenerationNotFound,
@@ -31,11 +31,12 @@ from .errors import (
     ServiceExists,
     ServiceNotFound,
 )
+from .records import Deployment, Generation, Instance, PackageRef, Service
+from .store import Store
 from .store.base import Tx
-from .store.cluster import ACTIVE_DEPLOYMENT
 from .store.crypto import DataKeys, has_sealed, require_keys
 
-__all__ = ["DesiredState", "new_deployment", "SERVICE_NAME", "MAX_INSTANCES"]
+__all__ = ["DesiredState", "SERVICE_NAME", "MAX_INSTANCES"]
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +44,15 @@ MAX_INSTANCES = 1000
 Enqueue = Callable[[str, Sequence[Any]], Any]
 
 
-def new_deployment(service: str, kind: str, generation: int, instances: int,
-                   actor: str, **extra: Any) -> dict[str, Any]:
-    """A fresh, queued Deployment record."""
-    now = time.time()
-    doc = {"id": "d-" + secrets.token_hex(6), "service": service, "kind": kind,
-           "status": "queued", "generation": generation, "instances": instances,
-           "steps": [], "progress": {"total": instances, "placed": 0, "started": 0,
-                                     "healthy": 0},
-           "error": None, "actor": actor, "created_at": now, "updated_at": now,
-           "finished_at": None}
-    doc.update(extra)
-    return doc
-
-
-def _package_identity(package: Any) -> dict[str, str]:
+def _package_identity(package: Any) -> PackageRef:
     """``{"name", "version", "repository"}`` from a mapping or a ``catalog.Package``."""
     if isinstance(package, Mapping):
-        return {k: str(package.get(k) or "") for k in ("name", "version", "repository")}
-    return {"name": str(getattr(package, "name", "")),
-            "version": str(getattr(package, "version", "")),
-            "repository": str(getattr(package, "repository", ""))}
+        return PackageRef(name=str(package.get("name") or ""),
+                          version=str(package.get("version") or ""),
+                          repository=str(package.get("repository") or ""))
+    return PackageRef(name=str(getattr(package, "name", "")),
+                      version=str(getattr(package, "version", "")),
+                      repository=str(getattr(package, "repository", "")))
 
 
 def _check_name(name: Any) -> str:
@@ -80,7 +69,7 @@ def _check_count(count: Any) -> int:
 class DesiredState:
     """Install, scale, update, roll back, restart and uninstall services; read them."""
 
-    def __init__(self, store: Any, enqueue: Enqueue | None = None,
+    def __init__(self, store: Store, enqueue: Enqueue | None = None,
                  keys: DataKeys | None = None) -> None:
         self.store = store
         self.enqueue = enqueue
@@ -126,26 +115,22 @@ class DesiredState:
         count = _check_count(instances if instances is not None else spec.get("instances", 1))
         spec["instances"] = count
         now = time.time()
-        service = {"name": name, "package": _package_identity(package or {}),
-                   "options": stored_options, "secret_paths": paths, "spec": spec,
-                   "instances": count,
-                   "generation": 1, "status": "deploying", "deployment": None,
-                   "created_at": now, "updated_at": now, "created_by": actor,
-                   "updated_by": actor}
-        deployment = new_deployment(name, "install", 1, count, actor)
-        service["deployment"] = deployment["id"]
+        deployment = deployments.new(name, "install", 1, count, actor)
+        service = Service(name=name, package=_package_identity(package or {}),
+                          options=stored_options, secret_paths=paths, spec=spec,
+                          instances=count, generation=1, status="deploying",
+                          deployment=deployment["id"], created_at=now, updated_at=now,
+                          created_by=actor, updated_by=actor)
 
         def change(tx: Tx) -> dict[str, Any]:
-            if tx.get(self.store.services.key(name)) is not None:
+            if self.store.services.read(tx, name) is not None:
                 raise ServiceExists(f"a service named {name!r} exists", service=name,
                                     details=[{"path": "name", "message": "taken"}])
             written = self.store.services.stage_put(tx, service)
             self.store.services.stage_generation(tx, name, _generation_entry(
                 service, "install", actor))
-            dep = self.store.deployments.stage_put(tx, deployment)
             tx.event("service.created", name, actor, {"generation": 1, "instances": count})
-            tx.event("deployment.created", dep["id"], actor, {"service": name,
-                                                                "kind": "install"})
+            dep = deployments.stage_create(self.store, tx, deployment)
             return {"service": written, "deployment": dep}
 
         result = self.store.state.transact(change)
@@ -153,14 +138,14 @@ class DesiredState:
         return result
 
     def scale(self, name: str, instances: int, *, actor: str = "",
-              force: bool = False) -> dict[str, Any]:
+              force: bool = False) -> Deployment:
         """Change the instance count; returns the deployment.
 
         :raises ServiceNotFound, DeploymentInProgress, InvalidRequest:
         """
         count = _check_count(instances)
 
-        def apply(service: dict[str, Any]) -> None:
+        def apply(service: Service) -> None:
             service["instances"] = count
             service["spec"]["instances"] = count
 
@@ -170,7 +155,7 @@ class DesiredState:
     def update(self, name: str, *, spec: Mapping[str, Any], package: Any = None,
                options: Mapping[str, Any] | None = None, instances: int | None = None,
                actor: str = "", force: bool = False,
-               secret_paths: Sequence[str] = ()) -> dict[str, Any]:
+               secret_paths: Sequence[str] = ()) -> Deployment:
         """Move a service to a new spec (another version or options): a rolling upgrade.
 
         The instance count stays unless ``instances`` is given. The record's secret
@@ -179,7 +164,7 @@ class DesiredState:
 
         :raises ServiceNotFound, DeploymentInProgress, InvalidRequest, DataKeyError:
         """
-        def apply(service: dict[str, Any]) -> None:
+        def apply(service: Service) -> None:
             total = _check_count(instances if instances is not None else service["instances"])
             if package is not None:
                 service["package"] = _package_identity(package)
@@ -194,7 +179,7 @@ class DesiredState:
         return self._change(name, "upgrade", apply, actor=actor, force=force)
 
     def rollback(self, name: str, generation: int | None = None, *, actor: str = "",
-                 force: bool = False) -> dict[str, Any]:
+                 force: bool = False) -> Deployment:
         """Return to an earlier generation (the previous one by default) as a new one.
 
         The instance count stays as it is: scaling is not part of a generation.
@@ -204,8 +189,8 @@ class DesiredState:
         current = self.get_service(name)
         target = self._rollback_target(name, int(current["generation"]), generation)
 
-        def apply(service: dict[str, Any]) -> None:
-            service["package"] = dict(target.get("package") or {})
+        def apply(service: Service) -> None:
+            service["package"] = _package_identity(target.get("package") or {})
             service["options"] = dict(target.get("options") or {})
             if "secret_paths" in target or "secret_paths" in service:
                 service["secret_paths"] = sorted(set(target.get("secret_paths") or ()) | set(
@@ -214,16 +199,16 @@ class DesiredState:
                                "instances": service["instances"]}
 
         return self._change(name, "rollback", apply, actor=actor, force=force,
-                            extra={"rollback_to": int(target["generation"])})
+                            rollback_to=int(target["generation"]))
 
-    def restart(self, name: str, *, actor: str = "", force: bool = False) -> dict[str, Any]:
+    def restart(self, name: str, *, actor: str = "", force: bool = False) -> Deployment:
         """Replace every instance with a fresh one of the same spec (a new generation).
 
         :raises ServiceNotFound, DeploymentInProgress:
         """
         return self._change(name, "restart", lambda service: None, actor=actor, force=force)
 
-    def uninstall(self, name: str, *, actor: str = "") -> dict[str, Any]:
+    def uninstall(self, name: str, *, actor: str = "") -> Deployment:
         """Stop and remove every instance, then the service; returns the deployment.
 
         A deployment in progress is cancelled (uninstall supersedes it); uninstalling a
@@ -231,29 +216,27 @@ class DesiredState:
 
         :raises ServiceNotFound:
         """
-        def change(tx: Tx) -> dict[str, Any]:
+        def change(tx: Tx) -> Deployment:
             service = self._locked_service(tx, name)
-            running = self._active(tx, service)
+            running = deployments.active_of(self.store, tx, service)
             if running and running["kind"] == "uninstall":
                 return running
             if running:
-                self._stage_cancel(tx, running, actor, "superseded by uninstall")
-            deployment = new_deployment(name, "uninstall", int(service["generation"]),
-                                        0, actor)
-            service.update(status="deleting", deployment=deployment["id"],
-                           updated_at=time.time(), updated_by=actor)
+                deployments.stage_cancel(self.store, tx, running, actor,
+                                         "superseded by uninstall")
+            deployment = deployments.new(name, "uninstall", int(service["generation"]),
+                                         0, actor)
+            service.update({"status": "deleting", "deployment": deployment["id"],
+                            "updated_at": time.time(), "updated_by": actor})
             self.store.services.stage_put(tx, service)
-            dep = self.store.deployments.stage_put(tx, deployment)
             tx.event("service.deleting", name, actor, {})
-            tx.event("deployment.created", dep["id"], actor, {"service": name,
-                                                                "kind": "uninstall"})
-            return dep
+            return deployments.stage_create(self.store, tx, deployment)
 
         deployment = self.store.state.transact(change)
         self._enqueue_deploy(deployment["id"])
         return deployment
 
-    def cancel_deployment(self, deployment_id: str, *, actor: str = "") -> dict[str, Any]:
+    def cancel_deployment(self, deployment_id: str, *, actor: str = "") -> Deployment:
         """Stop a queued or running deployment where it is; a finished one is returned.
 
         The service keeps the instances it has; for an install or scale its desired
@@ -261,38 +244,30 @@ class DesiredState:
 
         :raises DeploymentNotFound:
         """
-        self.store.deployments.require(deployment_id)
-
-        def change(tx: Tx) -> dict[str, Any]:
-            deployment = tx.get(self.store.deployments.key(deployment_id))
-            if deployment is None or deployment["status"] not in ACTIVE_DEPLOYMENT:
-                return deployment or self.store.deployments.require(deployment_id)
-            return self._stage_cancel(tx, deployment, actor, "cancelled by " + (actor or "?"))
-
-        return self.store.state.transact(change)
+        return deployments.cancel(self.store, deployment_id, actor=actor)
 
     # reads --------------------------------------------------------------------
-    def get_service(self, name: str) -> dict[str, Any]:
+    def get_service(self, name: str) -> Service:
         """:raises ServiceNotFound:"""
         return self.store.services.require(name)
 
-    def list_services(self) -> list[dict[str, Any]]:
+    def list_services(self) -> list[Service]:
         return self.store.services.list()
 
-    def list_instances(self, name: str) -> list[dict[str, Any]]:
+    def list_instances(self, name: str) -> list[Instance]:
         """A service's instances, oldest first (empty for an unknown name)."""
         return self.store.instances.for_service(name)
 
-    def generations(self, name: str) -> list[dict[str, Any]]:
+    def generations(self, name: str) -> list[Generation]:
         """A service's generations, newest last."""
         return self.store.services.generations(name)
 
-    def get_deployment(self, deployment_id: str) -> dict[str, Any]:
+    def get_deployment(self, deployment_id: str) -> Deployment:
         """:raises DeploymentNotFound:"""
         return self.store.deployments.require(deployment_id)
 
     def list_deployments(self, service: str | None = None,
-                         limit: int = 50) -> list[dict[str, Any]]:
+                         limit: int = 50) -> list[Deployment]:
         """Recent deployments, newest first."""
         return self.store.deployments.list(service=service, limit=limit)
 
@@ -307,84 +282,53 @@ class DesiredState:
                 "current_deployment": self.store.deployments.get(current) if current else None}
 
     # helpers ------------------------------------------------------------------
-    def _change(self, name: str, kind: str, apply: Callable[[dict[str, Any]], Any], *,
+    def _change(self, name: str, kind: str, apply: Callable[[Service], Any], *,
                 actor: str, force: bool, new_generation: bool = True,
-                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                rollback_to: int | None = None) -> Deployment:
         """Apply a change to a service and start its deployment, in one transaction."""
-        def change(tx: Tx) -> dict[str, Any]:
+        def change(tx: Tx) -> Deployment:
             service = self._locked_service(tx, name)
             if service.get("status") == "deleting":
                 raise DeploymentInProgress(f"service {name!r} is being uninstalled",
                                            service=name)
-            running = self._active(tx, service)
+            running = deployments.active_of(self.store, tx, service)
             if running and not force:
                 raise DeploymentInProgress(
                     f"deployment {running['id']} of {name!r} is {running['status']}",
                     service=name, deployment=running["id"],
                     hint="wait for it, cancel it, or force")
             if running:
-                self._stage_cancel(tx, running, actor, f"superseded by {kind}")
+                deployments.stage_cancel(self.store, tx, running, actor,
+                                         f"superseded by {kind}")
             apply(service)
             if new_generation:
                 service["generation"] = int(service["generation"]) + 1
-            deployment = new_deployment(name, kind, int(service["generation"]),
-                                        int(service["instances"]), actor, **(extra or {}))
-            service.update(status="deploying", deployment=deployment["id"],
-                           updated_at=time.time(), updated_by=actor)
+            deployment = deployments.new(name, kind, int(service["generation"]),
+                                         int(service["instances"]), actor,
+                                         rollback_to=rollback_to)
+            service.update({"status": "deploying", "deployment": deployment["id"],
+                            "updated_at": time.time(), "updated_by": actor})
             self.store.services.stage_put(tx, service)
             if new_generation:
                 self.store.services.stage_generation(tx, name, _generation_entry(
                     service, kind, actor))
-            dep = self.store.deployments.stage_put(tx, deployment)
             tx.event("service.updated", name, actor, {"kind": kind,
                                                        "generation": service["generation"],
                                                        "instances": service["instances"]})
-            tx.event("deployment.created", dep["id"], actor, {"service": name, "kind": kind})
-            return dep
+            return deployments.stage_create(self.store, tx, deployment)
 
         deployment = self.store.state.transact(change)
         self._enqueue_deploy(deployment["id"])
         return deployment
 
-    def _locked_service(self, tx: Tx, name: str) -> dict[str, Any]:
-        service = tx.get(self.store.services.key(name))
+    def _locked_service(self, tx: Tx, name: str) -> Service:
+        service = self.store.services.read(tx, name)
         if service is None:
             raise ServiceNotFound(f"no service {name!r}", service=name)
         return service
 
-    def _active(self, tx: Tx, service: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The service's current deployment if it is queued or running."""
-        current = service.get("deployment")
-        if not current:
-            return None
-        deployment = tx.get(self.store.deployments.key(current))
-        if deployment and deployment["status"] in ACTIVE_DEPLOYMENT:
-            return deployment
-        return None
-
-    def _stage_cancel(self, tx: Tx, deployment: dict[str, Any], actor: str,
-                      reason: str) -> dict[str, Any]:
-        """Queue the cancellation of a deployment and the service's follow-up."""
-        now = time.time()
-        deployment.update(status="cancelled", error=reason, updated_at=now, finished_at=now)
-        deployment["steps"] = list(deployment.get("steps") or []) + [
-            {"name": "cancel", "status": "done", "message": reason, "at": now}]
-        written = self.store.deployments.stage_put(tx, deployment)
-        tx.event("deployment.cancelled", deployment["id"], actor,
-                 {"service": deployment["service"], "reason": reason})
-        service = tx.get(self.store.services.key(deployment["service"]))
-        if service and service.get("deployment") == deployment["id"]:
-            if deployment["kind"] in ("install", "scale", "recover"):
-                live = self.store.instances.ids_for_service(service["name"])
-                service["instances"] = len(live)
-                service["spec"]["instances"] = len(live)
-            service.update(deployment=None, updated_at=now, updated_by=actor,
-                           status="degraded" if service["status"] != "deleting" else "deleting")
-            self.store.services.stage_put(tx, service)
-        return written
-
     def _rollback_target(self, name: str, current: int,
-                         generation: int | None) -> dict[str, Any]:
+                         generation: int | None) -> Generation:
         """The generation entry a rollback returns to.
 
         :raises GenerationNotFound:
@@ -413,12 +357,14 @@ class DesiredState:
                         deployment_id, exc_info=True)
 
 
-def _generation_entry(service: Mapping[str, Any], kind: str, actor: str) -> dict[str, Any]:
-    entry = {"generation": int(service["generation"]), "kind": kind,
-             "package": dict(service.get("package") or {}),
-             "options": copy.deepcopy(service.get("options") or {}),
-             "spec": copy.deepcopy(service["spec"]), "instances": int(service["instances"]),
-             "created_at": time.time(), "actor": actor}
+def _generation_entry(service: Service, kind: str, actor: str) -> Generation:
+    """The history entry of a service's new generation."""
+    entry = Generation(generation=int(service["generation"]), kind=kind,
+                       package=_package_identity(service.get("package") or {}),
+                       options=copy.deepcopy(service.get("options") or {}),
+                       spec=copy.deepcopy(service["spec"]),
+                       instances=int(service["instances"]), created_at=time.time(),
+                       actor=actor)
     if "secret_paths" in service:  # a record from before secret paths were kept has none
         entry["secret_paths"] = list(service["secret_paths"])
     return entry

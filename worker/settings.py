@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 
+from .store.crypto import DataKeys
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
@@ -56,13 +58,11 @@ class WorkerSettings:
     # Fernet keys, comma-separated, newest first: open secret values at container creation
     data_key: str = field(default="", repr=False)
 
-    def data_keys(self) -> Any:
+    def data_keys(self) -> DataKeys | None:
         """The data keys (``worker.store.crypto.DataKeys``), None when unset.
 
         :raises DataKeyError: when ``BERTH_DATA_KEY`` holds a malformed key.
         """
-        from .store.crypto import DataKeys
-
         return DataKeys.from_setting(self.data_key)
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 from celery import shared_task
 
-from .agents import AgentPool
+from .agents import AgentPool, remove_containers
 from .deploy import Deployer
 from .errors import AgentError
 from .reconcile import Reconciler
@@ -75,7 +75,7 @@ def deploy(self: Any, deployment_id: str) -> str | None:
             ctx.deployer.fail(deployment_id, f"agent error: {error.message}")
             return "failed"
         raise
-    return (result or {}).get("status")
+    return result["status"] if result else None
 
 
 @shared_task(name="berth.reconcile", bind=True, acks_late=True, **RETRIES)
@@ -98,7 +98,7 @@ def reconcile_service(self: Any, name: str) -> str | None:
     ctx = context(self.app)
     ctx.store.redis.delete(ctx.store.state.key("pending", "reconcile", name))
     result = ctx.reconciler.reconcile_service(name)
-    return (result or {}).get("status")
+    return result["status"] if result else None
 
 
 @shared_task(name="berth.heartbeat", bind=True, acks_late=True, **RETRIES)
@@ -114,8 +114,6 @@ def heartbeat(self: Any) -> dict[str, list[str]]:
 @shared_task(name="berth.remove_agent_containers", bind=True, acks_late=True, **RETRIES)
 def remove_agent_containers(self: Any, agent: dict[str, Any], containers: list[str]) -> int:
     """Remove the containers of a forcibly removed agent (its records are gone)."""
-    from .agents import remove_containers
-
     return remove_containers(agent, containers, pool=context(self.app).pool)
 
 

@@ -77,7 +77,7 @@ def _stream(state: RedisState, since: str, limit: int, timeout: int,
             yield ": keep-alive\n\n"
             continue
         for event in batch:
-            since = event["id"]
+            since = str(event["id"])
             if prefix and not str(event.get("type", "")).startswith(prefix):
                 continue
             sent += 1

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from worker import agents
+from worker.records import Agent
 
 
 class AgentRegistry:
@@ -23,31 +24,27 @@ class AgentRegistry:
         found: list[dict[str, Any]] = self.berth.store.agents.list()
         return found
 
-    def agent(self, agent_id: str) -> dict[str, Any]:
+    def agent(self, agent_id: str) -> Agent:
         """One agent.
 
         :raises AgentNotFound: when there is none by that id.
         """
-        found: dict[str, Any] = agents.get_agent(self.berth.store, agent_id)
-        return found
+        return agents.get_agent(self.berth.store, agent_id)
 
     def add_agent(self, actor: str, *, url: str, agent_id: str | None = None,
                   attributes: Mapping[str, str] | None = None,
                   capacity: Mapping[str, Any] | None = None,
-                  port_range: Sequence[int] | None = None) -> dict[str, Any]:
+                  port_range: Sequence[int] | None = None) -> Agent:
         """Register a Docker engine as an agent (capacity read from it unless given)."""
-        added: dict[str, Any] = agents.register(
+        return agents.register(
             self.berth.store, url, agent_id=agent_id, attributes=dict(attributes or {}),
             capacity=dict(capacity) if capacity else None,
             port_range=tuple(port_range) if port_range else None,
             actor=actor, tls_dir=self.berth.settings.agent_tls_dir)
-        return added
 
-    def drain_agent(self, actor: str, agent_id: str) -> dict[str, Any]:
+    def drain_agent(self, actor: str, agent_id: str) -> Agent:
         """Stop placing on an agent and move its instances away."""
-        drained: dict[str, Any] = agents.drain(self.berth.store, agent_id, actor=actor,
-                                               enqueue=self.berth.enqueue)
-        return drained
+        return agents.drain(self.berth.store, agent_id, actor=actor, enqueue=self.berth.enqueue)
 
     def remove_agent(self, actor: str, agent_id: str, *, force: bool = False) -> None:
         """Remove an agent (refused while instances remain, unless ``force``)."""

@@ -10,16 +10,20 @@
   (``store/owners.py``).
 
 Every sub-store shares one :class:`~worker.store.base.RedisState` (connection, key
-prefix, compare-and-set, event stream). Sub-stores are built on first use, so a
-process only pays for what it touches.
+prefix, compare-and-set, event stream). Sub-stores are built on first use.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
 
+import redis
+
+from .auth import AuthStore
 from .base import RedisState
+from .cluster import AgentStore, DeploymentStore, InstanceStore, ServiceStore
+from .owners import PackageOwnerStore
+from .packages import HostedPackageStore, RepositoryStore
 
 __all__ = ["Store", "RedisState"]
 
@@ -27,7 +31,7 @@ __all__ = ["Store", "RedisState"]
 class Store:
     """The state store: one Redis connection, one sub-store per domain."""
 
-    def __init__(self, redis_client: Any, prefix: str = "berth:") -> None:
+    def __init__(self, redis_client: redis.Redis, prefix: str = "berth:") -> None:
         self.state = RedisState(redis_client, prefix=prefix)
 
     @classmethod
@@ -36,53 +40,37 @@ class Store:
         return cls(RedisState.connect(url), prefix=prefix)
 
     @property
-    def redis(self) -> Any:
+    def redis(self) -> redis.Redis:
         return self.state.redis
 
     @cached_property
-    def services(self) -> Any:
-        from .cluster import ServiceStore
-
+    def services(self) -> ServiceStore:
         return ServiceStore(self.state)
 
     @cached_property
-    def deployments(self) -> Any:
-        from .cluster import DeploymentStore
-
+    def deployments(self) -> DeploymentStore:
         return DeploymentStore(self.state)
 
     @cached_property
-    def instances(self) -> Any:
-        from .cluster import InstanceStore
-
+    def instances(self) -> InstanceStore:
         return InstanceStore(self.state)
 
     @cached_property
-    def agents(self) -> Any:
-        from .cluster import AgentStore
-
+    def agents(self) -> AgentStore:
         return AgentStore(self.state)
 
     @cached_property
-    def auth(self) -> Any:
-        from .auth import AuthStore
-
+    def auth(self) -> AuthStore:
         return AuthStore(self.state)
 
     @cached_property
-    def hosted(self) -> Any:
-        from .packages import HostedPackageStore
-
+    def hosted(self) -> HostedPackageStore:
         return HostedPackageStore(self.state)
 
     @cached_property
-    def owners(self) -> Any:
-        from .owners import PackageOwnerStore
-
+    def owners(self) -> PackageOwnerStore:
         return PackageOwnerStore(self.state)
 
     @cached_property
-    def repositories(self) -> Any:
-        from .packages import RepositoryStore
-
+    def repositories(self) -> RepositoryStore:
         return RepositoryStore(self.state)

@@ -16,6 +16,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from redis.typing import EncodableT, FieldT
+
+from .base import RedisState
+
 _TOKEN_FIELDS = ("id", "name", "role", "hash", "created_at", "created_by", "last_used_at")
 _USER_FIELDS = ("name", "role", "password_hash", "created_at", "created_by")
 
@@ -29,10 +33,15 @@ def _record(raw: dict[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
+
+def _fields(record: dict[str, str]) -> dict[EncodableT, EncodableT]:
+    """A record as the fields of a Redis hash."""
+    return {key: value for key, value in record.items()}
+
 class AuthStore:
     """Users (hashed passwords) and tokens (hashed secrets), with their roles."""
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: RedisState) -> None:
         self.state = state
         self.redis = state.redis
 
@@ -47,7 +56,7 @@ class AuthStore:
                   "created_at": repr(time.time()), "created_by": created_by,
                   "last_used_at": ""}
         pipe = self.redis.pipeline()
-        pipe.hset(self._key("token", token_id), mapping=record)
+        pipe.hset(self._key("token", token_id), mapping=_fields(record))
         pipe.sadd(self._key("tokens"), token_id)
         pipe.execute()
         return _public(record)
@@ -94,7 +103,8 @@ class AuthStore:
                  created_by: str = "") -> bool:
         """Create a user; False if the name is taken."""
         key = self._key("user", name)
-        record = {"name": name, "role": role, "password_hash": password_hash,
+        record: dict[FieldT, EncodableT] = {"name": name, "role": role,
+                                            "password_hash": password_hash,
                   "created_at": repr(time.time()), "created_by": created_by}
         if not self.redis.hsetnx(key, "name", name):
             return False

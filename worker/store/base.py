@@ -16,72 +16,92 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
+from redis.typing import EncodableT, FieldT
 
 from ..errors import ConcurrentChange
+from ..records import JSON, Document
 
-__all__ = ["RedisState", "Tx", "dumps", "loads"]
+__all__ = ["RedisState", "Tx", "Document", "JSON", "dumps", "loads"]
 
 T = TypeVar("T")
 EVENTS_MAXLEN = 10000
 
+# XREAD's answer: per stream, its entries as (id, fields)
+_StreamReply = list[tuple[object, list[tuple[object, dict[object, object]]]]] | None
 
-def dumps(doc: Any) -> str:
+
+def dumps(doc: object) -> str:
     """A compact JSON text (records are read far more often than they are looked at)."""
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
-def loads(raw: Any) -> Any:
-    """A JSON document from Redis (text or bytes), or None for a missing key."""
+def loads(raw: str | bytes | None) -> Document | None:
+    """A JSON object from Redis (text or bytes), or None for a missing key.
+
+    :raises ValueError: the key holds JSON that is not an object.
+    """
     if raw is None:
         return None
-    return json.loads(raw)
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError(f"a stored record is {type(value).__name__}, not a JSON object")
+    return value
 
 
-def _text(value: Any) -> str:
+def _rev(doc: Document) -> int:
+    """A document's revision (0 before its first write)."""
+    rev = doc.get("rev", 0)
+    return int(rev) if isinstance(rev, int | float | str) else 0
+
+
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Tx:
     """One optimistic transaction: reads are WATCHed, writes are queued until commit."""
 
-    def __init__(self, state: RedisState, pipe: Any) -> None:
+    def __init__(self, state: RedisState, pipe: redis.client.Pipeline) -> None:
         self.state = state
         self._pipe = pipe
-        self._docs: dict[str, Any] = {}
+        self._docs: dict[str, Document | None] = {}
         self._revs: dict[str, int] = {}
-        self._ops: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._ops: list[tuple[str, tuple[object, ...], dict[str, object]]] = []
 
-    def get(self, key: str) -> dict[str, Any] | None:
+    def _watch(self, key: str) -> None:
+        self._pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+
+    def get(self, key: str) -> Document | None:
         """The document at ``key`` (watched: a concurrent write restarts the transaction)."""
         if key not in self._docs:
-            self._pipe.watch(key)
+            self._watch(key)
             self._docs[key] = loads(self._pipe.get(key))
-            self._revs[key] = int((self._docs[key] or {}).get("rev", 0))
+            self._revs[key] = _rev(self._docs[key] or {})
         found = self._docs[key]
         return copy.deepcopy(found) if found is not None else None
 
     def members(self, key: str) -> set[str]:
         """The members of a set (watched)."""
-        self._pipe.watch(key)
+        self._watch(key)
         return {_text(m) for m in self._pipe.smembers(key)}
 
-    def get_list(self, key: str) -> list[Any]:
+    def get_list(self, key: str) -> list[Document | None]:
         """The JSON documents of a Redis list, in order (watched)."""
-        self._pipe.watch(key)
+        self._watch(key)
         return [loads(raw) for raw in self._pipe.lrange(key, 0, -1)]
 
     @staticmethod
-    def dumps(doc: Any) -> str:
+    def dumps(doc: object) -> str:
         """``doc`` as the store writes it (for ``call("rpush", …)``)."""
         return dumps(doc)
 
-    def put(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def put(self, key: str, doc: Document) -> Document:
         """Queue a write of ``doc`` with its ``rev`` one above the stored one."""
         self.get(key)
         doc = dict(doc)
@@ -96,12 +116,12 @@ class Tx:
         self._docs[key] = None
         self._ops.append(("delete", (key,), {}))
 
-    def call(self, command: str, *args: Any, **kwargs: Any) -> None:
+    def call(self, command: str, *args: object, **kwargs: object) -> None:
         """Queue any other redis-py command (``sadd``, ``zadd``, ``rpush`` …)."""
         self._ops.append((command, args, kwargs))
 
     def event(self, type_: str, subject: str, actor: str = "",
-              data: dict[str, Any] | None = None) -> None:
+              data: Mapping[str, object] | None = None) -> None:
         """Queue an event so that it is published only if the change commits."""
         fields = self.state.event_fields(type_, subject, actor, data)
         self._ops.append(("xadd", (self.state.events_key, fields),
@@ -117,7 +137,7 @@ class Tx:
 class RedisState:
     """A Redis connection with a key prefix, transactions and the event stream."""
 
-    def __init__(self, redis_client: Any, prefix: str = "berth:",
+    def __init__(self, redis_client: redis.Redis, prefix: str = "berth:",
                  events_maxlen: int = EVENTS_MAXLEN) -> None:
         self.redis = redis_client
         self.prefix = prefix
@@ -125,29 +145,30 @@ class RedisState:
         self.events_key = prefix + "events"
 
     @classmethod
-    def connect(cls, url: str) -> Any:
+    def connect(cls, url: str) -> redis.Redis:
         """A redis-py client for ``url`` that rides out a Redis restart.
 
         Commands are retried with exponential backoff (about 10 s in all) on connection
         errors, so a worker resumes on its own when Redis comes back.
         """
         tcp = {} if url.startswith("unix:") else {"socket_keepalive": True}
-        return redis.Redis.from_url(
+        client: redis.Redis = redis.Redis.from_url(
             url, decode_responses=True, health_check_interval=15,
             socket_connect_timeout=5, **tcp,
             retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 12),
             retry_on_error=[redis.ConnectionError, redis.TimeoutError])
+        return client
 
-    def key(self, *parts: Any) -> str:
+    def key(self, *parts: object) -> str:
         """The full key of a record: the prefix, then the parts joined by ``:``."""
         return self.prefix + ":".join(str(p) for p in parts)
 
     # documents ----------------------------------------------------------------
-    def get_doc(self, key: str) -> dict[str, Any] | None:
+    def get_doc(self, key: str) -> Document | None:
         """The document at ``key`` or None."""
         return loads(self.redis.get(key))
 
-    def get_docs(self, keys: Iterable[str]) -> list[dict[str, Any] | None]:
+    def get_docs(self, keys: Iterable[str]) -> list[Document | None]:
         """Several documents in one round trip (None where missing)."""
         keys = list(keys)
         if not keys:
@@ -173,23 +194,23 @@ class RedisState:
                     time.sleep(min(0.001 * attempt, 0.05))
         raise ConcurrentChange("the record kept changing; try again")
 
-    def create_doc(self, key: str, doc: dict[str, Any]) -> dict[str, Any] | None:
+    def create_doc(self, key: str, doc: Document) -> Document | None:
         """Write ``doc`` (rev 1) unless the key exists; the written doc or None."""
-        def change(tx: Tx) -> dict[str, Any] | None:
+        def change(tx: Tx) -> Document | None:
             if tx.get(key) is not None:
                 return None
             return tx.put(key, doc)
 
         return self.transact(change)
 
-    def cas_update(self, key: str, fn: Callable[[dict[str, Any]], dict[str, Any] | None],
-                   *, event: tuple[str, str, str] | None = None) -> dict[str, Any] | None:
+    def cas_update(self, key: str, fn: Callable[[Document], Document | None],
+                   *, event: tuple[str, str, str] | None = None) -> Document | None:
         """Apply ``fn`` to the current document and write the result (compare-and-set).
 
         ``fn`` returning None leaves the document as it is. Returns the new document,
         or None when the key does not exist. ``event`` is ``(type, subject, actor)``.
         """
-        def change(tx: Tx) -> dict[str, Any] | None:
+        def change(tx: Tx) -> Document | None:
             current = tx.get(key)
             if current is None:
                 return None
@@ -203,14 +224,14 @@ class RedisState:
 
         return self.transact(change)
 
-    def cas_put(self, key: str, doc: dict[str, Any]) -> dict[str, Any]:
+    def cas_put(self, key: str, doc: Document) -> Document:
         """Write ``doc`` only if the stored ``rev`` still equals ``doc["rev"]``.
 
         :raises ConcurrentChange: when someone else wrote in between.
         """
-        def change(tx: Tx) -> dict[str, Any]:
+        def change(tx: Tx) -> Document:
             current = tx.get(key) or {}
-            if int(current.get("rev", 0)) != int(doc.get("rev", 0)):
+            if _rev(current) != _rev(doc):
                 raise ConcurrentChange("the record changed since it was read",
                                        details=[{"path": key, "message":
                                                  f"rev {doc.get('rev')} is not "
@@ -221,25 +242,26 @@ class RedisState:
 
     # events -------------------------------------------------------------------
     def event_fields(self, type_: str, subject: str, actor: str = "",
-                     data: dict[str, Any] | None = None) -> dict[str, str]:
+                     data: Mapping[str, object] | None = None) -> dict[FieldT, EncodableT]:
         """The stream entry of one event."""
         return {"type": type_, "subject": subject, "actor": actor or "",
                 "at": repr(time.time()), "data": dumps(data or {})}
 
     def publish_event(self, type: str, subject: str, actor: str = "",  # noqa: A002
-                      data: dict[str, Any] | None = None) -> str:
+                      data: Mapping[str, object] | None = None) -> str:
         """Append an event to the stream; returns its id."""
         fields = self.event_fields(type, subject, actor, data)
         return _text(self.redis.xadd(self.events_key, fields, maxlen=self.events_maxlen,
                                      approximate=True))
 
     def read_events(self, last_id: str = "0-0", count: int = 100,
-                    block_ms: int | None = None) -> list[dict[str, Any]]:
+                    block_ms: int | None = None) -> list[Document]:
         """Events after ``last_id`` (``"$"``: only new ones), oldest first.
 
         With ``block_ms`` the call waits that long for a first event.
         """
-        reply = self.redis.xread({self.events_key: last_id}, count=count, block=block_ms)
+        reply = cast(_StreamReply, self.redis.xread({self.events_key: last_id}, count=count,
+                                                     block=block_ms))
         events = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
@@ -252,7 +274,7 @@ class RedisState:
         return _text(entries[0][0]) if entries else "0-0"
 
 
-def _event(entry_id: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+def _event(entry_id: object, fields: Mapping[object, object]) -> Document:
     raw = {_text(k): _text(v) for k, v in fields.items()}
     return {"id": _text(entry_id), "type": raw.get("type", ""),
             "subject": raw.get("subject", ""), "actor": raw.get("actor", ""),

@@ -19,11 +19,16 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from ..errors import WorkerError
+from ..records import JSON
+from .base import Tx
+
+if TYPE_CHECKING:  # the Store facade imports the sub-stores; this module sits beside them
+    from . import Store
 
 __all__ = ["DataKeys", "DataKeyError", "SEALED", "is_sealed", "has_sealed", "map_sealed",
            "generate_key", "rotate_store"]
@@ -39,29 +44,38 @@ class DataKeyError(WorkerError):
     status = 503
 
 
+T = TypeVar("T")
+
 def generate_key() -> str:
     """A new random Fernet key (URL-safe base64 text)."""
     return Fernet.generate_key().decode("ascii")
 
 
-def is_sealed(value: Any) -> bool:
+def is_sealed(value: object) -> bool:
     """Whether ``value`` is a sealed value (``{"$sealed": "<token>"}``)."""
     return isinstance(value, Mapping) and set(value) == {SEALED} and isinstance(
         value[SEALED], str)
 
 
-def map_sealed(tree: Any, change: Callable[[Mapping[str, str]], Any]) -> Any:
-    """A copy of ``tree`` with every sealed value replaced by ``change(sealed)``."""
-    if is_sealed(tree):
-        return change(tree)
+def map_sealed(tree: T, change: Callable[[Mapping[str, str]], object]) -> T:
+    """A copy of ``tree`` with every sealed value replaced by ``change(sealed)``.
+
+    The copy has the tree's shape: a sealed value stands for the value it holds.
+    """
+    return cast(T, _map_sealed(tree, change))
+
+
+def _map_sealed(tree: object, change: Callable[[Mapping[str, str]], object]) -> object:
     if isinstance(tree, Mapping):
-        return {k: map_sealed(v, change) for k, v in tree.items()}
+        if is_sealed(tree):
+            return change(tree)
+        return {k: _map_sealed(v, change) for k, v in tree.items()}
     if isinstance(tree, list):
-        return [map_sealed(v, change) for v in tree]
+        return [_map_sealed(v, change) for v in tree]
     return copy.deepcopy(tree)
 
 
-def has_sealed(tree: Any) -> bool:
+def has_sealed(tree: object) -> bool:
     """Whether any sealed value is in ``tree``."""
     if is_sealed(tree):
         return True
@@ -98,27 +112,28 @@ class DataKeys:
         parts = [p.strip() for p in (text or "").split(",") if p.strip()]
         return cls(parts) if parts else None
 
-    def seal(self, value: Any) -> Any:
+    def seal(self, value: JSON) -> JSON:
         """``value`` (any JSON value) sealed; a sealed or null value stays as it is."""
         if value is None or is_sealed(value):
             return value
         token = self._keys.encrypt(json.dumps(value, separators=(",", ":")).encode())
         return {SEALED: token.decode("ascii")}
 
-    def open(self, sealed: Mapping[str, str]) -> Any:
+    def open(self, sealed: Mapping[str, str]) -> JSON:
         """The value a sealed value holds.
 
         :raises DataKeyError: when none of the keys sealed it.
         """
         try:
-            return json.loads(self._keys.decrypt(sealed[SEALED].encode("ascii")))
+            value: JSON = json.loads(self._keys.decrypt(sealed[SEALED].encode("ascii")))
+            return value
         except (InvalidToken, ValueError, TypeError):
             raise DataKeyError(
                 "a secret value was sealed with a data key this process does not have",
                 hint=f"put every key still in use in {DATA_KEY_VARIABLE}, newest first"
             ) from None
 
-    def open_tree(self, tree: Any) -> Any:
+    def open_tree(self, tree: T) -> T:
         """A copy of ``tree`` with every sealed value opened (in memory only)."""
         return map_sealed(tree, self.open)
 
@@ -148,7 +163,7 @@ def require_keys(keys: DataKeys | None, what: str) -> DataKeys:
     return keys
 
 
-def rotate_store(store: Any, keys: DataKeys, names: Iterable[str] | None = None) -> int:
+def rotate_store(store: Store, keys: DataKeys, names: Iterable[str] | None = None) -> int:
     """Re-seal every sealed value of every service and generation with the newest key.
 
     Each service is rewritten in one transaction with its history, so a change made at
@@ -164,11 +179,11 @@ def rotate_store(store: Any, keys: DataKeys, names: Iterable[str] | None = None)
     return count
 
 
-def _rotate_service(store: Any, keys: DataKeys, name: str) -> bool:
+def _rotate_service(store: Store, keys: DataKeys, name: str) -> bool:
     service_key = store.services.key(name)
     history_key = store.state.key("service", name, "generations")
 
-    def change(tx: Any) -> bool:
+    def change(tx: Tx) -> bool:
         service = tx.get(service_key)
         history = tx.get_list(history_key)
         if service is None or not (has_sealed(service) or has_sealed(history)):

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from redis.exceptions import WatchError
 
 from catalog.errors import Conflict
 from catalog.owners import HOSTED, ownership
 
-from .packages import GENERATION_KEY, OWNERS_KEY, _Base, _text, _watch_error
+from .base import Document
+from .packages import GENERATION_KEY, OWNERS_KEY, _Base, _text
 
 __all__ = ["PackageOwnerStore"]
 
@@ -34,16 +37,16 @@ class PackageOwnerStore(_Base):
     def key(self) -> str:
         return self._key(*OWNERS_KEY)
 
-    def all(self) -> dict[str, dict[str, Any]]:
+    def all(self) -> dict[str, Document]:
         """Every ownership record by name."""
         return {_text(k): json.loads(_text(v)) for k, v in self.redis.hgetall(self.key).items()}
 
-    def get(self, name: str) -> dict[str, Any] | None:
+    def get(self, name: str) -> Document | None:
         """One name's record, or None when nobody owns it yet."""
         raw = self.redis.hget(self.key, name)
         return json.loads(_text(raw)) if raw is not None else None
 
-    def claim(self, claims: Mapping[str, Mapping[str, Any]]) -> None:
+    def claim(self, claims: Mapping[str, Mapping[str, object]]) -> None:
         """Record ``claims`` for names that have no record yet (others win races)."""
         if not claims:
             return
@@ -53,10 +56,10 @@ class PackageOwnerStore(_Base):
             pipe.execute()
 
     def add(self, name: str, *, repository: str | None = None,
-            maintainer: str | None = None, actor: str = "") -> dict[str, Any]:
+            maintainer: str | None = None, actor: str = "") -> Document:
         """Share ``name`` with a repository, or with a maintainer (who may then publish
         it to ``hosted``, which joins the name's repositories)."""
-        def change(record: dict[str, Any]) -> dict[str, Any]:
+        def change(record: dict[str, Any]) -> Document:
             repos, people = list(record["repositories"]), list(record["maintainers"])
             repos += [repository] if repository else [HOSTED] if maintainer else []
             people += [maintainer] if maintainer else []
@@ -66,12 +69,12 @@ class PackageOwnerStore(_Base):
                             {"repository": repository, "maintainer": maintainer})
 
     def remove(self, name: str, *, repository: str | None = None,
-               maintainer: str | None = None, actor: str = "") -> dict[str, Any]:
+               maintainer: str | None = None, actor: str = "") -> Document:
         """Stop sharing ``name`` with a repository or a maintainer.
 
         :raises Conflict: when that would leave the name with no repository.
         """
-        def change(record: dict[str, Any]) -> dict[str, Any]:
+        def change(record: dict[str, Any]) -> Document:
             repos = [r for r in record["repositories"] if r != repository]
             people = [m for m in record["maintainers"] if m != maintainer]
             if not repos:
@@ -83,24 +86,24 @@ class PackageOwnerStore(_Base):
         return self._change(name, change, actor, "package.owner_removed",
                             {"repository": repository, "maintainer": maintainer})
 
-    def transfer(self, name: str, repository: str, actor: str = "") -> dict[str, Any]:
+    def transfer(self, name: str, repository: str, actor: str = "") -> Document:
         """Give ``name`` to ``repository`` alone (its hosted maintainers are kept only
         when that is ``hosted``)."""
-        def change(record: dict[str, Any]) -> dict[str, Any]:
+        def change(record: dict[str, Any]) -> Document:
             people = record["maintainers"] if repository == HOSTED else []
             return ownership([repository], people, by=actor, at=time.time())
 
         return self._change(name, change, actor, "package.owner_transferred",
                             {"repository": repository})
 
-    def _change(self, name: str, change: Any, actor: str, event: str,
-                data: Mapping[str, Any]) -> dict[str, Any]:
+    def _change(self, name: str, change: Callable[[dict[str, Any]], Document], actor: str,
+                event: str, data: Mapping[str, object]) -> Document:
         """Apply ``change`` to the name's record (an empty one when unowned) atomically,
         bump the generation and publish ``event``."""
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(self.key)
+                    pipe.watch(self.key)  # type: ignore[no-untyped-call]
                     raw = pipe.hget(self.key, name)
                     current = json.loads(_text(raw)) if raw is not None else \
                         ownership([], [])
@@ -113,5 +116,5 @@ class PackageOwnerStore(_Base):
                         maxlen=self.state.events_maxlen, approximate=True)
                     pipe.execute()
                     return record
-                except _watch_error():
+                except WatchError:
                     continue

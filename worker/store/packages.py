@@ -32,8 +32,12 @@ import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from redis.exceptions import WatchError
+
 from catalog.errors import Conflict, NotFound, VersionExists, VersionNotFound
 from catalog.owners import HOSTED, may_publish, ownership, refusal
+
+from .base import JSON, Document, RedisState, Tx
 
 __all__ = ["HostedPackageStore", "RepositoryStore", "RepositoryExists", "RepositoryNotFound",
            "GENERATION_KEY", "OWNERS_KEY", "pack", "unpack"]
@@ -67,6 +71,13 @@ return {1}
 """
 
 
+
+def _listing_order(record: Document) -> tuple[int, str]:
+    """Repositories list by priority, then name."""
+    priority = record.get("priority", 0)
+    return (int(priority) if isinstance(priority, int | float | str) else 0,
+            str(record["name"]))
+
 class RepositoryExists(Conflict):
     """A repository of that name is already configured."""
 
@@ -89,13 +100,13 @@ def pack(data: bytes) -> str:
     return base64.b64encode(zlib.compress(data, 6)).decode("ascii")
 
 
-def unpack(text: Any) -> bytes:
+def unpack(text: str | bytes) -> bytes:
     """The bytes :func:`pack` stored."""
     return zlib.decompress(base64.b64decode(_text(text)))
 
 
 class _Base:
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: RedisState) -> None:
         self.state = state
         self.redis = state.redis
 
@@ -124,7 +135,7 @@ class HostedPackageStore(_Base):
     """Published package versions: bundle bytes plus metadata, immutable once stored."""
 
     def publish(self, name: str, version: str, bundle: bytes, *, digest: str,
-                actor: str = "", extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                actor: str = "", extra: Mapping[str, JSON] | None = None) -> Document:
         """Store a new version atomically and bump the catalog generation.
 
         The first publish of a name nobody owns makes ``actor`` its owner in ``hosted``.
@@ -133,7 +144,7 @@ class HostedPackageStore(_Base):
             maintainers (nothing is written).
         :raises VersionExists: when ``name`` ``version`` was published before.
         """
-        meta = {**dict(extra or {}), "name": name, "version": version, "digest": digest,
+        meta: Document = {**dict(extra or {}), "name": name, "version": version, "digest": digest,
                 "size": len(bundle), "published_at": time.time(), "published_by": actor,
                 "yanked": None}
         script = self.redis.register_script(_PUBLISH)
@@ -155,7 +166,7 @@ class HostedPackageStore(_Base):
                                  {"digest": digest})
         return meta
 
-    def get(self, name: str, version: str) -> dict[str, Any] | None:
+    def get(self, name: str, version: str) -> Document | None:
         """One version's metadata, or None."""
         raw = self.redis.hget(self._key("hosted", "versions", name), version)
         return json.loads(_text(raw)) if raw is not None else None
@@ -169,18 +180,18 @@ class HostedPackageStore(_Base):
         """Every published package name, sorted."""
         return sorted(_text(n) for n in self.redis.smembers(self._key("hosted", "names")))
 
-    def versions(self, name: str) -> list[dict[str, Any]]:
+    def versions(self, name: str) -> list[Document]:
         """Every published version of ``name`` (metadata), oldest first."""
         raw = self.redis.hgetall(self._key("hosted", "versions", name))
         found = [json.loads(_text(v)) for v in raw.values()]
         return sorted(found, key=lambda m: m.get("published_at", 0))
 
-    def list_versions(self) -> list[dict[str, Any]]:
+    def list_versions(self) -> list[Document]:
         """Metadata of every published version of every package."""
         return [meta for name in self.names() for meta in self.versions(name)]
 
     def yank(self, name: str, version: str, reason: str, actor: str = "", *,
-             admin: bool = False) -> dict[str, Any]:
+             admin: bool = False) -> Document:
         """Mark a version yanked (hidden from new installs and ranges, still listed).
 
         Only a maintainer of the name in ``hosted`` may, or an admin (``admin=True``).
@@ -193,7 +204,7 @@ class HostedPackageStore(_Base):
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key, owners_key)
+                    pipe.watch(key, owners_key)  # type: ignore[no-untyped-call]
                     raw = pipe.hget(key, version)
                     if raw is None:
                         raise VersionNotFound(f"{name} {version} is not published here",
@@ -202,7 +213,7 @@ class HostedPackageStore(_Base):
                     record = json.loads(_text(owner)) if owner is not None else None
                     if not admin and not may_publish(record, actor):
                         raise refusal(name, record or ownership([], []), actor, "yank")
-                    meta = json.loads(_text(raw))
+                    meta: dict[str, Any] = json.loads(_text(raw))
                     meta["yanked"] = {"reason": reason, "actor": actor, "at": time.time()}
                     pipe.multi()
                     pipe.hset(key, version, json.dumps(meta))
@@ -212,7 +223,7 @@ class HostedPackageStore(_Base):
                         maxlen=self.state.events_maxlen, approximate=True)
                     pipe.execute()
                     return meta
-                except _watch_error():
+                except WatchError:
                     continue
 
 
@@ -224,19 +235,19 @@ class RepositoryStore(_Base):
     each other's fields.
     """
 
-    def add(self, record: Mapping[str, Any], actor: str = "") -> dict[str, Any]:
+    def add(self, record: Mapping[str, JSON], actor: str = "") -> Document:
         """Add a repository (``name``, ``url``, ``priority``, …).
 
         :raises RepositoryExists: when the name is taken.
         """
-        full = {"kind": "remote", "format": "berth", "created_at": time.time(),
-                "created_by": actor, "etag": None, "last_modified": None,
-                "fetched_at": None, "checked_at": None, "stale": False, "error": None,
-                "packages": 0, **dict(record)}
-        name = full["name"]
+        full: Document = {"kind": "remote", "format": "berth", "created_at": time.time(),
+                          "created_by": actor, "etag": None, "last_modified": None,
+                          "fetched_at": None, "checked_at": None, "stale": False,
+                          "error": None, "packages": 0, **dict(record)}
+        name = str(full["name"])
         key = self._key("repo", name)
 
-        def change(tx: Any) -> dict[str, Any]:
+        def change(tx: Tx) -> Document:
             if tx.get(key) is not None:
                 raise RepositoryExists(f"a repository named {name!r} exists",
                                        hint="remove it first or choose another name")
@@ -248,11 +259,11 @@ class RepositoryStore(_Base):
 
         return self.state.transact(change)
 
-    def get(self, name: str) -> dict[str, Any] | None:
+    def get(self, name: str) -> Document | None:
         """One repository's record, or None."""
         return self.state.get_doc(self._key("repo", name))
 
-    def require(self, name: str) -> dict[str, Any]:
+    def require(self, name: str) -> Document:
         """One repository's record.
 
         :raises RepositoryNotFound: when there is none of that name.
@@ -263,17 +274,17 @@ class RepositoryStore(_Base):
                                      hint="`GET /api/v1/repositories` lists them")
         return record
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[Document]:
         """Every repository record, by priority then name."""
         names = sorted(_text(n) for n in self.redis.smembers(self._key("repos")))
         records = [r for r in self.state.get_docs(self._key("repo", n) for n in names) if r]
-        return sorted(records, key=lambda r: (int(r.get("priority", 0)), r["name"]))
+        return sorted(records, key=_listing_order)
 
     def remove(self, name: str, actor: str = "") -> bool:
         """Delete a repository and its copy; True if it existed."""
         key = self._key("repo", name)
 
-        def change(tx: Any) -> bool:
+        def change(tx: Tx) -> bool:
             if tx.get(key) is None:
                 return False
             tx.delete(key)
@@ -286,14 +297,14 @@ class RepositoryStore(_Base):
 
         return self.state.transact(change)
 
-    def update(self, name: str, *, bump: bool = True, **fields: Any) -> dict[str, Any]:
+    def update(self, name: str, *, bump: bool = True, **fields: JSON) -> Document:
         """Change fields of a record (bumping the generation unless told not to).
 
         :raises RepositoryNotFound: when there is none of that name.
         """
         key = self._key("repo", name)
 
-        def change(tx: Any) -> dict[str, Any]:
+        def change(tx: Tx) -> Document:
             current = tx.get(key)
             if current is None:
                 raise RepositoryNotFound(f"no repository named {name!r}")
@@ -310,7 +321,7 @@ class RepositoryStore(_Base):
         raw = self.redis.hgetall(self._key("repo", name, "digests"))
         return {_text(k): _text(v) for k, v in raw.items()}
 
-    def load_documents(self, name: str, packages: Iterable[str]) -> dict[str, Any]:
+    def load_documents(self, name: str, packages: Iterable[str]) -> Document:
         """The stored documents of ``packages`` (missing ones left out)."""
         wanted = list(packages)
         if not wanted:
@@ -319,14 +330,14 @@ class RepositoryStore(_Base):
         return {p: json.loads(unpack(v)) for p, v in zip(wanted, raw, strict=True)
                 if v is not None}
 
-    def documents(self, name: str) -> dict[str, tuple[str, Any]]:
+    def documents(self, name: str) -> dict[str, tuple[str, JSON]]:
         """Package name → (digest, document) of the whole last good copy."""
         digests = self.digests(name)
         docs = self.load_documents(name, digests)
         return {p: (digests[p], docs[p]) for p in digests if p in docs}
 
-    def save_copy(self, name: str, *, listing: bytes, changed: Mapping[str, tuple[str, Any]],
-                  removed: Iterable[str], fields: Mapping[str, Any]) -> bool:
+    def save_copy(self, name: str, *, listing: bytes, changed: Mapping[str, tuple[str, JSON]],
+                  removed: Iterable[str], fields: Mapping[str, JSON]) -> bool:
         """Replace the last good copy in one transaction and bump the generation.
 
         Returns False (nothing written) when the repository was removed meanwhile.
@@ -336,7 +347,7 @@ class RepositoryStore(_Base):
         digests = {p: d for p, (d, _) in changed.items()}
         docs = {p: pack(json.dumps(doc).encode()) for p, (_, doc) in changed.items()}
 
-        def change(tx: Any) -> bool:
+        def change(tx: Tx) -> bool:
             current = tx.get(key)
             if current is None:
                 return False
@@ -354,9 +365,3 @@ class RepositoryStore(_Base):
             return True
 
         return self.state.transact(change)
-
-
-def _watch_error() -> type[Exception]:
-    from redis.exceptions import WatchError
-
-    return WatchError
