@@ -27,6 +27,9 @@ from typing import Any
 
 from pystache.renderer import Renderer
 
+from catalog.dcos.compat import refuse_unsupported_package
+from catalog.dcos.convert import convert_app
+from catalog.dcos.options import resolve_dcos_options
 from catalog.errors import RenderError
 from catalog.reading import loads_json
 
@@ -164,10 +167,6 @@ def render_dcos_service(package: Any, options: Mapping[str, Any] | None, *,
     :raises RenderError: the template does not render to a JSON object.
     :raises SpecRefused: the rendered app needs what Docker hosts do not offer.
     """
-    from catalog.dcos.compat import refuse_unsupported_package
-    from catalog.dcos.convert import convert_app
-    from catalog.dcos.options import resolve_dcos_options
-
     refuse_unsupported_package(package)
     merged = resolve_dcos_options(package, options or {})
     app = render_marathon(package.template or "", merged, package.resource)
