@@ -298,7 +298,7 @@ def _check_entry(i: int, entry: Any, files: dict[str, bytes], problems: _Problem
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
         problems.add(where, "must be an object with path, size and sha256")
         return ""
-    path = entry["path"]
+    path: str = entry["path"]
     content = files.get(path)
     if content is None:
         problems.add(where, f"lists {path[:200]!r}, which is not in the bundle")

@@ -118,7 +118,7 @@ def resolve_options(package: Package, user_options: Any = None) -> dict[str, Any
                              version=package.version,
                              errors=[{"path": "options", "message": "must be an object"}])
     try:
-        merged = deep_merge(defaults_of(package), user_options)
+        merged: dict[str, Any] = deep_merge(defaults_of(package), user_options)
         validate_options(package, merged)
     except RecursionError:
         raise OptionsInvalid("the options are nested too deeply", package=package.name,
@@ -160,4 +160,5 @@ def upgrade_options(old_options: Mapping[str, Any] | None, new_package: Package)
         return dcos_options.upgrade_dcos_options(dict(old_options or {}), new_package)
     schema = new_package.config_schema
     kept = _prune(dict(old_options or {}), schema, schema, 0)
-    return deep_merge(defaults_of(new_package), kept)
+    upgraded: dict[str, Any] = deep_merge(defaults_of(new_package), kept)
+    return upgraded

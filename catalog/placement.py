@@ -38,7 +38,7 @@ from .errors import PlacementError
 try:  # linear-time regexes where available (google-re2 is a Berth dependency)
     import re2 as _re
 except ImportError:  # pragma: no cover - the standard engine
-    import re as _re  # type: ignore[no-redef]
+    import re as _re
 
 __all__ = ["AgentView", "PlacementRequest", "Placement", "place", "OPERATORS"]
 

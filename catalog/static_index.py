@@ -194,7 +194,7 @@ def loads_bounded(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
 def _validator(part: str) -> Draft202012Validator:
     schema = schemas.load("index")
     # RE2 runs the patterns, as for package files: its ``$`` is the end of the text.
-    return Re2Draft202012Validator(  # type: ignore[no-any-return]
+    return Re2Draft202012Validator(
         {"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
 
 
@@ -204,7 +204,7 @@ def _parse(data: bytes, part: str, where: str) -> dict[str, Any]:
     :raises RepositoryError: naming ``where`` and each JSON path that is wrong.
     """
     try:
-        value = loads_bounded(data, MAX_DEPTH)
+        value: dict[str, Any] = loads_bounded(data, MAX_DEPTH)
     except ValueError as exc:
         raise RepositoryError(f"{where} is not valid JSON", path=where,
                               errors=[{"path": where, "message": str(exc)[:300]}]) from None

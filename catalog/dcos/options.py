@@ -105,7 +105,7 @@ def resolve_dcos_options(package: Package, user_options: Mapping[str, Any] | Non
                              version=package.version,
                              errors=[{"path": "options", "message": "not an object"}])
     schema = package.config_schema or {}
-    merged = deep_merge(cosmos_defaults(schema), user_options)
+    merged: dict[str, Any] = deep_merge(cosmos_defaults(schema), user_options)
     validate_dcos_options(schema, merged, package=package.name, version=package.version)
     return merged
 
@@ -113,7 +113,8 @@ def resolve_dcos_options(package: Package, user_options: Mapping[str, Any] | Non
 def upgrade_dcos_options(old_options: Mapping[str, Any], new_package: Package) -> dict[str, Any]:
     """Old options merged over the new version's defaults, unknown keys dropped."""
     schema = new_package.config_schema or {}
-    return deep_merge(cosmos_defaults(schema), _known(old_options, schema))
+    upgraded: dict[str, Any] = deep_merge(cosmos_defaults(schema), _known(old_options, schema))
+    return upgraded
 
 
 def _known(options: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
