@@ -8,7 +8,6 @@ decorators; clients (store, Docker pool) are built once per process, after the f
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from dataclasses import dataclass
@@ -17,11 +16,12 @@ from typing import Any
 import redis
 from celery import shared_task
 
-from .agents import AgentPool
+from .agents import AgentPool, remove_containers
 from .deploy import Deployer
 from .errors import AgentError
 from .reconcile import Reconciler
 from .remotes import refresh as refresh_remote
+from .remotes import refresh_all
 from .settings import WorkerSettings
 from .store import Store
 
@@ -114,21 +114,12 @@ def heartbeat(self: Any) -> dict[str, list[str]]:
 @shared_task(name="berth.remove_agent_containers", bind=True, acks_late=True, **RETRIES)
 def remove_agent_containers(self: Any, agent: dict[str, Any], containers: list[str]) -> int:
     """Remove the containers of a forcibly removed agent (its records are gone)."""
-    from .agents import remove_containers
-
     return remove_containers(agent, containers, pool=context(self.app).pool)
 
 
 @shared_task(name="berth.refresh_repositories", bind=True, acks_late=True, max_retries=0)
 def refresh_repositories(self: Any) -> Any:
-    """Fetch remote repositories again (``worker.remotes.refresh_all`` when present)."""
-    try:
-        remotes = importlib.import_module("worker.remotes")
-    except ImportError:
-        return None
-    refresh_all = getattr(remotes, "refresh_all", None)
-    if refresh_all is None:
-        return None
+    """Fetch every remote repository again (``worker.remotes.refresh_all``)."""
     return refresh_all(context(self.app).store)
 
 
