@@ -196,3 +196,81 @@ def test_no_import_circles_among_berth_modules() -> None:
     """Any circle among Berth's modules fails, each shown as ``a → b → … → a``."""
     found = circles(import_graph())
     assert not found, "import circles:\n" + "\n".join(" → ".join(c) for c in found)
+
+
+RUNTIME_PACKAGES = ("catalog", "server", "worker")
+
+
+def _function_imports(tree: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Imports inside a function body (``if TYPE_CHECKING:`` blocks left out)."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield from _import_nodes(ast.Module(body=node.body, type_ignores=[]))
+
+
+def _has_reason(lines: list[str], node: ast.stmt) -> bool:
+    """A comment on the import's line or on the line just above it."""
+    here = lines[node.lineno - 1]
+    above = lines[node.lineno - 2].strip() if node.lineno > 1 else ""
+    return "#" in here or above.startswith("#")
+
+
+def test_function_level_imports_say_why() -> None:
+    """An import inside a function carries a comment saying why it is not at the top."""
+    found = []
+    for module, path in sorted(berth_modules().items()):
+        if not module.startswith(RUNTIME_PACKAGES):
+            continue
+        lines = path.read_text(encoding="utf-8").splitlines()
+        tree = ast.parse("\n".join(lines), filename=str(path))
+        found.extend(f"{path.relative_to(ROOT)}:{node.lineno}" for node in
+                     {id(n): n for n in _function_imports(tree)}.values()
+                     if not _has_reason(lines, node))
+    assert not found, "function-level imports without a reason:\n" + "\n".join(found)
+
+
+def _imported_names(node: ast.Try) -> set[str]:
+    names: set[str] = set()
+    for inner in _import_nodes(ast.Module(body=node.body, type_ignores=[])):
+        if isinstance(inner, ast.Import):
+            names.update(alias.name for alias in inner.names)
+        else:
+            names.add("." if inner.level else inner.module or "")
+    return names
+
+
+def _catches_import_error(node: ast.Try) -> bool:
+    for handler in node.handlers:
+        caught = handler.type
+        kinds = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+        if any(isinstance(k, ast.Name) and k.id in ("ImportError", "ModuleNotFoundError")
+               for k in kinds):
+            return True
+    return False
+
+
+def test_no_import_error_fallback_for_berths_own_modules() -> None:
+    """Berth's own modules always ship with it: importing them never needs a fallback."""
+    found = []
+    for module, path in sorted(berth_modules().items()):
+        if not module.startswith(RUNTIME_PACKAGES):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Try) and _catches_import_error(node):
+                own = {n for n in _imported_names(node)
+                       if n == "." or n.split(".")[0] in PACKAGES}
+                if own or _imports_by_name(node):
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {sorted(own)}")
+    assert not found, "ImportError fallbacks for Berth's own modules:\n" + "\n".join(found)
+
+
+def _imports_by_name(node: ast.Try) -> bool:
+    """``importlib.import_module("worker.x")`` inside the ``try``."""
+    for call in ast.walk(ast.Module(body=node.body, type_ignores=[])):
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and call.func.attr == "import_module" and call.args
+                and isinstance(call.args[0], ast.Constant)
+                and str(call.args[0].value).split(".")[0] in PACKAGES):
+            return True
+    return False
