@@ -30,7 +30,7 @@ def _load_once() -> tuple[float, Any, list[Any]]:
 def _render_all(repo: Any) -> tuple[float, int]:
     """Render and convert the defaults of every version without a static reason."""
     from catalog.dcos.convert import analyze_app
-    from catalog.dcos.options import defaults_of
+    from catalog.dcos.options import cosmos_defaults
     from catalog.dcos.render import render_marathon
     from catalog.errors import CatalogError
 
@@ -39,7 +39,7 @@ def _render_all(repo: Any) -> tuple[float, int]:
         if package.unsupported:
             continue
         try:
-            app = render_marathon(package.template, defaults_of(package.config_schema),
+            app = render_marathon(package.template, cosmos_defaults(package.config_schema),
                                   package.resource)
         except CatalogError:
             continue

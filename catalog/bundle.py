@@ -16,6 +16,7 @@ into a fresh temporary folder that is removed afterwards.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import io
 import json
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import BundleInvalid, InvalidInput
+from .loader import lint_package_dir, package_from_files
 from .reading import loads_json
 
 __all__ = ["BundleLimits", "build_bundle", "read_bundle", "extracted", "package_from_bundle",
@@ -123,8 +125,6 @@ def _tar_gz(files: Mapping[str, bytes]) -> bytes:
         for path, data in sorted(files.items()):
             tar.addfile(_info(path, tarfile.REGTYPE, len(data), 0o644), io.BytesIO(data))
     out = io.BytesIO()
-    import gzip
-
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=9) as gz:
         gz.write(raw.getvalue())
     return out.getvalue()
@@ -298,7 +298,7 @@ def _check_entry(i: int, entry: Any, files: dict[str, bytes], problems: _Problem
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
         problems.add(where, "must be an object with path, size and sha256")
         return ""
-    path = entry["path"]
+    path: str = entry["path"]
     content = files.get(path)
     if content is None:
         problems.add(where, f"lists {path[:200]!r}, which is not in the bundle")
@@ -373,8 +373,6 @@ def lint_bundle(data: bytes, *, limits: BundleLimits | None = None
 
     :raises BundleInvalid: when the bundle itself is unsafe or broken.
     """
-    from .loader import lint_package_dir
-
     files, manifest = read_bundle(data, limits=limits)
     folder = (str(manifest.get("name") or "package"), str(manifest.get("version") or "0"))
     with extracted(files, folder) as root:
@@ -396,8 +394,6 @@ def package_from_bundle(data: bytes, *, repository: str = "hosted",
 
     :raises BundleInvalid: when the bundle is unsafe or its files do not parse.
     """
-    from .loader import package_from_files
-
     files, _manifest_ = read_bundle(data, limits=limits)
     problems = _Problems()
     docs = {}

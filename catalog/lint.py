@@ -174,7 +174,7 @@ def render_problems(package: Package, shown: str, *, check_defaults: bool = True
     """
     found: list[Problem] = []
     try:
-        defaults = defaults_of(package.config_schema)
+        defaults = defaults_of(package)
         found = _option_problems(package, defaults, shown) if check_defaults else []
         options = deep_merge(defaults, placeholders(package.config_schema))
         render_service(package, options, service_name=package.name)

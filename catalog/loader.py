@@ -33,7 +33,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from .dcos import loader as dcos_loader
 from .errors import PackageInvalid, Problem, RepositoryError, VersionError
+from .lint import deep_problems
 from .model import Package
 from .reading import LIMITS, loads_json, read_ahead, read_folder
 from .repository import Repository
@@ -205,8 +207,6 @@ def _load(folder: str, shown: str, *, repository: str, folder_name: str | None,
     package = package_from_files(meta, config, docs["resource.json"], template, readme,
                                  repository=repository, path=path)
     if strict:
-        from .lint import deep_problems
-
         problems.extend(deep_problems(package, shown))
     return (None if problems else package), problems
 
@@ -221,8 +221,6 @@ def _lint_anyway(docs: dict[str, Any], raw: dict[str, bytes], template: str, sho
     not); the template is rendered unless the options schema or ``resource.json`` it
     needs is unusable, and then lint says which (``not rendered: …``).
     """
-    from .lint import deep_problems
-
     reason = _why_not_rendered(docs, raw, shown, problems)
     meta = docs.get("package.json")
     meta = meta if isinstance(meta, dict) else {}
@@ -362,11 +360,7 @@ def _kind_of(path: str) -> str:
 
 def _lint_repository(path: str) -> list[Problem]:
     """Lint a native repository, or a DC/OS Universe one with ``catalog.dcos``."""
-    try:
-        from .dcos import loader as dcos_loader
-    except ImportError:  # DC/OS support missing: lint as a native repository
-        dcos_loader = None  # type: ignore[assignment]
-    if dcos_loader is not None and dcos_loader.is_universe_dir(path):
+    if dcos_loader.is_universe_dir(path):
         return list(dcos_loader.load_universe_dir(path, name=os.path.basename(path))[1])
     return load_repository_dir(path, name="lint", strict=True)[1]
 

@@ -24,7 +24,7 @@ FORMATS = ("berth", "dcos")
 _SAFE_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 
 
-def sort_key(order: Any) -> tuple:
+def sort_key(order: Any) -> tuple[Any, ...]:
     """A key that orders ``Package.order`` values of any kind (newest last)."""
     if isinstance(order, Version):
         return (2, order.key)
@@ -101,7 +101,7 @@ class Package:
         return not self.unsupported and not self.yanked
 
     @property
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[Any, ...]:
         """Orders versions of one name (newest last)."""
         return sort_key(self.order)
 

@@ -14,8 +14,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
+from .dcos import options as dcos_options
 from .errors import OptionsInvalid, PackageInvalid
 from .model import Package
+from .option_defaults import MAX_DEPTH, deep_merge, local_schema, schema_defaults
 from .schemas.bounds import first_problems, message_of, more_problems, short_pointer, size_problems
 from .schemas.validation import compiled, schema_problems
 from .secret_options import (
@@ -31,62 +33,27 @@ from .secret_options import (
     values_at_paths,
 )
 
-__all__ = ["resolve_options", "validate_options", "defaults_of", "mask_secrets", "upgrade_options",
-           "deep_merge", "secret_paths", "secret_problems", "package_secret_paths",
-           "apply_at_paths", "values_at_paths", "path_text", "path_parts", "MASK"]
-
-_MAX_DEPTH = 32
-
-
-def deep_merge(base: Any, override: Any) -> Any:
-    """``override`` merged over ``base``: objects key by key, anything else replaced."""
-    if isinstance(base, Mapping) and isinstance(override, Mapping):
-        merged = {k: copy.deepcopy(v) for k, v in base.items()}
-        for key, value in override.items():
-            merged[key] = deep_merge(merged[key], value) if key in merged else copy.deepcopy(
-                value)
-        return merged
-    return copy.deepcopy(override)
+__all__ = ["resolve_options", "validate_options", "defaults_of", "schema_defaults",
+           "mask_secrets", "upgrade_options", "deep_merge", "secret_paths", "secret_problems",
+           "package_secret_paths", "apply_at_paths", "values_at_paths", "path_text",
+           "path_parts", "MASK"]
 
 
-def _local(schema: Mapping[str, Any], root: Mapping[str, Any], depth: int) -> Mapping[str, Any]:
-    """Follow a local ``$ref`` (``#/$defs/x``) if ``schema`` is one."""
-    ref = schema.get("$ref")
-    if not isinstance(ref, str) or not ref.startswith("#/") or depth > _MAX_DEPTH:
-        return schema
-    node: Any = root
-    for raw in ref[2:].split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
-        node = node.get(part) if isinstance(node, Mapping) else None
-    return _local(node, root, depth + 1) if isinstance(node, Mapping) else schema
+def defaults_of(package: Package) -> dict[str, Any]:
+    """The options ``package`` installs with when its user gives none.
 
+    The one place that knows which rule a format follows: a native schema's nested
+    ``default`` s (local ``$ref`` s followed), or Cosmos's rule for DC/OS packages.
+    The server's install path and the store front's install form both use it, so the
+    form shows the defaults the server resolves.
 
-def _defaults(schema: Any, root: Mapping[str, Any], depth: int) -> Any:
-    if not isinstance(schema, Mapping) or depth > _MAX_DEPTH:
-        return None
-    schema = _local(schema, root, depth)
-    nested: dict[str, Any] = {}
-    props = schema.get("properties")
-    if isinstance(props, Mapping):
-        for key, sub in props.items():
-            value = _defaults(sub, root, depth + 1)
-            if value is not None:
-                nested[key] = value
-    if "default" in schema:
-        explicit = copy.deepcopy(schema["default"])
-        return deep_merge(nested, explicit) if isinstance(explicit, Mapping) else explicit
-    return nested if nested or isinstance(props, Mapping) else None
-
-
-def defaults_of(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The options object the schema's ``default`` s describe (nested objects included).
-
-    >>> defaults_of({"properties": {"port": {"default": 80},
-    ...              "tls": {"properties": {"on": {"default": False}}}}})
+    >>> defaults_of(Package("x", "1.0.0", config_schema={"properties": {
+    ...     "port": {"default": 80}, "tls": {"properties": {"on": {"default": False}}}}}))
     {'port': 80, 'tls': {'on': False}}
     """
-    found = _defaults(schema, schema, 0)
-    return found if isinstance(found, dict) else {}
+    if package.format == "dcos":
+        return dcos_options.cosmos_defaults(package.config_schema)
+    return schema_defaults(package.config_schema)
 
 
 def _draft(package: Package) -> str:
@@ -143,8 +110,7 @@ def resolve_options(package: Package, user_options: Any = None) -> dict[str, Any
     :raises PackageInvalid: when the package's own schema is unusable.
     """
     if package.format == "dcos":
-        resolved: dict[str, Any] = _dcos().resolve_dcos_options(package, user_options)
-        return resolved
+        return dcos_options.resolve_dcos_options(package, user_options)
     if user_options is None:
         user_options = {}
     if not isinstance(user_options, Mapping):
@@ -152,7 +118,7 @@ def resolve_options(package: Package, user_options: Any = None) -> dict[str, Any
                              version=package.version,
                              errors=[{"path": "options", "message": "must be an object"}])
     try:
-        merged = deep_merge(defaults_of(package.config_schema), user_options)
+        merged: dict[str, Any] = deep_merge(defaults_of(package), user_options)
         validate_options(package, merged)
     except RecursionError:
         raise OptionsInvalid("the options are nested too deeply", package=package.name,
@@ -162,24 +128,11 @@ def resolve_options(package: Package, user_options: Any = None) -> dict[str, Any
     return merged
 
 
-def _dcos() -> Any:
-    """``catalog.dcos.options``, imported when a DC/OS package is first used.
-
-    :raises PackageInvalid: when DC/OS support is not available.
-    """
-    try:
-        from .dcos import options as dcos_options
-    except ImportError as exc:
-        raise PackageInvalid("DC/OS packages are not supported by this Berth",
-                             hint=f"catalog.dcos is missing ({exc})") from None
-    return dcos_options
-
-
 def _prune(options: Any, schema: Any, root: Mapping[str, Any], depth: int) -> Any:
     """Drop keys the schema does not know (no property, pattern or open additional)."""
-    if not isinstance(options, Mapping) or not isinstance(schema, Mapping) or depth > 32:
+    if not isinstance(options, Mapping) or not isinstance(schema, Mapping) or depth > MAX_DEPTH:
         return copy.deepcopy(options)
-    schema = _local(schema, root, depth)
+    schema = local_schema(schema, root, depth)
     props = schema.get("properties")
     if not isinstance(props, Mapping):
         return copy.deepcopy(options)
@@ -204,9 +157,8 @@ def upgrade_options(old_options: Mapping[str, Any] | None, new_package: Package)
     {'port': 8080, 'tls': True}
     """
     if new_package.format == "dcos":
-        upgraded: dict[str, Any] = _dcos().upgrade_dcos_options(dict(old_options or {}),
-                                                               new_package)
-        return upgraded
+        return dcos_options.upgrade_dcos_options(dict(old_options or {}), new_package)
     schema = new_package.config_schema
     kept = _prune(dict(old_options or {}), schema, schema, 0)
-    return deep_merge(defaults_of(schema), kept)
+    upgraded: dict[str, Any] = deep_merge(defaults_of(new_package), kept)
+    return upgraded

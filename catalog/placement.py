@@ -33,12 +33,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PlacementError
+import re2  # linear-time regexes for LIKE / UNLIKE (google-re2 is a Berth dependency)
 
-try:  # linear-time regexes where available (google-re2 is a Berth dependency)
-    import re2 as _re
-except ImportError:  # pragma: no cover - the standard engine
-    import re as _re  # type: ignore[no-redef]
+from .errors import PlacementError
 
 __all__ = ["AgentView", "PlacementRequest", "Placement", "place", "OPERATORS"]
 
@@ -158,8 +155,8 @@ def _parse_rules(constraints: Iterable[Sequence[str]]) -> _Rules:
             if value is None:
                 raise _bad(index, f"{op} needs a regular expression")
             try:
-                pattern = _re.compile(value)
-            except Exception as exc:  # re.error and re2's error alike
+                pattern = re2.compile(value)
+            except Exception as exc:  # re2 raises its own error type
                 raise _bad(index, f"bad regular expression: {exc}") from None
             (rules.like if op == "LIKE" else rules.unlike).append((attr, pattern, value))
     return rules.finish()

@@ -28,6 +28,7 @@ from typing import Any
 
 from jinja2 import Template, TemplateSyntaxError
 
+from .dcos.render import render_dcos_service
 from .errors import CatalogError, PackageInvalid, RenderError
 from .model import Package
 from .reading import loads_json
@@ -195,12 +196,6 @@ def _render_native(package: Package, options: Mapping[str, Any], service_name: s
 
 def _render_dcos(package: Package, options: Mapping[str, Any], service_name: str,
                  renderer: Renderer | None) -> Any:
-    try:
-        from .dcos.render import render_dcos_service
-    except ImportError as exc:
-        raise PackageInvalid("DC/OS packages are not supported by this Berth",
-                             package=package.name, version=package.version,
-                             hint=f"catalog.dcos is missing ({exc})") from None
     return render_dcos_service(package, options, service_name=service_name)
 
 

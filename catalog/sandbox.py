@@ -355,7 +355,8 @@ class BerthSandbox(ImmutableSandboxedEnvironment):
         limits = budget.limits
         if sum(weight(p, limits.max_value) for p in parts) > limits.max_value:
             raise LimitExceeded(f"joining would exceed {limits.max_value} characters")
-        return bounded("".join(str(p) for p in parts), "a joined value")
+        joined: str = bounded("".join(str(p) for p in parts), "a joined value")
+        return joined
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         budget = _budget()

@@ -30,10 +30,12 @@ from jsonschema import Draft202012Validator
 
 from . import schemas
 from .errors import RepositoryError, VersionError
+from .loader import load_repository_dir
 from .model import Package
 from .names import INDEX_NAME
 from .reading import loads_json
 from .schemas.validation import Re2Draft202012Validator
+from .version import parse_version
 
 __all__ = ["INDEX_VERSION", "build_index", "write_index", "parse_listing",
            "parse_package_document", "packages_from_document", "package_document", "loads_bounded",
@@ -144,8 +146,6 @@ def write_index(source: str | os.PathLike[str] | Iterable[Package] | Any,
 def _packages_of(source: Any) -> tuple[list[Package], list[dict[str, str]]]:
     """The packages of a folder, a repository-like object or an iterable."""
     if isinstance(source, str | os.PathLike):
-        from .loader import load_repository_dir
-
         path = Path(source)
         repo, problems = load_repository_dir(path, name=path.name or "repository", priority=0)
         return list(repo.packages), [dict(p) for p in problems]
@@ -194,7 +194,7 @@ def loads_bounded(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
 def _validator(part: str) -> Draft202012Validator:
     schema = schemas.load("index")
     # RE2 runs the patterns, as for package files: its ``$`` is the end of the text.
-    return Re2Draft202012Validator(  # type: ignore[no-any-return]
+    return Re2Draft202012Validator(
         {"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]})
 
 
@@ -204,7 +204,7 @@ def _parse(data: bytes, part: str, where: str) -> dict[str, Any]:
     :raises RepositoryError: naming ``where`` and each JSON path that is wrong.
     """
     try:
-        value = loads_bounded(data, MAX_DEPTH)
+        value: dict[str, Any] = loads_bounded(data, MAX_DEPTH)
     except ValueError as exc:
         raise RepositoryError(f"{where} is not valid JSON", path=where,
                               errors=[{"path": where, "message": str(exc)[:300]}]) from None
@@ -304,8 +304,6 @@ def packages_from_document(document: Mapping[str, Any], *, repository: str = ""
 
 def _package(name: str, entry: Mapping[str, Any], repository: str) -> Package | None:
     """One version entry as a Package (None when its native version is not semver)."""
-    from .version import parse_version
-
     fmt = entry.get("format", "berth")
     try:
         semver = parse_version(entry["version"])

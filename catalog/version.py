@@ -41,6 +41,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 import semver
 
@@ -51,7 +52,7 @@ __all__ = ["Version", "VersionRange", "parse_version", "parse_range"]
 _PartKey = tuple[int, int | str]
 
 
-def _prerelease_key(prerelease: str | None) -> tuple:
+def _prerelease_key(prerelease: str | None) -> tuple[Any, ...]:
     """Sort key of a pre-release: releases sort after every pre-release."""
     if not prerelease:
         return (1,)
@@ -70,16 +71,17 @@ class Version:
     patch: int
     prerelease: str | None = None
     build: str | None = None
-    key: tuple = field(init=False, repr=False, compare=True, hash=True)
+    key: tuple[Any, ...] = field(init=False, repr=False, compare=True, hash=True)
 
     def __post_init__(self) -> None:
         precedence = (self.major, self.minor, self.patch, _prerelease_key(self.prerelease))
         object.__setattr__(self, "key", (precedence, self.build or ""))
 
     @property
-    def precedence(self) -> tuple:
+    def precedence(self) -> tuple[Any, ...]:
         """The SemVer precedence (ignores build metadata)."""
-        return self.key[0]
+        precedence: tuple[Any, ...] = self.key[0]
+        return precedence
 
     @property
     def is_prerelease(self) -> bool:

@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 from catalog.names import require_service_name
 from catalog.placement import AgentView
 
+from .backend import Engine
+from .docker_agent import DockerAgent, agent_tls
 from .errors import (
     AgentBusy,
     AgentError,
@@ -240,13 +242,11 @@ def register_agent(store: Store, url: str, attributes: Mapping[str, Any] | None 
 register = register_agent
 
 
-def _client(url: str, agent_id: str, tls_dir: str, *, timeout: float) -> Any:
+def _client(url: str, agent_id: str, tls_dir: str, *, timeout: float) -> DockerAgent:
     """A ``DockerAgent`` for one agent, with its TLS files when ``tls_dir`` has them.
 
     :raises AgentError: the agent's TLS folder lacks a file.
     """
-    from .docker_agent import DockerAgent, agent_tls
-
     return DockerAgent(url, timeout=timeout, tls=agent_tls(tls_dir, agent_id))
 
 
@@ -435,6 +435,9 @@ def _beat(agent: Agent, up: bool, now: float, last_seen: float,
 class AgentPool:
     """``DockerAgent`` clients by agent and URL, shared by the threads of one process.
 
+    The first :class:`worker.backend.ClusterBackend`: Berth places instances on Docker
+    engines it knows as agent records, and each engine is a ``DockerAgent``.
+
     ``tls_dir`` is ``BERTH_AGENT_TLS_DIR``: an agent with a folder there is reached
     over TLS with its client certificate.
     """
@@ -444,28 +447,29 @@ class AgentPool:
         self.timeout = timeout
         self.heartbeat_timeout = heartbeat_timeout
         self.tls_dir = tls_dir
-        self._clients: dict[tuple[str, str, float], Any] = {}
+        self._clients: dict[tuple[str, str, float], DockerAgent] = {}
         self._lock = threading.Lock()
 
-    def _client(self, agent: Mapping[str, Any], timeout: float) -> Any:
+    def _client(self, agent: Mapping[str, Any], timeout: float) -> DockerAgent:
         with self._lock:
             key = (str(agent.get("id") or ""), agent["url"], timeout)
             if key not in self._clients:
                 self._clients[key] = _client(key[1], key[0], self.tls_dir, timeout=timeout)
             return self._clients[key]
 
-    def get(self, agent: Mapping[str, Any]) -> Any:
+    def get(self, agent: Mapping[str, Any]) -> Engine:
         """The client of an agent record.
 
         :raises AgentError: the agent's TLS folder lacks a file.
         """
         return self._client(agent, self.timeout)
 
-    def heartbeat_client(self, agent: Mapping[str, Any]) -> Any:
+    def heartbeat_client(self, agent: Mapping[str, Any]) -> Engine:
         """A client with a short timeout, for pings."""
         return self._client(agent, self.heartbeat_timeout)
 
     def close(self) -> None:
+        """Close every client's connections (the pool can be used again afterwards)."""
         with self._lock:
             for client in self._clients.values():
                 client.close()

@@ -2,8 +2,17 @@
 
 ``DockerAgent(url)`` wraps docker-py for one engine (``tcp://127.0.0.2:2375``,
 ``unix:///run/docker.sock``, ``ssh://…``). It turns ``docker.errors.*``, ``requests``
-timeouts and connection errors into :mod:`worker.errors` (``AgentUnreachable``,
-``ImageUnavailable``, ``ContainerError``; all ``AgentError``) here and only here.
+timeouts and connection errors into :mod:`worker.errors` here and only here, classified
+so callers catch types and never read the SDK's exception or the engine's words:
+
+- unavailable: ``AgentUnreachable`` (no answer, refused connection, timeout);
+- not found: ``ImageUnavailable`` (an image), ``ContainerNotFound`` (HTTP 404);
+- conflict: ``ContainerConflict`` (HTTP 409), ``RemovalInProgress`` (a removal already
+  under way elsewhere);
+- any other refusal: ``ContainerError`` (the parent of the container classes).
+
+All are ``AgentError``. ``DockerAgent`` is the first implementation of
+:class:`worker.backend.Engine`.
 
 What it offers (``docs/architecture.md``, "Docker funnel"):
 
@@ -51,14 +60,21 @@ import docker.tls
 import requests.exceptions
 import urllib3.exceptions
 
+from worker.backend import BERTH_LABEL, LIFECYCLE
 from worker.containers import ContainerEvent, ContainerInfo, ExecResult, container_config
-from worker.errors import AgentError, AgentUnreachable, ContainerError, ImageUnavailable
+from worker.errors import (
+    AgentError,
+    AgentUnreachable,
+    ContainerConflict,
+    ContainerError,
+    ContainerNotFound,
+    ImageUnavailable,
+    RemovalInProgress,
+)
 
 __all__ = ["DockerAgent", "ContainerInfo", "ContainerEvent", "EventStream", "ExecResult",
            "tarball_name", "BERTH_LABEL", "TLSFiles", "agent_tls"]
 
-BERTH_LABEL = "berth.service"
-LIFECYCLE = ("create", "start", "die", "stop", "kill", "oom", "destroy")
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
 
@@ -165,7 +181,10 @@ class DockerAgent:
 
         :raises AgentUnreachable: the engine did not answer.
         :raises ImageUnavailable: an image is missing or could not be fetched.
-        :raises ContainerError: the engine refused or failed the request.
+        :raises ContainerNotFound: the engine does not know the container (404).
+        :raises ContainerConflict: the container's state conflicts (409), or
+            ``RemovalInProgress`` when another caller is removing it already.
+        :raises ContainerError: the engine refused or failed the request otherwise.
         """
         try:
             yield
@@ -174,7 +193,7 @@ class DockerAgent:
         except docker.errors.ImageNotFound as exc:
             raise self._error(ImageUnavailable, action, _explain(exc), subject) from exc
         except docker.errors.APIError as exc:
-            raise self._error(ContainerError, action, _explain(exc), subject) from exc
+            raise self._error(_refusal(exc), action, _explain(exc), subject) from exc
         except _UNREACHABLE as exc:
             raise self._error(AgentUnreachable, action, self._reason(exc), subject) from exc
         except docker.errors.DockerException as exc:
@@ -296,12 +315,8 @@ class DockerAgent:
         try:
             with self._funnel("inspect image", subject=ref):
                 raw = self.api.inspect_image(ref)
-        except ImageUnavailable:
+        except (ImageUnavailable, ContainerNotFound):   # a 404 docker-py did not classify
             return None
-        except ContainerError as exc:     # a 404 that docker-py did not classify
-            if "no such image" in exc.message.lower():
-                return None
-            raise
         return dict((raw.get("Config") or {}).get("Labels") or {})
 
     def ensure_image(self, ref: str, *, peers: Iterable[DockerAgent | str] = (),
@@ -474,11 +489,9 @@ class DockerAgent:
                 if stop_timeout is not None:
                     self.api.stop(name_or_id, timeout=int(stop_timeout))
                 self.api.remove_container(name_or_id, force=True, v=False)
-        except ContainerError as exc:
-            if _is_missing(exc):
-                return False
-            if not _removal_in_progress(exc):
-                raise
+        except ContainerNotFound:
+            return False
+        except RemovalInProgress:
             # another caller (the reconciler, a second worker) is removing it: the
             # outcome this caller wants is the same, so wait for it
             self._wait_gone(name_or_id)
@@ -494,10 +507,8 @@ class DockerAgent:
             try:
                 with self._funnel("inspect container", subject=name_or_id):
                     self.api.inspect_container(name_or_id)
-            except ContainerError as exc:
-                if _is_missing(exc):
-                    return
-                raise
+            except ContainerNotFound:
+                return
             time.sleep(0.05)
         raise self._error(ContainerError, "remove container",
                           f"still being removed after {max(self.timeout, 1.0):g}s", name_or_id)
@@ -645,16 +656,16 @@ def _explain(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
 
 
-def _is_missing(exc: AgentError) -> bool:
-    """Whether the engine answered 404 (no such container)."""
-    return isinstance(exc.__cause__, docker.errors.NotFound)
-
-
-def _removal_in_progress(exc: AgentError) -> bool:
-    """Whether the engine answered 409 because the container is already being removed."""
-    cause = exc.__cause__
-    return (isinstance(cause, docker.errors.APIError) and cause.status_code == 409
-            and "already in progress" in str(cause.explanation or cause))
+def _refusal(exc: docker.errors.APIError) -> type[ContainerError]:
+    """The class of an engine's refusal, by its HTTP status (and, for a 409, whether a
+    removal is already under way: the engine says so only in words)."""
+    if isinstance(exc, docker.errors.NotFound) or exc.status_code == 404:
+        return ContainerNotFound
+    if exc.status_code == 409:
+        if "already in progress" in _explain(exc):
+            return RemovalInProgress
+        return ContainerConflict
+    return ContainerError
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -21,6 +21,9 @@ maps ``code`` to a status in one handler; the CLI maps it to a message and an ex
         ├── AgentUnreachable          agent_unreachable
         ├── ImageUnavailable          image_unavailable
         ├── ContainerError            container_error
+        │   ├── ContainerNotFound       (the engine does not know the container)
+        │   └── ContainerConflict       (the engine refused: its state conflicts)
+        │       └── RemovalInProgress   (someone else is removing it already)
         └── HostPathUnsafe            host_path_unsafe      (a host folder is a link on the agent)
 
 ``details`` is a list of ``{"path": ..., "message": ...}``.
@@ -50,6 +53,9 @@ __all__ = [
     "AgentUnreachable",
     "ImageUnavailable",
     "ContainerError",
+    "ContainerNotFound",
+    "ContainerConflict",
+    "RemovalInProgress",
     "HostPathUnsafe",
 ]
 
@@ -170,3 +176,20 @@ class HostPathUnsafe(AgentError):
     """A spec's host folder is not a plain folder on the agent (a link, a file)."""
 
     code = "host_path_unsafe"
+
+
+class ContainerNotFound(ContainerError):
+    """The engine answered that the container (or exec) it was asked about is not there.
+
+    Classified by the Docker funnel (HTTP 404), so callers catch this type instead of
+    reading the Docker SDK's exception; ``code`` stays ``container_error``.
+    """
+
+
+class ContainerConflict(ContainerError):
+    """The engine refused because of the container's state (HTTP 409: a name in use)."""
+
+
+class RemovalInProgress(ContainerConflict):
+    """The container is already being removed by another caller (its outcome is the
+    one wanted, so callers wait for it instead of failing)."""

@@ -37,6 +37,7 @@ from typing import Any
 
 import requests
 
+from worker.backend import Engine
 from worker.errors import AgentError
 
 __all__ = ["check", "probe", "Probe", "HealthTracker", "instance_port"]
@@ -84,7 +85,8 @@ def probe_tcp(address: str, port: int, timeout: float) -> Probe:
         return Probe(False, f"tcp {address}:{port}: {exc.strerror or exc}")
 
 
-def probe_command(docker_agent: Any, container: str, command: Any, timeout: float) -> Probe:
+def probe_command(docker_agent: Engine | None, container: str, command: Any,
+                  timeout: float) -> Probe:
     """Run the command in the container; exit code 0 is healthy."""
     if docker_agent is None or not container:
         return Probe(False, "command check: no agent or container to run it in")
@@ -96,7 +98,7 @@ def probe_command(docker_agent: Any, container: str, command: Any, timeout: floa
 
 
 def probe(instance: Mapping[str, Any], agent_address: str,
-          health_spec: Mapping[str, Any] | None, docker_agent: Any = None) -> Probe:
+          health_spec: Mapping[str, Any] | None, docker_agent: Engine | None = None) -> Probe:
     """Run the instance's health check once."""
     if not health_spec:
         return Probe(True, "no health check")
@@ -118,7 +120,7 @@ def probe(instance: Mapping[str, Any], agent_address: str,
 
 
 def check(instance: Mapping[str, Any], agent_address: str,
-          health_spec: Mapping[str, Any] | None, docker_agent: Any = None) -> bool:
+          health_spec: Mapping[str, Any] | None, docker_agent: Engine | None = None) -> bool:
     """Whether the instance passes its health check now (no check: True)."""
     return probe(instance, agent_address, health_spec, docker_agent).ok
 

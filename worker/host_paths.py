@@ -18,15 +18,13 @@ paths no container can write; they are not checked here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from catalog.errors import SpecRefused
 from catalog.spec import check_policy, split_host_path
 
+from .backend import Engine
 from .errors import HostPathUnsafe
-
-if TYPE_CHECKING:
-    from .docker_agent import DockerAgent
 
 __all__ = ["host_folders", "check_host_folders", "policy_refusal", "CHECK_COMMAND",
            "MOUNT_POINT"]
@@ -60,7 +58,7 @@ def policy_refusal(spec: Mapping[str, Any], *, roots: tuple[str, ...],
     return None
 
 
-def check_host_folders(agent: DockerAgent, spec: Mapping[str, Any], *,
+def check_host_folders(agent: Engine, spec: Mapping[str, Any], *,
                        roots: tuple[str, ...], image: str, agent_name: str = "") -> None:
     """Make sure every host folder of ``spec`` is a real folder on ``agent``.
 

@@ -8,7 +8,6 @@ decorators; clients (store, Docker pool) are built once per process, after the f
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from .deploy import Deployer
 from .errors import AgentError
 from .reconcile import Reconciler
 from .repository_fetcher import refresh as refresh_remote
+from .repository_fetcher import refresh_all
 from .settings import WorkerSettings
 from .store import Store
 
@@ -119,14 +119,7 @@ def remove_agent_containers(self: Any, agent: dict[str, Any], containers: list[s
 
 @shared_task(name="berth.refresh_repositories", bind=True, acks_late=True, max_retries=0)
 def refresh_repositories(self: Any) -> Any:
-    """Fetch remote repositories again (``repository_fetcher.refresh_all`` when present)."""
-    try:
-        remotes = importlib.import_module("worker.repository_fetcher")
-    except ImportError:
-        return None
-    refresh_all = getattr(remotes, "refresh_all", None)
-    if refresh_all is None:
-        return None
+    """Fetch every remote repository again (``worker.repository_fetcher.refresh_all``)."""
     return refresh_all(context(self.app).store)
 
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .agents import AgentPool
+from .backend import ClusterBackend, EventFeed
 from .errors import AgentError
 from .reconcile import Reconciler
 from .settings import WorkerSettings
@@ -45,12 +46,13 @@ class Watcher:
         self.send_task = send_task
         self.store = Store.from_url(settings.redis_url, prefix=settings.prefix)
         self.store.state.events_maxlen = settings.events_maxlen
-        self.pool = AgentPool(timeout=settings.docker_timeout, tls_dir=settings.agent_tls_dir)
+        self.pool: ClusterBackend = AgentPool(timeout=settings.docker_timeout,
+                                              tls_dir=settings.agent_tls_dir)
         self.reconciler = Reconciler(self.store, self.pool, settings, self._send)
         self.stop = threading.Event()
         self.leader = False
         self.token = uuid.uuid4().hex
-        self._streams: dict[str, Any] = {}
+        self._streams: dict[str, EventFeed] = {}
         self._followers: dict[str, threading.Thread] = {}
 
     def run(self) -> None:
@@ -164,7 +166,8 @@ class Watcher:
                 return
 
 
-def _close(stream: Any) -> None:
+def _close(stream: EventFeed) -> None:
+    """Close an event stream, whatever state it is in."""
     try:
         stream.close()
     except Exception:  # noqa: BLE001 - closing a broken stream

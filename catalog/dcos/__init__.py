@@ -24,14 +24,14 @@ from catalog.dcos.loader import (
     packages_from_universe_entries,
     parse_repo_json,
 )
-from catalog.dcos.options import defaults_of, resolve_dcos_options, upgrade_dcos_options
+from catalog.dcos.options import cosmos_defaults, resolve_dcos_options, upgrade_dcos_options
 from catalog.dcos.render import render_dcos_service, render_marathon
 
 __all__ = [
     "analyze_app",
     "build_repo_json",
     "convert_app",
-    "defaults_of",
+    "cosmos_defaults",
     "is_universe_dir",
     "load_universe_dir",
     "load_version_dir",

@@ -23,15 +23,16 @@ from jsonschema import Draft4Validator
 from jsonschema.exceptions import SchemaError
 
 from catalog.errors import OptionsInvalid, PackageInvalid
-from catalog.options import deep_merge
+from catalog.model import Package
+from catalog.option_defaults import deep_merge
 from catalog.schemas.validation import Re2Draft4Validator
 
-__all__ = ["defaults_of", "deep_merge", "resolve_dcos_options", "validate_dcos_options",
+__all__ = ["cosmos_defaults", "deep_merge", "resolve_dcos_options", "validate_dcos_options",
            "resolve_options", "upgrade_options",
            "check_config_schema", "upgrade_dcos_options"]
 
 
-def defaults_of(schema: Mapping[str, Any] | None) -> dict[str, Any]:
+def cosmos_defaults(schema: Mapping[str, Any] | None) -> dict[str, Any]:
     """The document of defaults a draft-04 ``config.json`` declares (Cosmos's rule)."""
     found: dict[str, Any] = {}
     properties = (schema or {}).get("properties")
@@ -43,7 +44,7 @@ def defaults_of(schema: Mapping[str, Any] | None) -> dict[str, Any]:
         if "default" in prop:
             found[name] = copy.deepcopy(prop["default"])
         elif "properties" in prop:
-            found[name] = defaults_of(prop)
+            found[name] = cosmos_defaults(prop)
     return found
 
 
@@ -91,7 +92,8 @@ def validate_dcos_options(schema: Mapping[str, Any] | None, options: Mapping[str
                     for e in errors])
 
 
-def resolve_dcos_options(package: Any, user_options: Mapping[str, Any] | None) -> dict[str, Any]:
+def resolve_dcos_options(package: Package, user_options: Mapping[str, Any] | None
+                         ) -> dict[str, Any]:
     """Defaults deep-merged with the user's options, validated (Cosmos's semantics).
 
     :raises OptionsInvalid: the options are not an object or fail ``config.json``.
@@ -103,15 +105,16 @@ def resolve_dcos_options(package: Any, user_options: Mapping[str, Any] | None) -
                              version=package.version,
                              errors=[{"path": "options", "message": "not an object"}])
     schema = package.config_schema or {}
-    merged = deep_merge(defaults_of(schema), user_options)
+    merged: dict[str, Any] = deep_merge(cosmos_defaults(schema), user_options)
     validate_dcos_options(schema, merged, package=package.name, version=package.version)
     return merged
 
 
-def upgrade_dcos_options(old_options: Mapping[str, Any], new_package: Any) -> dict[str, Any]:
+def upgrade_dcos_options(old_options: Mapping[str, Any], new_package: Package) -> dict[str, Any]:
     """Old options merged over the new version's defaults, unknown keys dropped."""
     schema = new_package.config_schema or {}
-    return deep_merge(defaults_of(schema), _known(old_options, schema))
+    upgraded: dict[str, Any] = deep_merge(cosmos_defaults(schema), _known(old_options, schema))
+    return upgraded
 
 
 def _known(options: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:

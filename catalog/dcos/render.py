@@ -27,6 +27,9 @@ from typing import Any
 
 from pystache.renderer import Renderer
 
+from catalog.dcos.compat import refuse_unsupported_package
+from catalog.dcos.convert import convert_app
+from catalog.dcos.options import resolve_dcos_options
 from catalog.errors import RenderError
 from catalog.reading import loads_json
 
@@ -56,7 +59,7 @@ class _Integer(int):
         return int.__str__(self)
 
 
-class _CosmosRenderer(Renderer):
+class _CosmosRenderer(Renderer):  # type: ignore[misc]  # pystache ships no types
     """pystache with Cosmos's value printing: no HTML escaping, Java-style literals."""
 
     def __init__(self) -> None:
@@ -92,12 +95,13 @@ def _to_mustache(value: Any, encode: bool = True) -> Any:
 
 
 def mustache_context(options: Mapping[str, Any], resource: Mapping[str, Any] | None, *,
-                     encode: bool = True) -> dict:
+                     encode: bool = True) -> dict[str, Any]:
     """The rendering context: the options with ``resource`` laid over them."""
     context = dict(options)
     if resource is not None:
         context["resource"] = resource
-    return _to_mustache(context, encode)
+    converted: dict[str, Any] = _to_mustache(context, encode)
+    return converted
 
 
 def render_marathon(template: str, options: Mapping[str, Any],
@@ -122,13 +126,14 @@ def render_marathon(template: str, options: Mapping[str, Any],
         raise
 
 
-def _render_text(template: str, context: dict, source: str) -> str:
+def _render_text(template: str, context: dict[str, Any], source: str) -> str:
     """The template rendered to text.
 
     :raises RenderError: when pystache cannot parse the template.
     """
     try:
-        return _CosmosRenderer().render(template, context)
+        text: str = _CosmosRenderer().render(template, context)
+        return text
     except Exception as exc:  # noqa: BLE001 - pystache raises plain errors on bad templates
         raise RenderError(f"{source} does not render: {exc}",
                           errors=[{"path": source, "message": str(exc)}]) from exc
@@ -164,10 +169,6 @@ def render_dcos_service(package: Any, options: Mapping[str, Any] | None, *,
     :raises RenderError: the template does not render to a JSON object.
     :raises SpecRefused: the rendered app needs what Docker hosts do not offer.
     """
-    from catalog.dcos.compat import refuse_unsupported_package
-    from catalog.dcos.convert import convert_app
-    from catalog.dcos.options import resolve_dcos_options
-
     refuse_unsupported_package(package)
     merged = resolve_dcos_options(package, options or {})
     app = render_marathon(package.template or "", merged, package.resource)

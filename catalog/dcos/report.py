@@ -17,9 +17,10 @@ from typing import Any
 
 from catalog.dcos.convert import analyze_app
 from catalog.dcos.loader import load_version_dir
-from catalog.dcos.options import defaults_of, validate_dcos_options
+from catalog.dcos.options import cosmos_defaults, validate_dcos_options
 from catalog.dcos.render import render_marathon
 from catalog.errors import CatalogError
+from catalog.spec import check_policy, validate_spec
 
 __all__ = ["Assessment", "assess", "assess_dir", "render_report", "main"]
 
@@ -70,31 +71,9 @@ def _validate_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
     :raises CatalogError: what ``catalog.spec`` raises.
     """
-    try:
-        from catalog import spec as spec_module
-    except ImportError:  # the spec module is not there yet: the schema alone
-        return _schema_only(spec)
-    checked = spec_module.validate_spec(spec)
-    spec_module.check_policy(checked)
+    checked = validate_spec(spec)
+    check_policy(checked)
     return checked
-
-
-def _schema_only(spec: dict[str, Any]) -> dict[str, Any]:
-    """Validate against ``service.schema.json`` without ``catalog.spec``.
-
-    :raises SpecInvalid: with every problem.
-    """
-    from jsonschema import Draft202012Validator
-
-    from catalog.errors import SpecInvalid
-    from catalog.schemas import load
-
-    errors = list(Draft202012Validator(load("service")).iter_errors(spec))
-    if errors:
-        raise SpecInvalid("spec invalid", errors=[
-            {"path": "spec/" + "/".join(map(str, e.absolute_path)), "message": e.message}
-            for e in errors])
-    return spec
 
 
 def _error_lines(exc: CatalogError) -> list[str]:
@@ -107,7 +86,7 @@ def assess(package: Any, *, revision: str = "") -> Assessment:
                    version=package.version, loads=True, static=list(package.unsupported))
     if not package.template:
         return a
-    options = defaults_of(package.config_schema)
+    options = cosmos_defaults(package.config_schema)
     try:
         validate_dcos_options(package.config_schema, options, package=package.name)
         a.options = True

@@ -102,7 +102,8 @@ def _search(pattern: str, text: str) -> bool:
         return False
 
 
-def _pattern(validator: Any, patrn: str, instance: Any, schema: Mapping) -> Iterator:
+def _pattern(validator: Any, patrn: str, instance: Any, schema: Mapping[str, Any]
+             ) -> Iterator[ValidationError]:
     if validator.is_type(instance, "string"):
         try:
             matched = regex(patrn).search(instance) is not None
@@ -113,7 +114,8 @@ def _pattern(validator: Any, patrn: str, instance: Any, schema: Mapping) -> Iter
             yield ValidationError(f"{_short(instance)} does not match {patrn!r}")
 
 
-def _pattern_properties(validator: Any, pp: Mapping, instance: Any, schema: Mapping) -> Iterator:
+def _pattern_properties(validator: Any, pp: Mapping[str, Any], instance: Any,
+                        schema: Mapping[str, Any]) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
     for patrn, subschema in pp.items():
@@ -122,14 +124,15 @@ def _pattern_properties(validator: Any, pp: Mapping, instance: Any, schema: Mapp
                 yield from validator.descend(value, subschema, path=key, schema_path=patrn)
 
 
-def _additional(instance: Mapping, schema: Mapping) -> list[str]:
+def _additional(instance: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
     properties = schema.get("properties", {})
     patterns = list(schema.get("patternProperties", {}))
     return [k for k in instance
             if k not in properties and not any(_search(p, k) for p in patterns)]
 
 
-def _additional_properties(validator: Any, ap: Any, instance: Any, schema: Mapping) -> Iterator:
+def _additional_properties(validator: Any, ap: Any, instance: Any, schema: Mapping[str, Any]
+                           ) -> Iterator[ValidationError]:
     if not validator.is_type(instance, "object"):
         return
     extras = _additional(instance, schema)
@@ -218,7 +221,7 @@ def compiled(schema: Mapping[str, Any], *, draft: str = "2020-12") -> Checker:
     """A :class:`Checker` for ``schema`` (not checked against the meta-schema: see
     :func:`schema_problems`), compiled once per schema object."""
     cache = _VALIDATORS[draft]
-    checker = cache.get(schema)
+    checker: Checker | None = cache.get(schema)
     if checker is None:
         checker = Checker(schema, draft)
         cache.put(schema, checker)
@@ -260,7 +263,7 @@ _SCHEMA_ONE = frozenset({"not", "if", "then", "else", "additionalProperties", "c
                          "additionalItems", "items"})
 
 
-def walk(schema: Any) -> Iterator[tuple[tuple, Mapping[str, Any]]]:
+def walk(schema: Any) -> Iterator[tuple[tuple[Any, ...], Mapping[str, Any]]]:
     """Every (sub)schema object of ``schema`` with its path, depth first (at most 64
     levels down)."""
     for link, node in _nodes(schema):
@@ -288,7 +291,7 @@ def _nodes(schema: Any) -> Iterator[tuple[Any, Mapping[str, Any]]]:
         stack.extend(reversed(children))
 
 
-def _expand(link: Any) -> tuple:
+def _expand(link: Any) -> tuple[Any, ...]:
     parts: list[Any] = []
     while link is not None:
         link, keys = link

@@ -166,6 +166,6 @@ def _form_page(
         has_errors=bool(problems),
         service_name=service_name,
         instances=instances,
-        options_json=json.dumps(deep_merge(defaults_of(schema), options), indent=2),
+        options_json=json.dumps(deep_merge(defaults_of(pkg), options), indent=2),
         pre_install=render_markdown(pkg.pre_install_notes, heading_offset=3, **render),
     )

@@ -17,7 +17,14 @@ import pytest
 import requests
 
 from worker.docker_agent import DockerAgent, tarball_name
-from worker.errors import AgentUnreachable, ContainerError, ImageUnavailable
+from worker.errors import (
+    AgentUnreachable,
+    ContainerConflict,
+    ContainerError,
+    ContainerNotFound,
+    ImageUnavailable,
+    RemovalInProgress,
+)
 from worker.testbed.bed import Testbed
 
 pytestmark = pytest.mark.integration
@@ -131,6 +138,34 @@ def test_an_engine_refusal_is_a_container_error(agent: DockerAgent) -> None:
                            labels={"berth-test.case": "refused"})
     assert "nosuchuser" in caught.value.message
     assert agent.find(container) is None   # a failed start leaves nothing behind
+
+
+def test_a_missing_container_is_container_not_found(agent: DockerAgent) -> None:
+    """The engine's 404 arrives as a type: no caller reads the SDK's exception."""
+    missing = name()
+    with pytest.raises(ContainerNotFound) as caught:
+        agent.logs(missing)
+    assert missing in caught.value.message
+    with pytest.raises(ContainerNotFound):
+        agent.kill(missing)
+
+
+def test_a_state_conflict_is_container_conflict(agent: DockerAgent) -> None:
+    """Killing a container that is not running is a 409: a conflict, not a removal."""
+    container = name()
+    agent.run_instance(container, {"image": HELLO, "command": "exec sleep 300"},
+                       labels={"berth-test.case": "conflict"})
+    agent.kill(container)
+
+    def stopped() -> bool:
+        info = agent.find(container)
+        assert info is not None, "the killed container is kept until removed"
+        return not info.running
+
+    eventually(stopped)
+    with pytest.raises(ContainerConflict) as caught:
+        agent.kill(container)
+    assert not isinstance(caught.value, RemovalInProgress)
 
 
 def test_exec_check_reports_exit_code_output_and_timeout(agent: DockerAgent) -> None:

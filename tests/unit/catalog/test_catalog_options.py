@@ -18,6 +18,7 @@ from catalog import (
     resolve_options,
     upgrade_options,
 )
+from catalog.options import schema_defaults
 
 
 def _pkg(schema: dict[str, Any], version: str = "1.0.0") -> Package:
@@ -34,7 +35,7 @@ def test_defaults_of_follows_local_refs_and_object_defaults() -> None:
     schema = {"$defs": {"tls": {"properties": {"on": {"default": True}}}},
               "properties": {"tls": {"$ref": "#/$defs/tls"},
                              "obj": {"default": {"a": 1}, "properties": {"b": {"default": 2}}}}}
-    assert defaults_of(schema) == {"tls": {"on": True}, "obj": {"a": 1, "b": 2}}
+    assert schema_defaults(schema) == {"tls": {"on": True}, "obj": {"a": 1, "b": 2}}
 
 
 def test_every_problem_is_reported_at_its_option_path() -> None:
@@ -115,3 +116,20 @@ def test_doctests_of_the_options_module_pass() -> None:
 
     result = doctest.testmod(catalog.options)
     assert result.attempted >= 3 and result.failed == 0
+
+
+# A schema where the two formats' rules disagree: an object with its own default AND
+# defaulted properties (native merges both, Cosmos takes the object's default alone).
+SPLIT_SCHEMA = {"type": "object", "properties": {
+    "tls": {"type": "object", "default": {"on": True},
+            "properties": {"on": {"type": "boolean"}, "port": {"type": "integer",
+                                                               "default": 443}}}}}
+
+
+def test_defaults_of_follows_each_formats_rule_and_matches_what_resolves() -> None:
+    native = Package("demo", "1.0.0", config_schema=SPLIT_SCHEMA)
+    dcos = Package("demo", "1.0.0", config_schema=SPLIT_SCHEMA, format="dcos")
+    assert defaults_of(native) == {"tls": {"on": True, "port": 443}}
+    assert defaults_of(dcos) == {"tls": {"on": True}}
+    assert resolve_options(native, {}) == defaults_of(native)
+    assert resolve_options(dcos, {}) == defaults_of(dcos)

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import pytest
 
 from catalog.dcos.options import (
+    cosmos_defaults,
     deep_merge,
-    defaults_of,
     resolve_dcos_options,
     upgrade_dcos_options,
     validate_dcos_options,
@@ -39,7 +39,7 @@ def package(schema: dict | None = SCHEMA) -> SimpleNamespace:
 
 def test_defaults_follow_cosmos() -> None:
     # a default wins over nested properties; an object without defaults gives {}
-    assert defaults_of(SCHEMA) == {"service": {"name": "web", "instances": 1, "tls": {}},
+    assert cosmos_defaults(SCHEMA) == {"service": {"name": "web", "instances": 1, "tls": {}},
                                    "extra": {"a": 1}}
 
 
