@@ -152,9 +152,10 @@ def rotate_data_key(settings: WorkerSettings) -> int:
     if refusal:
         print(f"berth worker: {refusal}", file=sys.stderr)
         return 2
+    keys = settings.data_keys()
+    assert keys is not None  # _data_key_refusal refused a worker without keys
     try:
-        count = rotate_store(Store.from_url(settings.redis_url, prefix=settings.prefix),
-                             settings.data_keys())
+        count = rotate_store(Store.from_url(settings.redis_url, prefix=settings.prefix), keys)
     except DataKeyError as error:
         print(f"berth worker: {error.message} ({error.hint})", file=sys.stderr)
         return 1

@@ -134,10 +134,9 @@ def _check_body(body: dict[str, Any]) -> dict[str, Any]:
 def _configured_names() -> set[str]:
     from ..catalog_source import parse_directory_setting
 
-    extra = getattr(current_berth().settings, "extra", {}) or {}
     try:
         return {n for n, _, _ in parse_directory_setting(
-            str(extra.get("BERTH_REPOSITORY_DIRS", "")))}
+            current_berth().settings.repository_dirs)}
     except ValueError:
         return set()
 
