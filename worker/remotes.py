@@ -134,7 +134,7 @@ def check_address(address: str, policy: RemotePolicy) -> None:
         if reason:
             shown = address if target == ip else f"{address} (which carries {target})"
             raise UnsafeURL(f"refusing to connect to {shown}: {reason}",
-                            errors=[{"path": "url", "message": f"{shown} is {reason}"}])
+                            details=[{"path": "url", "message": f"{shown} is {reason}"}])
 
 
 def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -182,7 +182,7 @@ def check_url(url: str, policy: RemotePolicy, *, resolve: bool = True) -> None:
         problem = "credentials in the URL are not allowed"
     if problem:
         raise UnsafeURL(f"refusing {url[:200]!r}: {problem}",
-                        errors=[{"path": "url", "message": problem}])
+                        details=[{"path": "url", "message": problem}])
     if resolve:
         for address in _resolve(str(parts.hostname), parts.port or 443):
             check_address(address, policy)
@@ -197,7 +197,7 @@ def _resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeURL(f"cannot resolve {host!r}: {exc}",
-                        errors=[{"path": "url", "message": f"{host} does not resolve"}]) from None
+                        details=[{"path": "url", "message": f"{host} does not resolve"}]) from None
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -559,7 +559,7 @@ class _Sync:
         the HTTP status (the details, which may quote the remote, only in the log)."""
         reason = _reason(error)
         status = getattr(error, "status", None)
-        details = getattr(error, "errors", None) or []
+        details = getattr(error, "details", None) or []
         log.warning("repository %s: refresh failed: %s %s", self.name, reason,
                     "; ".join(f"{d.get('path')}: {d.get('message')}" for d in details[:3]))
         try:
@@ -593,7 +593,7 @@ def _universe_documents(body: bytes, where: str) -> dict[str, tuple[str, Any]]:
         data = loads_bounded(body, 64)
     except ValueError as exc:
         raise RepositoryError(f"{where} is not valid JSON", path=where,
-                              errors=[{"path": where, "message": _short(exc)}]) from None
+                              details=[{"path": where, "message": _short(exc)}]) from None
     entries = data.get("packages") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise RepositoryError(f"{where} has no 'packages' list", path=where)

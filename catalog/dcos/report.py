@@ -91,7 +91,7 @@ def _schema_only(spec: dict[str, Any]) -> dict[str, Any]:
 
     errors = list(Draft202012Validator(load("service")).iter_errors(spec))
     if errors:
-        raise SpecInvalid("spec invalid", errors=[
+        raise SpecInvalid("spec invalid", details=[
             {"path": "spec/" + "/".join(map(str, e.absolute_path)), "message": e.message}
             for e in errors])
     return spec

@@ -19,6 +19,8 @@ from flask import abort, current_app, flash, g, redirect, request, url_for
 from markupsafe import Markup
 from werkzeug.wrappers import Response
 
+from server.errors import handle, status_for
+
 F = TypeVar("F", bound=Callable[..., Any])
 RANK = {"none": 0, "viewer": 1, "maintainer": 2, "admin": 3}
 ICON_KEYS = ("icon", "icon-large", "icon-medium", "icon-small")
@@ -91,6 +93,15 @@ def _article(word: str) -> str:
 
 def _here() -> str:
     return request.full_path.rstrip("?") if request.method == "GET" else request.path
+
+
+def handle_error(error: BaseException) -> Any:
+    """The store front's error handler: a 401 (no or a bad session or token) sends the
+    browser to the login page, to come back here; every other error is the server's one
+    handler's (an HTML page)."""
+    if status_for(error) == 401:
+        return redirect(url_for("storefront.login", next=request.full_path.rstrip("?")))
+    return handle(error)
 
 
 def safe_next(target: str | None, default: str) -> str:
