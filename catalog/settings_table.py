@@ -55,7 +55,6 @@ class Setting:
     attr: str = ""
     shown: str = ""
     minimum: float | None = None
-    secret: bool = False
 
     @property
     def field(self) -> str:
@@ -104,11 +103,11 @@ SETTINGS: tuple[Setting, ...] = (
     _s("BERTH_SECRET_KEY", str, "",
        "signs session cookies and CSRF tokens. **Set it** in production (48+ random bytes) "
        "and keep it the same on every server", *_SERVER,
-       shown="a key generated once and kept in Redis", secret=True),
+       shown="a key generated once and kept in Redis"),
     _s("BERTH_DATA_KEY", str, "",
        "seals secret option values at rest (see \"The data key\" below). One or more Fernet "
        "keys, comma-separated, newest first; the same on every server and worker", *_BOTH,
-       shown="none: the server and the workers refuse to start", secret=True),
+       shown="none: the server and the workers refuse to start"),
     # the server --------------------------------------------------------------------------
     _s("BERTH_ANONYMOUS_ROLE", str, "viewer",
        "`none` makes even browsing need a login", *_SERVER),
@@ -256,7 +255,7 @@ SETTINGS: tuple[Setting, ...] = (
        "the server the `berth` CLI talks to (else the saved login)", "client",
        shown="the saved login, else `http://127.0.0.1:8080`"),
     _s("BERTH_TOKEN", str, "", "the API token the `berth` CLI sends (else the saved login)",
-       "client", secret=True),
+       "client"),
     _s("BERTH_AGENTS", str, "",
        "`berth dev`: Docker engines to use as agents, comma-separated URLs; none: start "
        "three local engines", "dev"),
@@ -265,7 +264,7 @@ SETTINGS: tuple[Setting, ...] = (
     _s("BERTH_WEB_THREADS", int, 8, "threads of each gunicorn process", "image"),
     _s("BERTH_REDIS_PASSWORD", str, "",
        "`docker-compose.yml`: the Redis password, put into every Berth URL (keep it "
-       "URL-safe)", "image", shown="none: compose refuses to start", secret=True),
+       "URL-safe)", "image", shown="none: compose refuses to start"),
     _s("BERTH_AGENT_TLS_HOST_DIR", str, "./agents-tls",
        "`docker-compose.yml`: the host folder mounted read-only as `BERTH_AGENT_TLS_DIR`",
        "image"),
