@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from catalog.settings_table import ROLES, SettingsError, default, read
-from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 from worker.remotes import RemotePolicy
-from worker.settings import check_redis_url
+from worker.settings import SharedSettings
 from worker.store.crypto import DataKeyError, DataKeys
 
 __all__ = ["ROLES", "Settings", "SettingsError", "require_data_key"]
@@ -26,12 +25,10 @@ _DEFAULT_UNIVERSE = str(Path(__file__).resolve().parent.parent / "universe")
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Everything the server reads from its environment (the table's ``server`` part)."""
+class Settings(SharedSettings):
+    """Everything the server reads from its environment (the table's ``server`` part;
+    the part it shares with the workers comes from :class:`SharedSettings`)."""
 
-    redis_url: str = default("BERTH_REDIS_URL")
-    prefix: str = default("BERTH_REDIS_PREFIX")  # key prefix, the same as the workers'
-    broker_url: str = default("BERTH_BROKER_URL")  # empty: the Redis URL
     secret_key: str = field(default=default("BERTH_SECRET_KEY"), repr=False)
     universe_dir: str = _DEFAULT_UNIVERSE  # the table's "": the shipped universe
     universe_priority: int = default("BERTH_UNIVERSE_PRIORITY")
@@ -45,27 +42,12 @@ class Settings:
     events_max: int = default("BERTH_EVENTS_MAX")
     events_block_ms: int = default("BERTH_EVENTS_BLOCK_MS")
     log_tail_max: int = default("BERTH_LOG_TAIL_MAX")
-    # host folders a spec may mount; empty: the catalog's default (``/srv/berth``). The
-    # workers read the same variable and check again.
-    allowed_host_paths: tuple[str, ...] = default("BERTH_ALLOWED_HOST_PATHS")
-    # the host network: "true", "false" (default) or package names, comma separated;
-    # ``user: root``/``0`` refused when set. The workers read the same variables.
-    allow_host_network: str = default("BERTH_ALLOW_HOST_NETWORK")
-    refuse_root_user: bool = default("BERTH_REFUSE_ROOT_USER")
-    agent_tls_dir: str = default("BERTH_AGENT_TLS_DIR")
-    # Fernet keys sealing secret option values at rest, comma-separated, newest first
-    # (docs/production.md: "The data key"); the production entry points refuse to start
-    # without one, and no service with a secret value is written without one.
-    data_key: str = field(default=default("BERTH_DATA_KEY"), repr=False)
-    readonly_host_paths: tuple[str, ...] = default("BERTH_READONLY_HOST_PATHS")
     render_workers: int = default("BERTH_RENDER_WORKERS")
     render_memory_mb: int = default("BERTH_RENDER_MEMORY_MB")
     render_seconds: float = default("BERTH_RENDER_SECONDS")
     max_json_body: int = default("BERTH_MAX_JSON_BODY")
     render_rate: float = default("BERTH_RENDER_RATE")
     render_burst: int = default("BERTH_RENDER_BURST")
-    # how remote repositories are fetched (``BERTH_REPOSITORY_*``), as in the workers
-    remote_policy: RemotePolicy = field(default_factory=RemotePolicy)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, Any] | None = None) -> Settings:
@@ -81,28 +63,12 @@ class Settings:
     @property
     def host_paths(self) -> tuple[str, ...]:
         """The allowed host-path roots specs are checked against."""
-        return self.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
+        return self.host_path_roots
 
     @property
     def readonly_paths(self) -> tuple[str, ...]:
         """Exact host paths a spec may mount read-only."""
         return self.readonly_host_paths
-
-    @property
-    def container_policy(self) -> ContainerPolicy:
-        """The network and user policy specs are checked against.
-
-        :raises SettingsError: when ``BERTH_ALLOW_HOST_NETWORK`` does not parse.
-        """
-        try:
-            return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
-        except ValueError as exc:
-            raise SettingsError(str(exc)) from None
-
-    @property
-    def broker(self) -> str:
-        """The Celery broker URL (the Redis URL unless set)."""
-        return self.broker_url or self.redis_url
 
     def check(self) -> None:
         """Refuse values that make no sense.
@@ -117,17 +83,7 @@ class Settings:
             raise SettingsError("BERTH_REDIS_TIMEOUT must be positive")
         if self.events_block_ms <= 0:
             raise SettingsError("BERTH_EVENTS_BLOCK_MS must be a positive number of ms")
-        self.container_policy  # noqa: B018 - raises SettingsError for a bad value
-        for name, url in (("BERTH_REDIS_URL", self.redis_url),
-                          ("BERTH_BROKER_URL", self.broker_url)):
-            try:
-                check_redis_url(name, url)
-            except ValueError as exc:
-                raise SettingsError(str(exc)) from None
-        problems = host_path_settings_problems(self.host_paths, self.readonly_paths)
-        if problems:
-            raise SettingsError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
-                                + "; ".join(problems))
+        self.check_shared()
         self.data_keys()
         self._check_render()
 
@@ -154,7 +110,7 @@ class Settings:
         :raises SettingsError: when ``BERTH_DATA_KEY`` holds a malformed key.
         """
         try:
-            return DataKeys.from_setting(self.data_key)
+            return super().data_keys()
         except DataKeyError as error:
             raise SettingsError(error.message) from None
 

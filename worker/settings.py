@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from catalog.settings_table import default, read
+from catalog.settings_table import SettingsError, default, read
 from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 
 if TYPE_CHECKING:  # the runtime imports below are in the methods: see there
@@ -42,37 +42,20 @@ def _remote_policy() -> RemotePolicy:
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
-    """Everything a worker (and whoever sends it tasks) needs to know (the table's
-    ``worker`` part; times are seconds)."""
+class SharedSettings:
+    """The settings servers and workers both read, and must agree on (the table's
+    entries read by both parts): where the records are, how secrets are sealed, what
+    specs may ask for, how agents and remote repositories are reached."""
 
     redis_url: str = DEFAULT_REDIS_URL
     broker_url: str = default("BERTH_BROKER_URL")   # empty: the Redis of ``redis_url``
     prefix: str = default("BERTH_REDIS_PREFIX")     # key prefix of every state record
-    unreachable_timeout: float = default("BERTH_UNREACHABLE_TIMEOUT")
-    heartbeat_interval: float = default("BERTH_HEARTBEAT_INTERVAL")
-    reconcile_interval: float = default("BERTH_RECONCILE_INTERVAL")
-    refresh_interval: float = default("BERTH_REFRESH_INTERVAL")
     allowed_host_paths: tuple[str, ...] = default("BERTH_ALLOWED_HOST_PATHS")  # empty: default
+    readonly_host_paths: tuple[str, ...] = default("BERTH_READONLY_HOST_PATHS")
     allow_host_network: str = default("BERTH_ALLOW_HOST_NETWORK")
     refuse_root_user: bool = default("BERTH_REFUSE_ROOT_USER")
     agent_tls_dir: str = default("BERTH_AGENT_TLS_DIR")
-    readonly_host_paths: tuple[str, ...] = default("BERTH_READONLY_HOST_PATHS")
-    toolbox_image: str = default("BERTH_TOOLBOX_IMAGE")
-    docker_timeout: float = default("BERTH_DOCKER_TIMEOUT")
-    image_dir: str = default("BERTH_IMAGE_DIR")
-    deploy_lock_ttl: float = default("BERTH_DEPLOY_LOCK_TTL")
-    stuck_after: float = default("BERTH_STUCK_AFTER")
-    health_poll: float = default("BERTH_HEALTH_POLL")
-    stop_timeout: float = default("BERTH_STOP_TIMEOUT")
-    backoff_base: float = default("BERTH_BACKOFF_BASE")
-    backoff_max: float = default("BERTH_BACKOFF_MAX")
-    max_start_attempts: int = default("BERTH_MAX_START_ATTEMPTS")
-    task_time_limit: float = default("BERTH_TASK_TIME_LIMIT")
-    events_maxlen: int = default("BERTH_EVENTS_MAXLEN")
-    concurrency: int = default("BERTH_WORKER_CONCURRENCY")
-    watch_events: bool = default("BERTH_WATCH_EVENTS")
-    # Fernet keys, comma-separated, newest first: open secret values at container creation
+    # Fernet keys, comma-separated, newest first: seal and open secret option values
     data_key: str = field(default=default("BERTH_DATA_KEY"), repr=False)
     # how remote repositories are fetched (``BERTH_REPOSITORY_*``)
     remote_policy: RemotePolicy = field(default_factory=_remote_policy)
@@ -91,43 +74,81 @@ class WorkerSettings:
 
     @property
     def container_policy(self) -> ContainerPolicy:
-        """The network and user policy of specs (the server checks the same one).
+        """The network and user policy of specs (servers and workers check the same one).
 
-        :raises ValueError: naming ``BERTH_ALLOW_HOST_NETWORK`` when it does not parse.
+        :raises SettingsError: naming ``BERTH_ALLOW_HOST_NETWORK`` when it does not parse.
         """
-        return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
+        try:
+            return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def broker(self) -> str:
         """The Celery broker URL (the state Redis unless set apart)."""
         return self.broker_url or self.redis_url
 
+    @property
+    def host_path_roots(self) -> tuple[str, ...]:
+        """The allowed host-path roots (the catalog's default when none are set)."""
+        return self.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
+
+    def check_shared(self) -> None:
+        """Refuse shared values that make no sense (checked at start by both parts).
+
+        :raises SettingsError: naming the variable.
+        """
+        self.container_policy  # noqa: B018 - raises SettingsError for a bad value
+        for name, url in (("BERTH_REDIS_URL", self.redis_url),
+                          ("BERTH_BROKER_URL", self.broker_url)):
+            try:
+                check_redis_url(name, url)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+        problems = host_path_settings_problems(self.host_path_roots, self.readonly_host_paths)
+        if problems:
+            raise SettingsError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
+                                + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class WorkerSettings(SharedSettings):
+    """Everything a worker (and whoever sends it tasks) needs to know (the table's
+    ``worker`` part; times are seconds)."""
+
+    unreachable_timeout: float = default("BERTH_UNREACHABLE_TIMEOUT")
+    heartbeat_interval: float = default("BERTH_HEARTBEAT_INTERVAL")
+    reconcile_interval: float = default("BERTH_RECONCILE_INTERVAL")
+    refresh_interval: float = default("BERTH_REFRESH_INTERVAL")
+    toolbox_image: str = default("BERTH_TOOLBOX_IMAGE")
+    docker_timeout: float = default("BERTH_DOCKER_TIMEOUT")
+    image_dir: str = default("BERTH_IMAGE_DIR")
+    deploy_lock_ttl: float = default("BERTH_DEPLOY_LOCK_TTL")
+    stuck_after: float = default("BERTH_STUCK_AFTER")
+    health_poll: float = default("BERTH_HEALTH_POLL")
+    stop_timeout: float = default("BERTH_STOP_TIMEOUT")
+    backoff_base: float = default("BERTH_BACKOFF_BASE")
+    backoff_max: float = default("BERTH_BACKOFF_MAX")
+    max_start_attempts: int = default("BERTH_MAX_START_ATTEMPTS")
+    task_time_limit: float = default("BERTH_TASK_TIME_LIMIT")
+    events_maxlen: int = default("BERTH_EVENTS_MAXLEN")
+    concurrency: int = default("BERTH_WORKER_CONCURRENCY")
+    watch_events: bool = default("BERTH_WATCH_EVENTS")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
         """Settings from the table's ``worker`` and ``repository`` variables
         (``os.environ`` by default).
 
-        :raises ValueError: naming the variable when a value does not parse
-            (``SettingsError``, a ``ValueError``).
+        :raises SettingsError: (a ``ValueError``) naming the variable when a value does
+            not parse or makes no sense.
         """
         from .remotes import RemotePolicy  # see _remote_policy
 
         env = os.environ if environ is None else environ
         settings = cls(**read("worker", env), remote_policy=RemotePolicy.from_env(env))
-        settings.container_policy  # noqa: B018 - refuses a bad value at start
-        check_redis_url("BERTH_REDIS_URL", settings.redis_url)
-        check_redis_url("BERTH_BROKER_URL", settings.broker_url)
-        problems = host_path_settings_problems(settings.host_path_roots,
-                                               settings.readonly_host_paths)
-        if problems:
-            raise ValueError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
-                             + "; ".join(problems))
+        settings.check_shared()
         return settings
-
-    @property
-    def host_path_roots(self) -> tuple[str, ...]:
-        """The allowed host-path roots (the catalog's default when none are set)."""
-        return self.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
 
 
 def check_redis_url(name: str, url: str) -> None:

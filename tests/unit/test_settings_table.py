@@ -14,7 +14,7 @@ from catalog import settings_table as table
 from catalog.settings_table import SETTINGS, SettingsError, markdown_table, settings_of
 from server.settings import Settings
 from worker.remotes import RemotePolicy
-from worker.settings import WorkerSettings
+from worker.settings import SharedSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 # BERTH_* names that are not settings of Berth's processes: what Berth hands to the
@@ -47,6 +47,12 @@ def test_each_settings_class_holds_exactly_its_part_of_the_table(
         if name not in COMPUTED_DEFAULTS:
             assert defaults[name] == setting.default, f"{cls.__name__}.{name}'s default"
             assert isinstance(defaults[name], setting.kind), f"{cls.__name__}.{name}'s type"
+
+
+def test_what_servers_and_workers_share_is_declared_once() -> None:
+    both = {s.field for s in SETTINGS if {"server", "worker"} <= set(s.readers)}
+    assert {f.name for f in fields(SharedSettings)} == both | {"remote_policy"}
+    assert issubclass(Settings, SharedSettings) and issubclass(WorkerSettings, SharedSettings)
 
 
 def test_every_variable_is_declared_once() -> None:
