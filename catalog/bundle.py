@@ -99,7 +99,7 @@ def _collect(root: Path) -> dict[str, bytes]:
             else:
                 files[rel] = path.read_bytes()
     if problems:
-        raise BundleInvalid(f"{root} cannot be bundled", path=str(root), errors=problems)
+        raise BundleInvalid(f"{root} cannot be bundled", path=str(root), details=problems)
     return files
 
 
@@ -113,7 +113,7 @@ def _identity(raw: bytes | None, where: str) -> tuple[str, str]:
         return str(meta["name"]), str(meta["version"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleInvalid("package.json must be JSON with name and version", path=where,
-                            errors=[{"path": "package.json", "message": str(exc)}]) from exc
+                            details=[{"path": "package.json", "message": str(exc)}]) from exc
 
 
 def _tar_gz(files: Mapping[str, bytes]) -> bytes:
@@ -165,7 +165,7 @@ def read_bundle(data: bytes, *, limits: BundleLimits | None = None
 
 def _raise(problems: _Problems) -> NoReturn:
     raise BundleInvalid(f"the bundle was refused ({len(problems)} problem(s))",
-                        errors=problems, hint="build bundles with `berth package build DIR`")
+                        details=problems, hint="build bundles with `berth package build DIR`")
 
 
 def _gunzip(data: bytes, cap: int, problems: _Problems) -> bytes | None:
@@ -416,7 +416,7 @@ def package_from_bundle(data: bytes, *, repository: str = "hosted",
                                   files=extra)
     except (KeyError, TypeError, ValueError, InvalidInput) as exc:
         raise BundleInvalid(f"the bundle's package does not load: {exc}",
-                            errors=[{"path": "package.json", "message": str(exc)}]) from None
+                            details=[{"path": "package.json", "message": str(exc)}]) from None
 
 
 def _relative(problem: Mapping[str, Any], root: Path) -> dict[str, str]:

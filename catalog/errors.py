@@ -1,26 +1,30 @@
-"""Errors of the catalog core.
+"""Berth's one error root, and the errors of the catalog core.
 
-Every error Berth's core raises derives from :class:`CatalogError` and carries data,
-not HTTP: the server maps them to status codes in one handler, the CLI maps them to a
-message, a hint and an exit code.
+Every error Berth raises on purpose derives from :class:`BerthError`: a stable
+``code`` (the CLI maps it to an exit code), a ``message``, ``details`` (every problem,
+``[{"path", "message"}]``) and an optional ``hint``. Errors carry data, not HTTP: the
+server maps their class family to a status in one table (``server.errors``). The three
+families of roots are :class:`CatalogError` (here), ``worker.errors.WorkerError`` and
+``server.errors.ApiError``.
 
-    CatalogError                      code
-    ├── NotFound                      not_found
-    │   ├── PackageNotFound           package_not_found
-    │   └── VersionNotFound           version_not_found
-    ├── InvalidInput                  invalid
-    │   ├── VersionError              invalid_version       (bad semver or range)
-    │   ├── PackageInvalid            package_invalid       (lint: every problem)
-    │   ├── OptionsInvalid            options_invalid       (every problem)
-    │   ├── RenderError               render_failed         (template fault, limits)
-    │   ├── SpecInvalid               spec_invalid          (rendered spec fails schema)
-    │   ├── SpecRefused               spec_refused          (privileged, socket, host paths)
-    │   └── BundleInvalid             bundle_invalid        (publishing: unsafe or bad bundle)
-    ├── Conflict                      conflict
-    │   ├── VersionExists             version_exists        (published versions are immutable)
-    │   └── NameOwned                 name_owned            (the name belongs to others)
-    ├── PlacementError                placement_failed      (not enough capacity, with reasons)
-    └── RepositoryError               repository_error      (a source could not be read)
+    BerthError                        code
+    └── CatalogError                  catalog_error
+        ├── NotFound                      not_found
+        │   ├── PackageNotFound           package_not_found
+        │   └── VersionNotFound           version_not_found
+        ├── InvalidInput                  invalid
+        │   ├── VersionError              invalid_version       (bad semver or range)
+        │   ├── PackageInvalid            package_invalid       (lint: every problem)
+        │   ├── OptionsInvalid            options_invalid       (every problem)
+        │   ├── RenderError               render_failed         (template fault, limits)
+        │   ├── SpecInvalid               spec_invalid          (rendered spec fails schema)
+        │   ├── SpecRefused               spec_refused          (privileged, socket, host paths)
+        │   └── BundleInvalid             bundle_invalid        (publishing: unsafe or bad bundle)
+        ├── Conflict                      conflict
+        │   ├── VersionExists             version_exists        (published versions are immutable)
+        │   └── NameOwned                 name_owned            (the name belongs to others)
+        ├── PlacementError                placement_failed      (not enough capacity, with reasons)
+        └── RepositoryError               repository_error      (a source could not be read)
 
 ``details`` is a list of ``{"path": ..., "message": ...}``; ``path`` names the file and
 the JSON path inside it (``config.json#/properties/port/default``) where it applies.
@@ -32,6 +36,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "BerthError",
     "CatalogError",
     "NotFound",
     "PackageNotFound",
@@ -55,8 +60,40 @@ __all__ = [
 Problem = dict[str, str]
 
 
-class CatalogError(Exception):
-    """Root of every error the catalog core raises."""
+class BerthError(Exception):
+    """Root of every error Berth raises on purpose: ``code``, ``message``, ``details``
+    and ``hint``, the same to the API, the store front and the CLI."""
+
+    code = "berth_error"
+
+    def __init__(self, message: str, *, details: Iterable[Mapping[str, Any]] = (),
+                 hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details: list[Problem] = [
+            {"path": str(d.get("path", "")), "message": str(d.get("message", ""))}
+            for d in details
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON body every adapter shows: ``{"error", "message", "details"}``
+        (and ``hint`` when there is one)."""
+        body: dict[str, Any] = {"error": self.code, "message": self.message,
+                                "details": self.details}
+        if self.hint:
+            body["hint"] = self.hint
+        return body
+
+    def __str__(self) -> str:
+        if not self.details:
+            return self.message
+        lines = [self.message] + [f"  {d['path']}: {d['message']}" for d in self.details]
+        return "\n".join(lines)
+
+
+class CatalogError(BerthError):
+    """Root of every error the catalog core raises (about a package, a version, a file)."""
 
     code = "catalog_error"
 
@@ -67,36 +104,13 @@ class CatalogError(Exception):
         package: str | None = None,
         version: str | None = None,
         path: str | None = None,
-        errors: Iterable[Mapping[str, Any]] = (),
+        details: Iterable[Mapping[str, Any]] = (),
         hint: str | None = None,
     ) -> None:
-        super().__init__(message)
-        self.message = message
+        super().__init__(message, details=details, hint=hint)
         self.package = package
         self.version = version
         self.path = path
-        self.hint = hint
-        self.errors: list[Problem] = [
-            {"path": str(e.get("path", "")), "message": str(e.get("message", ""))} for e in errors
-        ]
-
-    @property
-    def details(self) -> list[Problem]:
-        """The problems as ``[{"path", "message"}]`` (alias of :attr:`errors`)."""
-        return self.errors
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body every adapter shows: ``{"error", "message", "details"}``."""
-        body: dict[str, Any] = {"error": self.code, "message": self.message, "details": self.errors}
-        if self.hint:
-            body["hint"] = self.hint
-        return body
-
-    def __str__(self) -> str:
-        if not self.errors:
-            return self.message
-        lines = [self.message] + [f"  {e['path']}: {e['message']}" for e in self.errors]
-        return "\n".join(lines)
 
 
 class NotFound(CatalogError):

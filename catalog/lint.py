@@ -73,7 +73,7 @@ def file_problems(package: Package, shown: str) -> list[Problem]:
 
 def _from_error(exc: CatalogError, shown: str, default_file: str) -> list[Problem]:
     problems = []
-    for detail in exc.errors or [{"path": "", "message": exc.message}]:
+    for detail in exc.details or [{"path": "", "message": exc.message}]:
         path = detail["path"]
         if path.startswith("spec"):
             path = f"{shown}/service.json.j2#{path[4:]}"

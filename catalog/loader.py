@@ -272,7 +272,7 @@ def load_package_dir(path: str | os.PathLike[str], *, repository: str = "",
                               strict=strict)
     if package is None:
         raise PackageInvalid(f"{shown} is not a valid package ({len(problems)} problems)",
-                             path=shown, errors=problems,
+                             path=shown, details=problems,
                              package=parent or None, version=os.path.basename(shown))
     return package
 

@@ -66,7 +66,7 @@ def require_service_name(value: Any, path: str = "name",
     """
     problem = service_name_problem(value, path)
     if problem:
-        raise InvalidInput(message, errors=[problem])
+        raise InvalidInput(message, details=[problem])
     return str(value)
 
 

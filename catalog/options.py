@@ -76,7 +76,7 @@ def validate_options(package: Package, options: Any) -> None:
     broken = schema_problems(package.config_schema, file="config.json", draft=draft)
     if broken:
         raise PackageInvalid(f"{package.name}@{package.version} has an invalid options schema",
-                             package=package.name, version=package.version, errors=broken)
+                             package=package.name, version=package.version, details=broken)
     checker = compiled(package.config_schema, draft=draft)
     if checker.is_valid(options):
         return
@@ -85,7 +85,7 @@ def validate_options(package: Package, options: Any) -> None:
     if not problems:
         problems = _problems(package, checker, options)
     raise OptionsInvalid(f"the options for {package.name}@{package.version} are not valid",
-                         package=package.name, version=package.version, errors=problems)
+                         package=package.name, version=package.version, details=problems)
 
 
 def _problems(package: Package, checker: Any, options: Any) -> list[dict[str, str]]:
@@ -116,14 +116,14 @@ def resolve_options(package: Package, user_options: Any = None) -> dict[str, Any
     if not isinstance(user_options, Mapping):
         raise OptionsInvalid("options must be a JSON object", package=package.name,
                              version=package.version,
-                             errors=[{"path": "options", "message": "must be an object"}])
+                             details=[{"path": "options", "message": "must be an object"}])
     try:
         merged: dict[str, Any] = deep_merge(defaults_of(package), user_options)
         validate_options(package, merged)
     except RecursionError:
         raise OptionsInvalid("the options are nested too deeply", package=package.name,
                              version=package.version,
-                             errors=[{"path": "options", "message": "nested too deeply"}],
+                             details=[{"path": "options", "message": "nested too deeply"}],
                              ) from None
     return merged
 

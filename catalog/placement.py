@@ -120,7 +120,7 @@ class _Rules:
 
 
 def _bad(index: int, message: str) -> PlacementError:
-    return PlacementError("invalid constraint", errors=[{"path": f"constraints/{index}",
+    return PlacementError("invalid constraint", details=[{"path": f"constraints/{index}",
                                                          "message": message}])
 
 
@@ -361,7 +361,7 @@ class _Placer:
         return PlacementError(
             f"not enough capacity: {placed} of {request.count} instances "
             f"({request.cpus:g} cpus, {request.mem} MiB, {request.ports + len(request.fixed_ports)}"
-            f" ports each) could be placed", errors=details,
+            f" ports each) could be placed", details=details,
             hint="add agents, free capacity, or relax the constraints")
 
 

@@ -75,7 +75,7 @@ def _env() -> BerthSandbox:
 
 def _error(message: str, file: str, line: int | None = None, **kw: Any) -> RenderError:
     where = f"{file}:{line}" if line else file
-    return RenderError(f"{file}: {message}", errors=[{"path": where, "message": message}],
+    return RenderError(f"{file}: {message}", details=[{"path": where, "message": message}],
                        **kw)
 
 
@@ -220,7 +220,7 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
     if package.unsupported:
         raise PackageInvalid(f"{package.name}@{package.version} cannot run on Docker hosts",
                              package=package.name, version=package.version,
-                             errors=[{"path": "package", "message": r}
+                             details=[{"path": "package", "message": r}
                                      for r in package.unsupported])
     render = _render_dcos if package.format == "dcos" else _render_native
     spec = render(package, options, service_name, renderer)

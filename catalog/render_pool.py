@@ -76,7 +76,7 @@ def _serve(conn: Connection, memory_mb: int) -> None:
             conn.send(("compiled", None))
             answer = _answer(source, context, file, limits)
         except RenderError as exc:
-            answer = ("error", (exc.message, exc.errors, exc.hint))
+            answer = ("error", (exc.message, exc.details, exc.hint))
         except MemoryError:
             answer = ("memory", None)
         try:
@@ -95,7 +95,7 @@ def _answer(source: str, context: Mapping[str, Any], file: str, limits: Limits
     except RenderError as exc:
         if exc.message.endswith("the template used too much memory"):
             return "memory", None
-        return "error", (exc.message, exc.errors, exc.hint)
+        return "error", (exc.message, exc.details, exc.hint)
     except MemoryError:
         return "memory", None
 
@@ -129,7 +129,7 @@ class _Child:
         if not ready:
             self.stop()
             raise RenderError("the render process did not start",
-                              errors=[{"path": TEMPLATE_NAME, "message": "render process "
+                              details=[{"path": TEMPLATE_NAME, "message": "render process "
                                        f"did not start within {memory_mb} MB"}],
                               hint="check BERTH_RENDER_MEMORY_MB")
 
@@ -200,7 +200,7 @@ class RenderPool:
             return str(value)
         if kind == "error":
             message, errors, hint = value
-            raise RenderError(message, errors=errors, hint=hint)
+            raise RenderError(message, details=errors, hint=hint)
         if kind == "memory":
             text = f"the template exceeded the memory limit of {self.settings.memory_mb} MB"
         elif kind == "compile":
@@ -208,7 +208,7 @@ class RenderPool:
         else:
             text = (f"the template ran longer than {self.settings.limits.seconds:g} s "
                     "and was stopped")
-        raise RenderError(f"{file}: {text}", errors=[{"path": file, "message": text}])
+        raise RenderError(f"{file}: {text}", details=[{"path": file, "message": text}])
 
     def _checkout(self) -> _Child:
         """An idle child, a new one while there are fewer than ``workers``, else wait.
@@ -228,7 +228,7 @@ class RenderPool:
             return self._idle.get(timeout=self.kill_after * 2)
         except queue.Empty:
             raise RenderError("every render process is busy; try again shortly",
-                              errors=[{"path": TEMPLATE_NAME, "message": "render busy"}]
+                              details=[{"path": TEMPLATE_NAME, "message": "render busy"}]
                               ) from None
 
     def _start(self) -> _Child:

@@ -229,7 +229,7 @@ def package_secret_paths(package: Package) -> list[str]:
         raise PackageInvalid(
             f"{package.name}@{package.version} marks a secret option Berth cannot find",
             package=package.name, version=package.version,
-            errors=[{"path": "config.json#" + loc, "message": why} for loc, why in problems])
+            details=[{"path": "config.json#" + loc, "message": why} for loc, why in problems])
     return [path_text(p) for p in secret_paths(package.config_schema)]
 
 

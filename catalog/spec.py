@@ -151,7 +151,7 @@ def validate_spec(spec: Any) -> dict[str, Any]:
     if not problems:
         problems = _semantic_problems(spec)
     if problems:
-        raise SpecInvalid("the service spec is not valid", errors=problems)
+        raise SpecInvalid("the service spec is not valid", details=problems)
     return _fill(spec)
 
 
@@ -365,7 +365,7 @@ def check_policy(spec: Mapping[str, Any], *,
                 volume.get("name", "")).endswith("docker.sock"):
             found.append(_p(["volumes", i], "volumes must not name the Docker socket"))
     if found:
-        raise SpecRefused("the service spec asks for more than Berth allows", errors=found,
+        raise SpecRefused("the service spec asks for more than Berth allows", details=found,
                           hint="Berth refuses privileged mode, the Docker socket, host "
                                "paths other than one folder <root>/<name> of "
                                "BERTH_ALLOWED_HOST_PATHS, and the host network unless "

@@ -207,13 +207,13 @@ def _parse(data: bytes, part: str, where: str) -> dict[str, Any]:
         value: dict[str, Any] = loads_bounded(data, MAX_DEPTH)
     except ValueError as exc:
         raise RepositoryError(f"{where} is not valid JSON", path=where,
-                              errors=[{"path": where, "message": str(exc)[:300]}]) from None
+                              details=[{"path": where, "message": str(exc)[:300]}]) from None
     problems = [{"path": f"{where}#/" + "/".join(str(p) for p in e.absolute_path),
                  "message": e.message[:300]}
                 for e in _validator(part).iter_errors(value)]
     if problems:
         raise RepositoryError(f"{where} does not match the index schema", path=where,
-                              errors=problems[:50])
+                              details=problems[:50])
     return value
 
 
@@ -263,12 +263,12 @@ def parse_listing(data: bytes) -> dict[str, Any]:
     problems = [p for i, item in enumerate(listing["packages"]) for p in _item_problems(i, item)]
     if problems:
         raise RepositoryError("index.json does not match the index schema", path="index.json",
-                              errors=problems[:50])
+                              details=problems[:50])
     seen: set[str] = set()
     for i, item in enumerate(listing["packages"]):
         if item["name"] in seen:
             raise RepositoryError("index.json lists a package twice", path="index.json",
-                                  errors=[{"path": f"index.json#/packages/{i}/name",
+                                  details=[{"path": f"index.json#/packages/{i}/name",
                                            "message": f"{item['name']!r} appears twice"}])
         seen.add(item["name"])
     return listing

@@ -310,13 +310,3 @@ def logout() -> None:
     _end_stored_session()
     session.clear()
     g.pop("berth_identity", None)
-
-
-def login_redirect() -> Any:
-    """A redirect to the store front's login page, if it has one (else None)."""
-    from flask import redirect, url_for
-
-    try:
-        return redirect(url_for("storefront.login", next=request.full_path.rstrip("?")))
-    except Exception:  # noqa: BLE001 - no login page registered
-        return None

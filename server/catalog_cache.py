@@ -48,8 +48,6 @@ from catalog.static_index import packages_from_document
 
 log = logging.getLogger(__name__)
 
-UNIVERSE_PRIORITY = 100
-HOSTED_PRIORITY = 50
 DIRECTORY_PRIORITY = 150
 RETRY_AFTER = 2.0  # seconds without Redis reads after a failed one
 
@@ -184,7 +182,7 @@ class CatalogCache:
         if self._static is None:
             found = []
             universe = Path(self.settings.universe_dir)
-            priority = self._priority("BERTH_UNIVERSE_PRIORITY", UNIVERSE_PRIORITY)
+            priority = self.settings.universe_priority
             repo, problems = load_repository_dir(universe, name="universe",
                                                  priority=priority, kind="builtin")
             _log_problems("universe", problems)
@@ -199,19 +197,9 @@ class CatalogCache:
             self._static = found
         return self._static
 
-    def _priority(self, variable: str, default: int) -> int:
-        """A priority from ``BERTH_<…>_PRIORITY`` (the default when unset or not a number)."""
-        raw = str((getattr(self.settings, "extra", {}) or {}).get(variable, "")).strip()
-        if raw.lstrip("-").isdigit():
-            return int(raw)
-        if raw:
-            log.error("%s=%r is not a number; using %d", variable, raw, default)
-        return default
-
     def _configured_directories(self) -> list[tuple[str, str, int]]:
-        extra = getattr(self.settings, "extra", {}) or {}
         try:
-            return parse_directory_setting(str(extra.get("BERTH_REPOSITORY_DIRS", "")))
+            return parse_directory_setting(self.settings.repository_dirs)
         except ValueError as exc:
             log.error("%s", exc)
             return []
@@ -232,7 +220,7 @@ class CatalogCache:
                 self._hosted_cache[key] = package
             packages.append(_yanked(package, meta.get("yanked")))
         self._first_publishers = first
-        priority = self._priority("BERTH_HOSTED_PRIORITY", HOSTED_PRIORITY)
+        priority = self.settings.hosted_priority
         return Repository(name="hosted", priority=priority, kind="hosted",
                           location="redis", packages=tuple(packages))
 

@@ -71,8 +71,9 @@ class Berth:
 
     @cached_property
     def store(self) -> Any:
-        """The state store (``worker.store.Store``) on :attr:`redis`."""
-        return Store(self.redis)
+        """The state store (``worker.store.Store``) on :attr:`redis`, under the records'
+        key prefix (``BERTH_REDIS_PREFIX``, the same as the workers')."""
+        return Store(self.redis, prefix=self.settings.prefix)
 
     @cached_property
     def events_state(self) -> RedisState:
@@ -148,14 +149,10 @@ class Berth:
 
 
 def _worker_settings(cls: Any, settings: Settings) -> Any:
-    """Worker settings for the task-sending Celery app, from the server's environment."""
-    env = dict(settings.extra)
-    env.setdefault("BERTH_REDIS_URL", settings.redis_url)
-    env.setdefault("BERTH_BROKER_URL", settings.broker)
-    try:
-        return cls.from_env(env)
-    except TypeError:
-        return cls.from_env()
+    """Worker settings for the task-sending Celery app: the server's own Redis, broker
+    and key prefix (the settings both parts read, from the one table)."""
+    return cls(redis_url=settings.redis_url, broker_url=settings.broker,
+               prefix=settings.prefix, data_key=settings.data_key)
 
 
 def connect_redis(url: str, timeout: float, *, read_timeout: float | None = None) -> Any:

@@ -1,47 +1,44 @@
 """The one error handler: every failure becomes ``{"error", "message", "details"}``.
 
-``CatalogError`` and ``WorkerError`` know nothing of HTTP; this module decides their
-status. Store-front paths get an HTML page instead of JSON. Redis or broker trouble
-is 503, answered at once. Anything unexpected is logged and answered 500 without
-internals.
+Every Berth error derives from ``catalog.errors.BerthError`` and knows nothing of HTTP
+(``ApiError``, the server's own, carries its status): :data:`STATUS` maps each class
+family to a status, in one table. Store-front paths get an HTML page instead of JSON
+(the store front's own handler first turns a 401 into its login page). Redis or broker
+trouble is 503, answered at once. Anything unexpected is logged and answered 500
+without internals.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+import redis
 from flask import Flask, Response, g, jsonify, render_template, request
+from kombu.exceptions import OperationalError
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException
 
 from catalog import errors as ce
+from catalog.errors import BerthError
+from worker import errors as we
+from worker.store.crypto import DataKeyError
 
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
+class ApiError(BerthError):
     """An error the server itself raises (bad request, auth), with its status."""
 
     code = "bad_request"
     status = 400
 
     def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
-                 details: list[dict[str, str]] | None = None, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
+                 details: Iterable[Mapping[str, Any]] = (), hint: str | None = None) -> None:
+        super().__init__(message, details=details, hint=hint)
         self.code = code or self.code
         self.status = status or self.status
-        self.details = details or []
-        self.hint = hint
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body."""
-        body: dict[str, Any] = {"error": self.code, "message": self.message,
-                                "details": self.details}
-        if self.hint:
-            body["hint"] = self.hint
-        return body
 
 
 class Invalid(ApiError):
@@ -58,28 +55,31 @@ class Unavailable(ApiError):
     status = 503
 
 
-_CATALOG_STATUS: list[tuple[type[Exception], int]] = [
+# The status of each family of Berth errors, most specific first: the first class an
+# error is an instance of decides. ``ApiError`` carries its own status.
+STATUS: tuple[tuple[type[BerthError], int], ...] = (
+    (we.ContainerError, 502),   # the engine refused or failed a container call
+    (we.HostPathUnsafe, 409),   # the agent's folder is a link: a conflict, not an outage
+    (DataKeyError, 503),        # the data key is missing or not the one that sealed a value
     (ce.NotFound, 404),
+    (we.NotFound, 404),
     (ce.InvalidInput, 422),
+    (we.InvalidRequest, 422),
     (ce.Conflict, 409),
+    (we.Conflict, 409),
     (ce.PlacementError, 409),
     (ce.RepositoryError, 503),
-]
-
-# worker.errors codes → status; a code not listed falls back to its class family.
-_WORKER_STATUS = {
-    "service_not_found": 404, "agent_not_found": 404, "deployment_not_found": 404,
-    "instance_not_found": 404, "service_exists": 409, "deployment_in_progress": 409,
-    "concurrent_change": 409, "agent_busy": 409, "agent_exists": 409,
-    "agent_unreachable": 503, "image_unavailable": 503, "container_error": 502,
-    "agent_error": 503, "invalid_request": 422, "conflict": 409, "not_found": 404,
-    "generation_not_found": 404,
-}
+    (we.AgentError, 503),
+    (BerthError, 409),          # any other refusal of a well-formed request
+)
 
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
                405: "method_not_allowed", 406: "not_acceptable", 409: "conflict",
                413: "too_large", 415: "unsupported_media_type", 422: "invalid",
                429: "too_many_requests", 500: "internal", 503: "unavailable"}
+_BACKEND_DOWN: tuple[type[BaseException], ...] = (
+    redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError,
+    OperationalError)
 
 
 def status_for(error: BaseException) -> int:
@@ -88,20 +88,10 @@ def status_for(error: BaseException) -> int:
         return error.status
     if isinstance(error, HTTPException):
         return error.code or 500
-    for cls, status in _CATALOG_STATUS:
-        if isinstance(error, cls):
+    for family, status in STATUS:
+        if isinstance(error, family):
             return status
-    code = str(getattr(error, "code", ""))
-    if code in _WORKER_STATUS:
-        return _WORKER_STATUS[code]
-    explicit = getattr(error, "status", None) or getattr(error, "http_status", None)
-    if isinstance(explicit, int):
-        return explicit
-    if code.endswith("not_found"):
-        return 404
-    if _is_backend_down(error):
-        return 503
-    return 409 if code else 500
+    return 503 if _is_backend_down(error) else 500
 
 
 def body_for(error: BaseException) -> dict[str, Any]:
@@ -110,11 +100,8 @@ def body_for(error: BaseException) -> dict[str, Any]:
         status = error.code or 500
         return {"error": _HTTP_CODES.get(status, "http_error"),
                 "message": error.description or error.name, "details": []}
-    to_dict = getattr(error, "to_dict", None)
-    if callable(to_dict):
-        body = dict(to_dict())
-        body.setdefault("details", [])
-        return body
+    if isinstance(error, BerthError):
+        return error.to_dict()
     if _is_backend_down(error):
         return {"error": "unavailable", "message": "the state store or broker cannot be reached",
                 "details": [], "hint": "check that Redis is running (BERTH_REDIS_URL)"}
@@ -124,15 +111,7 @@ def body_for(error: BaseException) -> dict[str, Any]:
 
 def _is_backend_down(error: BaseException) -> bool:
     """True for Redis, broker and socket errors: answered 503."""
-    import redis
-
-    down: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError,
-                                             ConnectionError, TimeoutError)
-    try:
-        from kombu.exceptions import OperationalError
-    except ImportError:  # pragma: no cover - kombu comes with celery
-        return isinstance(error, down)
-    return isinstance(error, (*down, OperationalError))
+    return isinstance(error, _BACKEND_DOWN)
 
 
 def wants_html() -> bool:
@@ -151,12 +130,6 @@ def handle(error: BaseException) -> Response | tuple[Any, int]:
     if status == 503:
         g.backend_down = True
     body = body_for(error)
-    if status == 401 and wants_html():
-        from .auth import login_redirect
-
-        redirect = login_redirect()
-        if redirect is not None:
-            return redirect
     response = _html(body, status) if wants_html() else jsonify(body)
     response.status_code = status
     if status == 401:

@@ -111,4 +111,4 @@ def refuse_leaks(package: Any, spec: Mapping[str, Any], options: Any,
     if leaks:
         raise SpecRefused(f"{package.name}@{package.version} puts a secret option's value "
                           "in a spec field Berth cannot keep sealed", package=package.name,
-                          version=package.version, errors=leaks)
+                          version=package.version, details=leaks)

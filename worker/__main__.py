@@ -27,7 +27,7 @@ from celery.signals import after_setup_logger
 from .celery_app import create_celery, die_with_parent
 from .settings import WorkerSettings
 from .store import Store
-from .store.crypto import DataKeyError, generate_key, require_keys, rotate_store
+from .store.crypto import DataKeyError, generate_key, rotate_store
 from .watcher import Watcher
 
 
@@ -148,9 +148,10 @@ def rotate_data_key(settings: WorkerSettings) -> int:
     if refusal:
         print(f"berth worker: {refusal}", file=sys.stderr)
         return 2
+    keys = settings.data_keys()
+    assert keys is not None  # _data_key_refusal refused a worker without keys
     try:
-        count = rotate_store(Store.from_url(settings.redis_url, prefix=settings.prefix),
-                             require_keys(settings.data_keys(), "re-seal secret values"))
+        count = rotate_store(Store.from_url(settings.redis_url, prefix=settings.prefix), keys)
     except DataKeyError as error:
         print(f"berth worker: {error.message} ({error.hint})", file=sys.stderr)
         return 1

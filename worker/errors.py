@@ -1,30 +1,32 @@
 """Errors of the cluster side (store, service operations, deployer, Docker funnel).
 
-Same shape as :mod:`catalog.errors`: every error carries data, never HTTP. The server
-maps ``code`` to a status in one handler; the CLI maps it to a message and an exit code.
+Every error derives from Berth's one root, ``catalog.errors.BerthError`` (``code``,
+``message``, ``details``, ``hint``), and carries data, never HTTP. The server maps the
+class family to a status in one table; the CLI maps ``code`` to an exit code.
 
-    WorkerError                       code
-    ├── NotFound                      not_found
-    │   ├── ServiceNotFound           service_not_found
-    │   ├── DeploymentNotFound        deployment_not_found
-    │   ├── InstanceNotFound          instance_not_found
-    │   ├── GenerationNotFound        generation_not_found
-    │   └── AgentNotFound             agent_not_found
-    ├── Conflict                      conflict
-    │   ├── ServiceExists             service_exists
-    │   ├── DeploymentInProgress      deployment_in_progress
-    │   ├── ConcurrentChange          concurrent_change     (compare-and-set lost a race)
-    │   ├── AgentExists               agent_exists
-    │   └── AgentBusy                 agent_busy            (instances remain on it)
-    ├── InvalidRequest                invalid_request       (a bad count, name or range)
-    └── AgentError                    agent_error           (the Docker funnel's failures)
-        ├── AgentUnreachable          agent_unreachable
-        ├── ImageUnavailable          image_unavailable
-        ├── ContainerError            container_error
-        │   ├── ContainerNotFound       (the engine does not know the container)
-        │   └── ContainerConflict       (the engine refused: its state conflicts)
-        │       └── RemovalInProgress   (someone else is removing it already)
-        └── HostPathUnsafe            host_path_unsafe      (a host folder is a link on the agent)
+    BerthError
+    └── WorkerError                   code
+        ├── NotFound                      not_found
+        │   ├── ServiceNotFound           service_not_found
+        │   ├── DeploymentNotFound        deployment_not_found
+        │   ├── InstanceNotFound          instance_not_found
+        │   ├── GenerationNotFound        generation_not_found
+        │   └── AgentNotFound             agent_not_found
+        ├── Conflict                      conflict
+        │   ├── ServiceExists             service_exists
+        │   ├── DeploymentInProgress      deployment_in_progress
+        │   ├── ConcurrentChange          concurrent_change     (compare-and-set lost a race)
+        │   ├── AgentExists               agent_exists
+        │   └── AgentBusy                 agent_busy            (instances remain on it)
+        ├── InvalidRequest                invalid_request       (a bad count, name or range)
+        └── AgentError                    agent_error           (the Docker funnel's failures)
+            ├── AgentUnreachable          agent_unreachable
+            ├── ImageUnavailable          image_unavailable
+            ├── ContainerError            container_error
+            │   ├── ContainerNotFound       (the engine does not know the container)
+            │   └── ContainerConflict       (the engine refused: its state conflicts)
+            │       └── RemovalInProgress   (someone else is removing it already)
+            └── HostPathUnsafe            host_path_unsafe      (a host folder is a link)
 
 ``details`` is a list of ``{"path": ..., "message": ...}``.
 """
@@ -33,6 +35,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from catalog.errors import BerthError
 
 __all__ = [
     "WorkerError",
@@ -59,49 +63,17 @@ __all__ = [
     "HostPathUnsafe",
 ]
 
-Problem = dict[str, str]
 
-
-class WorkerError(Exception):
-    """Root of every error the cluster side raises."""
+class WorkerError(BerthError):
+    """Root of every error the cluster side raises; keyword data (``service=``,
+    ``agent=``…) is kept in :attr:`data`."""
 
     code = "worker_error"
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        details: Iterable[Mapping[str, Any]] = (),
-        hint: str | None = None,
-        **data: Any,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    def __init__(self, message: str, *, details: Iterable[Mapping[str, Any]] = (),
+                 hint: str | None = None, **data: Any) -> None:
+        super().__init__(message, details=details, hint=hint)
         self.data = data
-        self.details: list[Problem] = [
-            {"path": str(d.get("path", "")), "message": str(d.get("message", ""))}
-            for d in details
-        ]
-
-    @property
-    def errors(self) -> list[Problem]:
-        """The problems (alias of :attr:`details`, as on ``CatalogError``)."""
-        return self.details
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON body every adapter shows: ``{"error", "message", "details"}``."""
-        body: dict[str, Any] = {"error": self.code, "message": self.message,
-                                "details": self.details}
-        if self.hint:
-            body["hint"] = self.hint
-        return body
-
-    def __str__(self) -> str:
-        if not self.details:
-            return self.message
-        lines = [self.message] + [f"  {d['path']}: {d['message']}" for d in self.details]
-        return "\n".join(lines)
 
 
 class NotFound(WorkerError):

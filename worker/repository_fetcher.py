@@ -53,6 +53,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from catalog.errors import InvalidInput, RepositoryError
+from catalog.settings_table import default, read
 from catalog.static_index import (
     canonical,
     digest_of,
@@ -86,45 +87,33 @@ class FetchFailed(RepositoryError):
 class RemotePolicy:
     """How remote repositories are fetched (``BERTH_REPOSITORY_*`` variables)."""
 
-    allow_loopback: bool = False
-    allow_private: bool = False
-    connect_timeout: float = 5.0
-    read_timeout: float = 15.0
-    max_listing: int = 32 * 1024 * 1024  # bytes of index.json (decompressed)
-    max_document: int = 4 * 1024 * 1024  # bytes of one package document
-    interval: float = 300.0  # seconds between refreshes of one repository
-    workers: int = 8  # parallel document fetches
-    max_redirects: int = 5
-    deadline: float = 60.0  # seconds of wall clock for one GET, headers and body
+    allow_loopback: bool = default("BERTH_REPOSITORY_ALLOW_LOOPBACK")
+    allow_private: bool = default("BERTH_REPOSITORY_ALLOW_PRIVATE")
+    connect_timeout: float = default("BERTH_REPOSITORY_CONNECT_TIMEOUT")
+    read_timeout: float = default("BERTH_REPOSITORY_READ_TIMEOUT")
+    max_listing: int = default("BERTH_REPOSITORY_MAX_LISTING")  # bytes of index.json
+    max_document: int = default("BERTH_REPOSITORY_MAX_DOCUMENT")  # bytes of one document
+    interval: float = default("BERTH_REPOSITORY_INTERVAL")  # seconds between refreshes
+    workers: int = default("BERTH_REPOSITORY_WORKERS")  # parallel document fetches
+    max_redirects: int = default("BERTH_REPOSITORY_MAX_REDIRECTS")
+    deadline: float = default("BERTH_REPOSITORY_DEADLINE")  # seconds for one GET
 
     @classmethod
     def from_env(cls, env: Mapping[str, Any] | None = None) -> RemotePolicy:
-        """Read ``BERTH_REPOSITORY_*`` from ``env`` (``os.environ`` by default).
+        """Read ``BERTH_REPOSITORY_*`` (the settings table's ``repository`` part) from
+        ``env`` (``os.environ`` by default).
 
-        :raises ValueError: naming a variable whose value does not parse.
+        :raises SettingsError: a ``ValueError`` naming a variable whose value does not parse.
         """
-        env = os.environ if env is None else env
-        values: dict[str, Any] = {}
-        for name, default in cls.__dataclass_fields__.items():
-            raw = env.get(f"BERTH_REPOSITORY_{name.upper()}")
-            if raw in (None, ""):
-                continue
-            kind: Any = type(default.default)
-            try:
-                values[name] = (str(raw).strip().lower() in ("1", "true", "yes", "on")
-                                if kind is bool else kind(raw))
-            except ValueError:
-                raise ValueError(f"BERTH_REPOSITORY_{name.upper()}={raw!r} is not a "
-                                 f"{kind.__name__}") from None
-        return cls(**values)
+        return cls(**read("repository", os.environ if env is None else env))
 
     @classmethod
     def of(cls, settings: Any) -> RemotePolicy:
-        """The policy for a settings object (its ``extra`` variables, else the env)."""
+        """The policy a process's settings carry (``remote_policy``), else the env's."""
         if isinstance(settings, RemotePolicy):
             return settings
-        extra = getattr(settings, "extra", None)
-        return cls.from_env({**os.environ, **dict(extra)} if extra else None)
+        policy = getattr(settings, "remote_policy", None)
+        return policy if isinstance(policy, RemotePolicy) else cls.from_env()
 
 
 # the SSRF guard ------------------------------------------------------------------------
@@ -145,7 +134,7 @@ def check_address(address: str, policy: RemotePolicy) -> None:
         if reason:
             shown = address if target == ip else f"{address} (which carries {target})"
             raise UnsafeURL(f"refusing to connect to {shown}: {reason}",
-                            errors=[{"path": "url", "message": f"{shown} is {reason}"}])
+                            details=[{"path": "url", "message": f"{shown} is {reason}"}])
 
 
 def embedded_ipv4(ip: IPAddress) -> list[ipaddress.IPv4Address]:
@@ -193,7 +182,7 @@ def check_url(url: str, policy: RemotePolicy, *, resolve: bool = True) -> None:
         problem = "credentials in the URL are not allowed"
     if problem:
         raise UnsafeURL(f"refusing {url[:200]!r}: {problem}",
-                        errors=[{"path": "url", "message": problem}])
+                        details=[{"path": "url", "message": problem}])
     if resolve:
         for address in _resolve(str(parts.hostname), parts.port or 443):
             check_address(address, policy)
@@ -208,7 +197,7 @@ def _resolve(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeURL(f"cannot resolve {host!r}: {exc}",
-                        errors=[{"path": "url", "message": f"{host} does not resolve"}]) from None
+                        details=[{"path": "url", "message": f"{host} does not resolve"}]) from None
     return sorted({str(info[4][0]) for info in infos})
 
 
@@ -570,7 +559,7 @@ class _Sync:
         the HTTP status (the details, which may quote the remote, only in the log)."""
         reason = _reason(error)
         status = getattr(error, "status", None)
-        details = getattr(error, "errors", None) or []
+        details = getattr(error, "details", None) or []
         log.warning("repository %s: refresh failed: %s %s", self.name, reason,
                     "; ".join(f"{d.get('path')}: {d.get('message')}" for d in details[:3]))
         try:
@@ -604,7 +593,7 @@ def _universe_documents(body: bytes, where: str) -> dict[str, tuple[str, Any]]:
         data = loads_bounded(body, 64)
     except ValueError as exc:
         raise RepositoryError(f"{where} is not valid JSON", path=where,
-                              errors=[{"path": where, "message": _short(exc)}]) from None
+                              details=[{"path": where, "message": _short(exc)}]) from None
     entries = data.get("packages") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise RepositoryError(f"{where} has no 'packages' list", path=where)

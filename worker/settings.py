@@ -1,6 +1,8 @@
-"""Settings of the worker processes, read once from ``BERTH_…`` environment variables.
+"""Settings of the worker processes: their part of the ``BERTH_*`` table
+(:mod:`catalog.settings_table`, where every variable's type, default and help are
+declared), read once from the environment.
 
-Defaults live here in code; tests and the test bed inject their own values
+The defaults are the table's; tests and the test bed inject their own values
 (``WorkerSettings(...)`` or ``WorkerSettings.from_env({...})``). Times are seconds.
 
 Redis over TLS is a ``rediss://`` URL whose query carries the TLS files, read alike by
@@ -14,52 +16,55 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from catalog.settings_table import SettingsError, default, read
 from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 
-from .store.crypto import DataKeys
+if TYPE_CHECKING:  # the runtime imports below are in the methods: see there
+    from .repository_fetcher import RemotePolicy
+    from .store.crypto import DataKeys
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_URL: str = default("BERTH_REDIS_URL")
+
+
+def _remote_policy() -> RemotePolicy:
+    """The default fetch policy of remote repositories.
+
+    Imported here, not at the top: ``worker.repository_fetcher`` imports requests and urllib3, and
+    this module is read by every process that only wants its settings.
+    """
+    from .repository_fetcher import RemotePolicy
+
+    return RemotePolicy()
 
 
 @dataclass(frozen=True)
-class WorkerSettings:
-    """Everything a worker (and whoever sends it tasks) needs to know."""
+class SharedSettings:
+    """The settings servers and workers both read, and must agree on (the table's
+    entries read by both parts): where the records are, how secrets are sealed, what
+    specs may ask for, how agents and remote repositories are reached."""
 
     redis_url: str = DEFAULT_REDIS_URL
-    broker_url: str = ""                 # empty: the Redis of ``redis_url``
-    prefix: str = "berth:"               # key prefix of every state record
-    unreachable_timeout: float = 30.0    # agent silent this long → unreachable, instances moved
-    heartbeat_interval: float = 5.0      # how often every agent is pinged
-    reconcile_interval: float = 10.0     # periodic list-by-label on every agent
-    refresh_interval: float = 60.0       # how often remote repositories are looked at
-    allowed_host_paths: tuple[str, ...] = ()   # empty: the catalog's default allow-list
-    allow_host_network: str = ""         # "true", "false" (default) or package names
-    refuse_root_user: bool = False       # refuse ``user: root``/``0`` in specs
-    agent_tls_dir: str = ""              # <dir>/<agent-id>/{ca,cert,key}.pem for TLS agents
-    readonly_host_paths: tuple[str, ...] = ()  # exact paths a spec may mount read-only
-    toolbox_image: str = "berth/toolbox:1.0.0"  # checks host folders on the agents
-    docker_timeout: float = 10.0         # per Docker API call
-    image_dir: str = ""                  # image tarballs for agents with no registry
-    deploy_lock_ttl: float = 10.0        # a deployer holding a service renews this lock
-    stuck_after: float = 20.0            # an unlocked, unfinished deployment this old is re-driven
-    health_poll: float = 0.2             # how often a deployment looks at new instances
-    stop_timeout: float = 3.0            # SIGTERM → SIGKILL grace when stopping an instance
-    backoff_base: float = 1.0            # first delay after an instance failed to start
-    backoff_max: float = 60.0            # longest delay between replacements of a failing service
-    max_start_attempts: int = 5          # failed starts of one deployment before it fails
-    task_time_limit: float = 3600.0      # hard limit of one task (deployments may wait on health)
-    events_maxlen: int = 10000           # the event stream keeps about this many entries
-    concurrency: int = 4                 # worker processes (or threads) of ``python -m worker``
-    watch_events: bool = True            # follow Docker events for fast replacement
-    # Fernet keys, comma-separated, newest first: open secret values at container creation
-    data_key: str = field(default="", repr=False)
+    broker_url: str = default("BERTH_BROKER_URL")   # empty: the Redis of ``redis_url``
+    prefix: str = default("BERTH_REDIS_PREFIX")     # key prefix of every state record
+    allowed_host_paths: tuple[str, ...] = default("BERTH_ALLOWED_HOST_PATHS")  # empty: default
+    readonly_host_paths: tuple[str, ...] = default("BERTH_READONLY_HOST_PATHS")
+    allow_host_network: str = default("BERTH_ALLOW_HOST_NETWORK")
+    refuse_root_user: bool = default("BERTH_REFUSE_ROOT_USER")
+    agent_tls_dir: str = default("BERTH_AGENT_TLS_DIR")
+    # Fernet keys, comma-separated, newest first: seal and open secret option values
+    data_key: str = field(default=default("BERTH_DATA_KEY"), repr=False)
+    # how remote repositories are fetched (``BERTH_REPOSITORY_*``)
+    remote_policy: RemotePolicy = field(default_factory=_remote_policy)
 
     def data_keys(self) -> DataKeys | None:
-        """The data keys (``worker.store.crypto.DataKeys``), None when unset.
+        """The data keys, None when unset.
+
+        Imported here, not at the top: the store package imports redis-py, and the
+        server's settings module imports this one.
 
         :raises DataKeyError: when ``BERTH_DATA_KEY`` holds a malformed key.
         """
@@ -67,73 +72,81 @@ class WorkerSettings:
 
     @property
     def container_policy(self) -> ContainerPolicy:
-        """The network and user policy of specs (the server checks the same one).
+        """The network and user policy of specs (servers and workers check the same one).
 
-        :raises ValueError: naming ``BERTH_ALLOW_HOST_NETWORK`` when it does not parse.
+        :raises SettingsError: naming ``BERTH_ALLOW_HOST_NETWORK`` when it does not parse.
         """
-        return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
+        try:
+            return ContainerPolicy.from_settings(self.allow_host_network, self.refuse_root_user)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def broker(self) -> str:
         """The Celery broker URL (the state Redis unless set apart)."""
         return self.broker_url or self.redis_url
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
-        """Settings from ``BERTH_<FIELD>`` variables (``os.environ`` by default).
-
-        :raises ValueError: naming the variable when a value does not parse.
-        """
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for each in fields(cls):
-            name = _ENV_NAMES.get(each.name, "BERTH_" + each.name.upper())
-            raw = env.get(name)
-            if raw is None or raw == "":
-                continue
-            values[each.name] = _parse(name, raw, each.default)
-        settings = cls(**values)
-        settings.container_policy  # noqa: B018 - refuses a bad value at start
-        check_redis_url("BERTH_REDIS_URL", settings.redis_url)
-        check_redis_url("BERTH_BROKER_URL", settings.broker_url)
-        problems = host_path_settings_problems(settings.host_path_roots,
-                                               settings.readonly_host_paths)
-        if problems:
-            raise ValueError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
-                             + "; ".join(problems))
-        return settings
-
     @property
     def host_path_roots(self) -> tuple[str, ...]:
         """The allowed host-path roots (the catalog's default when none are set)."""
         return self.allowed_host_paths or DEFAULT_ALLOWED_HOST_PATHS
 
+    def check_shared(self) -> None:
+        """Refuse shared values that make no sense (checked at start by both parts).
 
-_ENV_NAMES = {"image_dir": "BERTH_IMAGE_DIR", "prefix": "BERTH_REDIS_PREFIX",
-              "concurrency": "BERTH_WORKER_CONCURRENCY"}
+        :raises SettingsError: naming the variable.
+        """
+        self.container_policy  # noqa: B018 - raises SettingsError for a bad value
+        for name, url in (("BERTH_REDIS_URL", self.redis_url),
+                          ("BERTH_BROKER_URL", self.broker_url)):
+            try:
+                check_redis_url(name, url)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None
+        problems = host_path_settings_problems(self.host_path_roots, self.readonly_host_paths)
+        if problems:
+            raise SettingsError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
+                                + "; ".join(problems))
 
 
-def _parse(name: str, raw: str, default: Any) -> Any:
-    """One value, typed like the field's default.
+@dataclass(frozen=True)
+class WorkerSettings(SharedSettings):
+    """Everything a worker (and whoever sends it tasks) needs to know (the table's
+    ``worker`` part; times are seconds)."""
 
-    :raises ValueError: naming the variable.
-    """
-    try:
-        if isinstance(default, bool):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            value = float(raw)
-            if value < 0:
-                raise ValueError("negative")
-            return value
-        if isinstance(default, tuple):
-            parts = raw.replace(",", ":").split(":")
-            return tuple(p.strip() for p in parts if p.strip())
-    except ValueError as exc:
-        raise ValueError(f"{name}={raw!r}: {exc}") from None
-    return raw
+    unreachable_timeout: float = default("BERTH_UNREACHABLE_TIMEOUT")
+    heartbeat_interval: float = default("BERTH_HEARTBEAT_INTERVAL")
+    reconcile_interval: float = default("BERTH_RECONCILE_INTERVAL")
+    refresh_interval: float = default("BERTH_REFRESH_INTERVAL")
+    toolbox_image: str = default("BERTH_TOOLBOX_IMAGE")
+    docker_timeout: float = default("BERTH_DOCKER_TIMEOUT")
+    image_dir: str = default("BERTH_IMAGE_DIR")
+    deploy_lock_ttl: float = default("BERTH_DEPLOY_LOCK_TTL")
+    stuck_after: float = default("BERTH_STUCK_AFTER")
+    health_poll: float = default("BERTH_HEALTH_POLL")
+    stop_timeout: float = default("BERTH_STOP_TIMEOUT")
+    backoff_base: float = default("BERTH_BACKOFF_BASE")
+    backoff_max: float = default("BERTH_BACKOFF_MAX")
+    max_start_attempts: int = default("BERTH_MAX_START_ATTEMPTS")
+    task_time_limit: float = default("BERTH_TASK_TIME_LIMIT")
+    events_maxlen: int = default("BERTH_EVENTS_MAXLEN")
+    concurrency: int = default("BERTH_WORKER_CONCURRENCY")
+    watch_events: bool = default("BERTH_WATCH_EVENTS")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
+        """Settings from the table's ``worker`` and ``repository`` variables
+        (``os.environ`` by default).
+
+        :raises SettingsError: (a ``ValueError``) naming the variable when a value does
+            not parse or makes no sense.
+        """
+        from .remotes import RemotePolicy  # see _remote_policy
+
+        env = os.environ if environ is None else environ
+        settings = cls(**read("worker", env), remote_policy=RemotePolicy.from_env(env))
+        settings.check_shared()
+        return settings
 
 
 def check_redis_url(name: str, url: str) -> None:

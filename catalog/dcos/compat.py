@@ -148,5 +148,5 @@ def refuse_unsupported_package(package: Any) -> None:
         raise PackageInvalid(
             f"{package.name} {package.version} cannot run on Docker hosts",
             package=package.name, version=package.version,
-            errors=[{"path": "marathon.json.mustache", "message": r} for r in reasons],
+            details=[{"path": "marathon.json.mustache", "message": r} for r in reasons],
             hint="see docs/dcos-universe.md for what Berth can run")

@@ -100,7 +100,7 @@ def convert_app(app: Mapping[str, Any], *, service_name: str,
         name = getattr(package, "name", None)
         raise SpecRefused(
             f"{name or service_name}: the Marathon app needs what Docker hosts do not offer",
-            package=name, version=getattr(package, "version", None), errors=conv.reasons,
+            package=name, version=getattr(package, "version", None), details=conv.reasons,
             hint="see docs/dcos-universe.md for what Berth can run")
     return conv.spec
 

@@ -75,12 +75,12 @@ def validate_dcos_options(schema: Mapping[str, Any] | None, options: Mapping[str
         if options:
             raise OptionsInvalid("this package takes no options", package=package,
                                  version=version,
-                                 errors=[{"path": "options", "message": "no options allowed"}])
+                                 details=[{"path": "options", "message": "no options allowed"}])
         return
     problems = check_config_schema(schema)
     if problems:
         raise PackageInvalid("config.json is not a valid draft-04 schema", package=package,
-                             version=version, errors=problems)
+                             version=version, details=problems)
     # RE2 for `pattern`s: maintainer-written regexes run in linear time (no ReDoS)
     errors = sorted(Re2Draft4Validator(schema).iter_errors(options),
                     key=lambda e: (list(map(str, e.absolute_path)), e.message))
@@ -88,7 +88,7 @@ def validate_dcos_options(schema: Mapping[str, Any] | None, options: Mapping[str
         raise OptionsInvalid(
             f"{len(errors)} option value(s) do not match the package's config.json",
             package=package, version=version,
-            errors=[{"path": "options" + _json_path(e.absolute_path), "message": e.message}
+            details=[{"path": "options" + _json_path(e.absolute_path), "message": e.message}
                     for e in errors])
 
 
@@ -103,7 +103,7 @@ def resolve_dcos_options(package: Package, user_options: Mapping[str, Any] | Non
     if not isinstance(user_options, Mapping):
         raise OptionsInvalid("options must be a JSON object", package=package.name,
                              version=package.version,
-                             errors=[{"path": "options", "message": "not an object"}])
+                             details=[{"path": "options", "message": "not an object"}])
     schema = package.config_schema or {}
     merged: dict[str, Any] = deep_merge(cosmos_defaults(schema), user_options)
     validate_dcos_options(schema, merged, package=package.name, version=package.version)

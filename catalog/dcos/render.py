@@ -113,7 +113,7 @@ def render_marathon(template: str, options: Mapping[str, Any],
     """
     if len(template.encode("utf-8", "replace")) > MAX_TEMPLATE_BYTES:
         raise RenderError(f"{source} is larger than {MAX_TEMPLATE_BYTES} bytes",
-                          errors=[{"path": source, "message": "template too large"}])
+                          details=[{"path": source, "message": "template too large"}])
     text = _render_text(template, mustache_context(options, resource), source)
     try:
         return _parse_app(text, source)
@@ -136,7 +136,7 @@ def _render_text(template: str, context: dict[str, Any], source: str) -> str:
         return text
     except Exception as exc:  # noqa: BLE001 - pystache raises plain errors on bad templates
         raise RenderError(f"{source} does not render: {exc}",
-                          errors=[{"path": source, "message": str(exc)}]) from exc
+                          details=[{"path": source, "message": str(exc)}]) from exc
 
 
 def _parse_app(text: str, source: str) -> dict[str, Any]:
@@ -150,11 +150,11 @@ def _parse_app(text: str, source: str) -> dict[str, Any]:
         line = text.splitlines()[exc.lineno - 1] if text.splitlines() else ""
         message = f"rendered text is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         raise RenderError(f"{source}: {message}",
-                          errors=[{"path": f"{source}:{exc.lineno}:{exc.colno}",
+                          details=[{"path": f"{source}:{exc.lineno}:{exc.colno}",
                                    "message": f"{exc.msg}: {line.strip()[:200]}"}]) from exc
     if not isinstance(app, dict):
         raise RenderError(f"{source}: the rendered template must be a JSON object",
-                          errors=[{"path": source, "message": "not a JSON object"}])
+                          details=[{"path": source, "message": "not a JSON object"}])
     return app
 
 

@@ -59,7 +59,7 @@ class Publisher:
         if problems:
             raise PackageInvalid(f"{manifest.get('name')} {manifest.get('version')} has "
                                  f"{len(problems)} problem(s)", package=manifest.get("name"),
-                                 version=manifest.get("version"), errors=problems,
+                                 version=manifest.get("version"), details=problems,
                                  hint="run `berth lint DIR` on the package folder")
         package = package_from_bundle(data, repository="hosted", limits=limits)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()

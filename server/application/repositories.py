@@ -101,10 +101,9 @@ class RepositoryRegistry:
 
     def _configured_names(self) -> set[str]:
         """The names of the directory repositories this server is configured with."""
-        extra = getattr(self.berth.settings, "extra", {}) or {}
         try:
             return {n for n, _, _ in parse_directory_setting(
-                str(extra.get("BERTH_REPOSITORY_DIRS", "")))}
+                self.berth.settings.repository_dirs)}
         except ValueError:
             return set()
 

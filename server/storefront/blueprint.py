@@ -45,6 +45,7 @@ def _template_context() -> dict[str, Any]:
     return {"who": who, "can": common.can, "sf": common}
 
 
+bp.register_error_handler(Exception, common.handle_error)
 bp.add_app_template_filter(common.age, "age")
 bp.add_app_template_filter(common.when, "when")
 bp.add_app_template_filter(common.actor, "actor")

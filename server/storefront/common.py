@@ -22,7 +22,7 @@ from werkzeug.wrappers import Response
 from catalog.errors import CatalogError
 from server.application import Application
 from server.auth import current_identity
-from server.errors import ApiError
+from server.errors import ApiError, handle, status_for
 from worker.errors import WorkerError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -97,6 +97,15 @@ def _article(word: str) -> str:
 
 def _here() -> str:
     return request.full_path.rstrip("?") if request.method == "GET" else request.path
+
+
+def handle_error(error: BaseException) -> Any:
+    """The store front's error handler: a 401 (no or a bad session or token) sends the
+    browser to the login page, to come back here; every other error is the server's one
+    handler's (an HTML page)."""
+    if status_for(error) == 401:
+        return redirect(url_for("storefront.login", next=request.full_path.rstrip("?")))
+    return handle(error)
 
 
 def safe_next(target: str | None, default: str) -> str:

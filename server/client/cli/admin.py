@@ -16,11 +16,12 @@ from typing import Any, TypeVar
 
 import click
 
+from catalog.settings_table import ROLES
+
 from .common import EXIT_INVALID, EXIT_NOT_FOUND, EXIT_UNAVAILABLE, fail
 from .plumbing import table
 
 F = TypeVar("F", bound=Callable[..., Any])
-ROLES = ("viewer", "maintainer", "admin")
 
 
 def _store() -> Any:
@@ -31,7 +32,8 @@ def _store() -> Any:
     from worker.store import Store
 
     settings = Settings.from_env()
-    return Store(connect_redis(settings.redis_url, settings.redis_timeout))
+    return Store(connect_redis(settings.redis_url, settings.redis_timeout),
+                 prefix=settings.prefix)
 
 
 def redis_command(func: F) -> F:

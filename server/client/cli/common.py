@@ -106,4 +106,4 @@ def run_main(cli: Any) -> None:
     try:
         cli.main(standalone_mode=True)
     except CatalogError as exc:  # raised by local commands
-        fail(exc.message, hint=exc.hint, code=exit_code_for(exc), details=exc.errors)
+        fail(exc.message, hint=exc.hint, code=exit_code_for(exc), details=exc.details)

@@ -82,7 +82,7 @@ def _split_ref(ref: str) -> tuple[str, str | None]:
 
 
 def _show(error: CatalogError) -> None:
-    fail(error.message, hint=error.hint, code=exit_code_for(error), details=error.errors)
+    fail(error.message, hint=error.hint, code=exit_code_for(error), details=error.details)
 
 
 def _resolve(catalog: Catalog, name: str, wanted: str | None,
@@ -98,7 +98,7 @@ def _resolve(catalog: Catalog, name: str, wanted: str | None,
         if not own:
             raise
         raise PackageInvalid(f"{name} has faulty versions that were left out",
-                             package=name, errors=own,
+                             package=name, details=own,
                              hint=f"run: berth lint <repository>/packages/{name}") from None
 
 

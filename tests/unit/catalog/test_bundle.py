@@ -83,14 +83,14 @@ def test_build_refuses_symlinks(tmp_path: Path) -> None:
     os.symlink("/etc/passwd", root / "passwd")
     with pytest.raises(BundleInvalid) as caught:
         build_bundle(root)
-    assert caught.value.errors[0]["path"] == "passwd"
+    assert caught.value.details[0]["path"] == "passwd"
 
 
 @pytest.mark.parametrize("name", ["../evil.txt", "/etc/evil", "a/../../evil", "a//b",
                                   "-rf", "a\\b", "x/y/z/w/v"])
 def test_unsafe_names_are_refused(name: str) -> None:
     error = _refused(_tar([(_file(name, b"x"), b"x")]))
-    assert any("unsafe or disallowed name" in e["message"] for e in error.errors)
+    assert any("unsafe or disallowed name" in e["message"] for e in error.details)
 
 
 @pytest.mark.parametrize(("info", "word"), [
@@ -102,16 +102,16 @@ def test_unsafe_names_are_refused(name: str) -> None:
 ])
 def test_links_and_special_files_are_refused(info: tarfile.TarInfo, word: str) -> None:
     error = _refused(_tar([(info, None)]))
-    assert any(word in e["message"] for e in error.errors)
+    assert any(word in e["message"] for e in error.details)
 
 
 def test_oversized_body_file_and_count(tmp_path: Path) -> None:
     limits = BundleLimits(max_bundle=10_000, max_file=100, max_files=3)
-    assert "limit" in _refused(b"\x1f\x8b" + b"0" * 20_000, limits).errors[0]["message"]
+    assert "limit" in _refused(b"\x1f\x8b" + b"0" * 20_000, limits).details[0]["message"]
     big = _refused(_tar([(_file("big.txt", b"x" * 101), b"x" * 101)]), limits)
-    assert any(e["path"] == "big.txt" and "limit" in e["message"] for e in big.errors)
+    assert any(e["path"] == "big.txt" and "limit" in e["message"] for e in big.details)
     many = [(_file(f"f{i}.txt", b"x"), b"x") for i in range(5)]
-    assert any("more than 3 entries" in e["message"] for e in _refused(_tar(many), limits).errors)
+    assert any("more than 3 entries" in e["message"] for e in _refused(_tar(many), limits).details)
 
 
 def test_gzip_bomb_stops_at_the_cap() -> None:
@@ -119,14 +119,14 @@ def test_gzip_bomb_stops_at_the_cap() -> None:
     data = bomb.compress(b"\0" * (200 * 1024 * 1024)) + bomb.flush()  # ~200 KB on the wire
     assert len(data) < 1024 * 1024
     error = _refused(data, BundleLimits(max_unpacked=1024 * 1024))
-    assert "unpacks to more than" in error.errors[0]["message"]
+    assert "unpacks to more than" in error.details[0]["message"]
 
 
 def test_deep_json_is_refused() -> None:
     deep = b"[" * 500 + b"]" * 500
     error = _refused(_tar([(_file("config.json", deep), deep)]))
     assert any(e["path"] == "config.json" and "nested 500" in e["message"]
-               for e in error.errors)
+               for e in error.details)
 
 
 def test_bad_digest_and_unlisted_files_are_refused() -> None:
@@ -137,26 +137,26 @@ def test_bad_digest_and_unlisted_files_are_refused() -> None:
         for name, data in (("package.json", b"{}"), ("extra.txt", b"x"), (MANIFEST, manifest)):
             tar.addfile(_file(name, data), io.BytesIO(data))
     error = _refused(gzip.compress(raw.getvalue()))
-    messages = {e["path"]: e["message"] for e in error.errors}
+    messages = {e["path"]: e["message"] for e in error.details}
     assert "digest" in messages["package.json"]
     assert "not listed" in messages["extra.txt"]
 
 
 def test_every_problem_is_reported_at_once() -> None:
     members = [(_file("../up", b"x"), b"x"), (_special("ln", tarfile.SYMTYPE, "/"), None)]
-    assert len(_refused(_tar(members, manifest=False)).errors) == 3  # two members + manifest
+    assert len(_refused(_tar(members, manifest=False)).details) == 3  # two members + manifest
 
 
 @pytest.mark.parametrize("data", [b"", b"plain text", b"\x1f\x8bnot gzip at all",
                                   gzip.compress(b"not a tar archive" * 40)])
 def test_garbage_is_refused_cleanly(data: bytes) -> None:
-    assert _refused(data).errors
+    assert _refused(data).details
 
 
 def test_not_gzip_and_truncated() -> None:
     good = _tar([(_file("a.txt", b"a"), b"a")])
-    assert "not a gzip" in _refused(_tar([], compress=False)).errors[0]["message"]
-    assert "truncated" in _refused(good[: len(good) // 2]).errors[0]["message"]
+    assert "not a gzip" in _refused(_tar([], compress=False)).details[0]["message"]
+    assert "truncated" in _refused(good[: len(good) // 2]).details[0]["message"]
 
 
 def test_nothing_is_written_until_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -16,7 +16,7 @@ HOST = validate_spec({"image": "x:1", "network": "host"})
 def _refusals(spec: dict[str, Any], policy: ContainerPolicy, package: str = "") -> list[str]:
     with pytest.raises(SpecRefused) as info:
         check_policy(spec, container=policy, package=package)
-    return [p["path"] for p in info.value.errors]
+    return [p["path"] for p in info.value.details]
 
 
 def test_a_spec_without_a_network_gets_bridge() -> None:
@@ -26,8 +26,8 @@ def test_a_spec_without_a_network_gets_bridge() -> None:
 def test_the_host_network_is_refused_by_the_default_site_policy() -> None:
     with pytest.raises(SpecRefused) as info:
         check_policy(HOST, container=ContainerPolicy(), package="web")
-    assert info.value.errors[0]["path"] == "spec/network"
-    assert "host network is not allowed for web" in info.value.errors[0]["message"]
+    assert info.value.details[0]["path"] == "spec/network"
+    assert "host network is not allowed for web" in info.value.details[0]["message"]
     assert "BERTH_ALLOW_HOST_NETWORK" in (info.value.hint or "")
 
 

@@ -59,7 +59,7 @@ def test_bundle_with_an_overflowing_number_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleInvalid) as caught:
         package_from_bundle(build_bundle(folder))
     assert any(e["path"] == "config.json" and "finite" in e["message"]
-               for e in caught.value.errors), caught.value.errors
+               for e in caught.value.details), caught.value.details
 
 
 def test_rendered_spec_with_infinity_is_a_render_error() -> None:

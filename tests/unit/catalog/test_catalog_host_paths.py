@@ -23,8 +23,8 @@ def _refusal(host: str, read_only: bool = False, **settings: Any) -> dict[str, s
         {"containerPath": "/data", "hostPath": host, "readOnly": read_only}]})
     with pytest.raises(SpecRefused) as info:
         check_policy(spec, **settings)
-    assert len(info.value.errors) == 1, info.value.errors
-    return info.value.errors[0]
+    assert len(info.value.details) == 1, info.value.details
+    return info.value.details[0]
 
 
 @pytest.mark.parametrize("read_only", [True, False])

@@ -127,7 +127,7 @@ def test_malformed_json_names_line_and_column(make_package: Make) -> None:
     folder = make_package(raw={"package.json": '{\n  "name": "demo",\n  oops\n}'})
     with pytest.raises(PackageInvalid) as info:
         load_package_dir(folder)
-    assert info.value.errors == [{"path": f"{folder}/package.json",
+    assert info.value.details == [{"path": f"{folder}/package.json",
                                   "message": "malformed JSON at line 3, column 3: "
                                              "Expecting property name enclosed in double "
                                              "quotes"}]

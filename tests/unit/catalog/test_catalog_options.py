@@ -42,7 +42,7 @@ def test_every_problem_is_reported_at_its_option_path() -> None:
     with pytest.raises(OptionsInvalid) as info:
         resolve_options(_pkg(GOOD_CONFIG), {"port": 70000, "tuning": {"workers": 0},
                                             "message": 5, "extra": True})
-    paths = [e["path"] for e in info.value.errors]
+    paths = [e["path"] for e in info.value.details]
     assert paths == ["options", "options/message", "options/port", "options/tuning/workers"]
 
 
@@ -57,7 +57,7 @@ def test_secret_values_do_not_appear_in_error_messages() -> None:
     with pytest.raises(OptionsInvalid) as info:
         resolve_options(_pkg(schema), {"pw": "hunter2"})
     assert "hunter2" not in str(info.value.to_dict())
-    assert MASK in info.value.errors[0]["message"]
+    assert MASK in info.value.details[0]["message"]
 
 
 def test_a_backtracking_pattern_runs_in_linear_time() -> None:
@@ -74,7 +74,7 @@ def test_a_backtracking_pattern_runs_in_linear_time() -> None:
 def test_an_unusable_schema_is_the_package_fault() -> None:
     with pytest.raises(PackageInvalid) as info:
         resolve_options(_pkg({"type": "object", "properties": {"x": {"type": "nope"}}}), {})
-    assert info.value.errors[0]["path"].startswith("config.json#/properties/x")
+    assert info.value.details[0]["path"].startswith("config.json#/properties/x")
 
 
 def test_mask_secrets_masks_nested_and_mapped_values() -> None:

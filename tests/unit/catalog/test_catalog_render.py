@@ -87,7 +87,7 @@ def test_hostile_templates_fail_fast_with_a_render_error(template: str) -> None:
     with pytest.raises(RenderError) as info:
         render_template(template, {"options": {}})
     assert time.monotonic() - started < 10
-    assert info.value.errors[0]["path"].startswith("service.json.j2")
+    assert info.value.details[0]["path"].startswith("service.json.j2")
 
 
 def test_the_deadline_stops_a_slow_template() -> None:
@@ -107,7 +107,7 @@ def test_output_is_capped() -> None:
 def test_errors_name_the_template_line() -> None:
     with pytest.raises(RenderError) as info:
         render_template("line one\n{{ nope }}\n", {})
-    assert info.value.errors[0]["path"] == "service.json.j2:2"
+    assert info.value.details[0]["path"] == "service.json.j2:2"
 
 
 def test_a_tracer_already_installed_is_restored() -> None:
@@ -128,7 +128,7 @@ def test_a_tracer_already_installed_is_restored() -> None:
 def test_spec_faults_and_refusals_carry_the_package() -> None:
     with pytest.raises(SpecInvalid) as info:
         render_service(_package('{"image": "x:1", "mem": "lots"}'), {}, service_name="w")
-    assert info.value.package == "demo" and info.value.errors[0]["path"] == "spec/mem"
+    assert info.value.package == "demo" and info.value.details[0]["path"] == "spec/mem"
     refused = ('{"image": "x:1", "volumes": [{"containerPath": "/s", '
                '"hostPath": "/var/run/docker.sock"}]}')
     with pytest.raises(SpecRefused):
@@ -148,7 +148,7 @@ def test_unsupported_packages_are_refused_with_their_reasons() -> None:
     package = _package('{"image": "x:1"}', unsupported=("needs Mesos frameworks",))
     with pytest.raises(PackageInvalid) as info:
         render_service(package, {}, service_name="w")
-    assert info.value.errors == [{"path": "package", "message": "needs Mesos frameworks"}]
+    assert info.value.details == [{"path": "package", "message": "needs Mesos frameworks"}]
 
 
 def test_a_template_must_render_an_object() -> None:

@@ -12,7 +12,7 @@ from catalog import MASK, Package, SpecInvalid, SpecRefused, check_policy, mask_
 def _problems(spec: Any) -> list[dict[str, str]]:
     with pytest.raises(SpecInvalid) as info:
         validate_spec(spec)
-    return info.value.errors
+    return info.value.details
 
 
 def test_defaults_are_filled_and_validation_is_idempotent() -> None:
@@ -63,13 +63,13 @@ def test_policy_refusals(volume: dict[str, Any], words: str) -> None:
     spec = validate_spec({"image": "x:1", "volumes": [{"containerPath": "/c", **volume}]})
     with pytest.raises(SpecRefused) as info:
         check_policy(spec)
-    assert words in info.value.errors[0]["message"]
+    assert words in info.value.details[0]["message"]
 
 
 def test_privileged_is_refused_and_allowed_paths_pass() -> None:
     with pytest.raises(SpecRefused) as info:
         check_policy(validate_spec({"image": "x:1", "privileged": True}))
-    assert info.value.errors[0]["path"] == "spec/privileged"
+    assert info.value.details[0]["path"] == "spec/privileged"
     check_policy(validate_spec({"image": "x:1", "volumes": [
         {"containerPath": "/c", "hostPath": "/srv/berth/cfg", "readOnly": True}]}))
 

@@ -47,7 +47,7 @@ def test_template_errors_come_back_as_the_same_render_error(pool: RenderPool) ->
     with pytest.raises(RenderError) as there:
         pool.render("line one\n{{ nope }}\n", {})
     assert there.value.message == here.value.message
-    assert there.value.errors == here.value.errors == [
+    assert there.value.details == here.value.details == [
         {"path": "service.json.j2:2", "message": "UndefinedError: 'nope' is undefined"}]
 
 
@@ -88,6 +88,6 @@ def test_the_sandbox_deadline_still_answers_first_with_its_line(pool: RenderPool
         with pytest.raises(RenderError) as info:
             quick.render(template, {})
         assert info.value.message == "service.json.j2: the template ran longer than 0.01 s"
-        assert info.value.errors[0]["path"] == "service.json.j2:2"
+        assert info.value.details[0]["path"] == "service.json.j2:2"
     finally:
         quick.close()

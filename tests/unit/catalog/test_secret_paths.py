@@ -128,7 +128,7 @@ def test_a_secret_without_a_knowable_path_is_refused(case: str, make_package: An
                for p in problems), problems
     with pytest.raises(PackageInvalid) as info:
         package_secret_paths(Package("demo", "1.0.0", config_schema=schema))
-    assert words in info.value.errors[0]["message"]
+    assert words in info.value.details[0]["message"]
 
 
 def test_a_secret_under_a_secret_is_not_refused() -> None:

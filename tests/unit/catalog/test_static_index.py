@@ -106,7 +106,7 @@ def test_every_listing_problem_is_reported() -> None:
         {"name": "ok", "version": 5, "digest": "x"}]})
     with pytest.raises(RepositoryError) as caught:
         parse_listing(bad)
-    paths = {e["path"] for e in caught.value.errors}
+    paths = {e["path"] for e in caught.value.details}
     assert {"index.json#/packages/0/name", "index.json#/packages/0/digest",
             "index.json#/packages/1/version", "index.json#/packages/1/digest"} <= paths
 
@@ -128,7 +128,7 @@ def test_documents_are_checked_against_name_and_digest() -> None:
     del broken["versions"][0]["template"]
     with pytest.raises(RepositoryError) as caught:
         parse_package_document(canonical(broken))
-    assert caught.value.errors[0]["path"] == "package document#/versions/0"
+    assert caught.value.details[0]["path"] == "package document#/versions/0"
 
 
 def test_versions_that_are_not_semver_are_skipped_for_native_packages() -> None:

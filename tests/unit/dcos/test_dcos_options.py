@@ -109,4 +109,4 @@ def test_a_catastrophic_pattern_is_matched_in_linear_time() -> None:
     schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}}
     with pytest.raises(OptionsInvalid) as caught:
         validate_dcos_options(schema, {"name": "a" * 60 + "b"})
-    assert [e["path"] for e in caught.value.errors] == ["options/name"]
+    assert [e["path"] for e in caught.value.details] == ["options/name"]

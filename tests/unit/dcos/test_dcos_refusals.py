@@ -110,4 +110,4 @@ def test_a_fixed_tcp_udp_port_collides_with_the_same_port_in_tcp() -> None:
         validate_spec({"image": "x:1", "ports": [
             {"name": "dns", "hostPort": 5353, "protocol": "tcp,udp"},
             {"name": "web", "hostPort": 5353, "protocol": "tcp"}]})
-    assert any("used twice" in e["message"] for e in raised.value.errors)
+    assert any("used twice" in e["message"] for e in raised.value.details)

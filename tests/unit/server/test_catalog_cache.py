@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +13,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from server.catalog_cache import CatalogCache, parse_directory_setting
+from server.settings import Settings
 from worker.store import Store
 
 UNIVERSE = Path(__file__).resolve().parents[3] / "universe"
 
 
-@dataclass
-class _Settings:
-    universe_dir: str = str(UNIVERSE)
-    extra: dict[str, str] = field(default_factory=dict)
+def _Settings(**values: Any) -> Settings:  # noqa: N802 - reads like the class it builds
+    return Settings(universe_dir=str(UNIVERSE), **values)
 
 
 @pytest.fixture
@@ -67,8 +65,7 @@ def test_configured_directories_and_priorities(store: Store, tmp_path: Path) -> 
     shutil.copytree(UNIVERSE / "packages" / "hello" / "1.0.0", folder)
     meta = json.loads((folder / "package.json").read_text())
     (folder / "package.json").write_text(json.dumps({**meta, "name": "team-app"}))
-    settings = _Settings(extra={"BERTH_REPOSITORY_DIRS": f"team={tmp_path / 'team'}@20",
-                                "BERTH_HOSTED_PRIORITY": "120"})
+    settings = _Settings(repository_dirs=f"team={tmp_path / 'team'}@20", hosted_priority=120)
     catalog: Any = CatalogCache(settings, store).get()
     kinds = {r.name: (r.kind, r.priority) for r in catalog.repositories}
     assert kinds["team"] == ("directory", 20) and kinds["hosted"] == ("hosted", 120)
@@ -78,7 +75,7 @@ def test_configured_directories_and_priorities(store: Store, tmp_path: Path) -> 
 def test_a_universe_checkout_is_a_directory_repository_like_any_other(store: Store) -> None:
     """A DC/OS Universe folder named in BERTH_REPOSITORY_DIRS is read in its own format."""
     universe_checkout = Path(__file__).resolve().parents[2] / "data" / "dcos-hello"
-    settings = _Settings(extra={"BERTH_REPOSITORY_DIRS": f"mesosphere={universe_checkout}@50"})
+    settings = _Settings(repository_dirs=f"mesosphere={universe_checkout}@50")
     catalog: Any = CatalogCache(settings, store).get()
     package = catalog.resolve("dcos-hello")
     assert (package.repository, package.format) == ("mesosphere", "dcos")

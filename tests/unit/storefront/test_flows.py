@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from typing import Any
+
+from worker.remotes import RemotePolicy
 
 from .conftest import StaticSource, csrf_from, login
 from .htmlcheck import Page
@@ -198,7 +201,7 @@ def test_upgrade_with_a_bad_value_shows_it_beside_the_field(admin: Any, enqueued
     assert error_beside(page, field_id(page, "opt:resources/cpus"))
 
 
-def test_repositories_add_and_remove(admin: Any, monkeypatch: Any) -> None:
+def test_repositories_add_and_remove(admin: Any) -> None:
     token = csrf_from(admin.get("/repositories").get_data(as_text=True))
     bad = admin.post(
         "/repositories",
@@ -210,7 +213,9 @@ def test_repositories_add_and_remove(admin: Any, monkeypatch: Any) -> None:
     form = {"csrf_token": token, "name": "extra", "url": "http://127.0.0.1:1/index.json"}
     refused = admin.post("/repositories", data=form, follow_redirects=True)
     assert "loopback" in refused.get_data(as_text=True)  # the SSRF guard
-    monkeypatch.setenv("BERTH_REPOSITORY_ALLOW_LOOPBACK", "1")
+    berth = admin.application.extensions["berth"]  # settings are read once, at start
+    berth.settings = dataclasses.replace(berth.settings,
+                                         remote_policy=RemotePolicy(allow_loopback=True))
     added = admin.post("/repositories", data={**form, "priority": "300"}, follow_redirects=True)
     page = added.get_data(as_text=True)
     assert "Repository extra added; it is fetched in the background" in page
