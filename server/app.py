@@ -10,6 +10,7 @@ Celery), ``REDIS_CLIENT`` and ``CATALOG`` (an object whose ``get()`` returns a
 from __future__ import annotations
 
 import logging
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +18,12 @@ from flask import Flask, Response
 from flask_wtf.csrf import CSRFProtect
 
 from . import errors
+from .api import bp as api_bp
+from .api import meta
 from .context import Berth
+from .served_index import bp as repo_index_bp
 from .settings import Settings
+from .storefront import bp as storefront_bp
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +46,6 @@ csrf = CSRFProtect()
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the Berth server application."""
     config = dict(config or {})
-    import os
-
     environ = {**os.environ, **{k: v for k, v in config.items() if k.startswith("BERTH_")}}
     settings = Settings.from_env(environ)
     app = Flask(__name__)
@@ -85,11 +88,6 @@ def _security_headers(response: Response) -> Response:
 def _register_blueprints(app: Flask) -> None:
     """The API (CSRF-exempt: it authenticates by bearer token), the store front and
     the hosted repository's static index."""
-    from .api import bp as api_bp
-    from .api import meta
-    from .served_index import bp as repo_index_bp
-    from .storefront import bp as storefront_bp
-
     csrf.init_app(app)
     csrf.exempt(api_bp)
     app.register_blueprint(api_bp)

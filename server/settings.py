@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from worker.remotes import RemotePolicy
-
 from catalog.settings_table import ROLES, SettingsError, default, read
+from worker.repository_fetcher import RemotePolicy
 from worker.settings import SharedSettings
 from worker.store.crypto import DataKeyError, DataKeys
 

@@ -23,9 +23,10 @@ from urllib.parse import parse_qs, urlsplit
 from catalog.settings_table import SettingsError, default, read
 from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 
-if TYPE_CHECKING:  # the runtime imports below are in the methods: see there
+from .store.crypto import DataKeys
+
+if TYPE_CHECKING:  # the runtime import is in _remote_policy: see there
     from .repository_fetcher import RemotePolicy
-    from .store.crypto import DataKeys
 
 DEFAULT_REDIS_URL: str = default("BERTH_REDIS_URL")
 
@@ -33,10 +34,10 @@ DEFAULT_REDIS_URL: str = default("BERTH_REDIS_URL")
 def _remote_policy() -> RemotePolicy:
     """The default fetch policy of remote repositories.
 
-    Imported here, not at the top: ``worker.repository_fetcher`` imports requests and urllib3, and
-    this module is read by every process that only wants its settings.
+    Imported here, not at the top: ``worker.repository_fetcher`` imports requests and
+    urllib3, and this module is read by every process that only wants its settings.
     """
-    from .repository_fetcher import RemotePolicy
+    from .repository_fetcher import RemotePolicy  # requests: see the docstring
 
     return RemotePolicy()
 
@@ -62,9 +63,6 @@ class SharedSettings:
 
     def data_keys(self) -> DataKeys | None:
         """The data keys, None when unset.
-
-        Imported here, not at the top: the store package imports redis-py, and the
-        server's settings module imports this one.
 
         :raises DataKeyError: when ``BERTH_DATA_KEY`` holds a malformed key.
         """
@@ -141,7 +139,7 @@ class WorkerSettings(SharedSettings):
         :raises SettingsError: (a ``ValueError``) naming the variable when a value does
             not parse or makes no sense.
         """
-        from .remotes import RemotePolicy  # see _remote_policy
+        from .repository_fetcher import RemotePolicy  # see _remote_policy
 
         env = os.environ if environ is None else environ
         settings = cls(**read("worker", env), remote_policy=RemotePolicy.from_env(env))

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker.remotes import RemotePolicy
 
 from catalog import settings_table as table
 from catalog.settings_table import SETTINGS, SettingsError, markdown_table, settings_of
 from server.settings import Settings
+from worker.repository_fetcher import RemotePolicy
 from worker.settings import SharedSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,13 +89,12 @@ def test_the_production_docs_show_the_table() -> None:
 
 
 def test_roles_are_defined_once() -> None:
-    import server.cli.admin
-
     import server.auth
+    import server.client.cli.admin
     import server.settings
 
     assert server.settings.ROLES is table.ROLES
-    assert server.cli.admin.ROLES is table.ROLES
+    assert server.client.cli.admin.ROLES is table.ROLES
     assert server.auth.ROLES is table.ROLES
 
 

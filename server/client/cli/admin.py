@@ -28,8 +28,8 @@ def _store() -> Any:
     # Imported when the command runs: the server's parts need Flask and Redis, which the
     # rest of the CLI must not load (tests/unit/test_code_checks.py blocks them).
     from server.context import connect_redis
-    from server.settings import Settings
-    from worker.store import Store
+    from server.settings import Settings  # (the same reason)
+    from worker.store import Store  # (the same reason)
 
     settings = Settings.from_env()
     return Store(connect_redis(settings.redis_url, settings.redis_timeout),

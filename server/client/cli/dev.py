@@ -19,7 +19,7 @@ from worker.errors import WorkerError
 from .common import EXIT_FAILED, EXIT_UNAVAILABLE, fail
 
 if TYPE_CHECKING:
-    from worker.testbed.bed import Testbed
+    from worker.testbed.bed import Testbed  # docker-py and Redis: see the docstring
 
 VAR_HELP = "folder for state, logs and data of the test bed"
 
@@ -30,7 +30,7 @@ def _testbed_class() -> type[Testbed]:
     The test bed drives Docker engines (docker-py) and Redis, which the rest of the CLI
     must not load: ``tests/unit/test_code_checks.py`` imports the CLI with them blocked.
     """
-    from worker.testbed.bed import Testbed
+    from worker.testbed.bed import Testbed  # docker-py and Redis: see the docstring
 
     return Testbed
 

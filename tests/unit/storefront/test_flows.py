@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from worker.remotes import RemotePolicy
+from worker.repository_fetcher import RemotePolicy
 
 from .conftest import StaticSource, csrf_from, login
 from .htmlcheck import Page
