@@ -97,17 +97,30 @@ class ServiceManager:
                service_name: str | None = None,
                constraints: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
         """The spec an install would write, secrets masked; nothing is installed."""
-        package = self.package_object(name, version)
-        paths = package_secret_paths(package)
-        service = check_service_name(service_name or package.name)
-        resolved = resolve_options(package, dict(options or {}))
-        spec = self._render(package, resolved, service_name=service,
-                          instances=check_instances(instances),
-                          constraints=_constraints(constraints))
-        refuse_leaks(package, spec, resolved, paths)
+        package, service, resolved, spec, paths = self._prepare(
+            name, version, service_name, options, instances, constraints)
         return {"package": _identity(package), "name": service,
                 "options": mask_secrets({}, resolved, paths),
                 "spec": mask_spec(spec, package, resolved, paths=paths)}
+
+    def _prepare(self, package: str, version: str | None, name: str | None,
+                 options: Mapping[str, Any] | None, instances: int | None,
+                 constraints: Sequence[Sequence[str]]) -> tuple[Any, str, dict[str, Any],
+                                                                dict[str, Any], list[str]]:
+        """What an install of ``package`` would write: the package, the service name,
+        the resolved options, the rendered spec and the secret paths.
+
+        :raises SpecRefused: when a secret value would land where it cannot be sealed.
+        """
+        pkg = self.package_object(package, version)
+        paths = package_secret_paths(pkg)
+        service_name = check_service_name(name or pkg.name)
+        resolved = resolve_options(pkg, dict(options or {}))
+        spec = self._render(pkg, resolved, service_name=service_name,
+                            instances=check_instances(instances),
+                            constraints=_constraints(constraints))
+        refuse_leaks(pkg, spec, resolved, paths)
+        return pkg, service_name, resolved, spec, paths
 
     # services: writes --------------------------------------------------------
     def install(self, actor: str, *, package: str, version: str | None = None,
@@ -118,14 +131,8 @@ class ServiceManager:
 
         :raises ServiceExists: when the name is taken (409).
         """
-        pkg = self.package_object(package, version)
-        paths = package_secret_paths(pkg)
-        service_name = check_service_name(name or pkg.name)
-        resolved = resolve_options(pkg, dict(options or {}))
-        spec = self._render(pkg, resolved, service_name=service_name,
-                          instances=check_instances(instances),
-                          constraints=_constraints(constraints))
-        refuse_leaks(pkg, spec, resolved, paths)
+        pkg, service_name, resolved, spec, paths = self._prepare(
+            package, version, name, options, instances, constraints)
         result = self.ops.install(
             name=service_name, package=_identity(pkg), options=resolved, spec=spec,
             instances=spec.get("instances", 1), actor=actor, secret_paths=paths)
