@@ -70,22 +70,13 @@ def test_a_universe_package_installs_and_answers_its_health_check(
                  json={"name": repo, "url": universe_url, "format": "dcos", "priority": 400})
     assert added.status_code == 202, added.text
     try:
-        first = _fetched(live_server, repo)
+        first = live_server.fetched(repo)
         assert not first["pending"] and first["error"] is None, first
         _check_listed(live_server, repo)
         _install_and_probe(live_server, f"dh-{uuid.uuid4().hex[:6]}")
     finally:
         assert _api(live_server, "DELETE", f"/repositories/{repo}").status_code == 204
 
-
-def _fetched(server: Any, repo: str, timeout: float = 60) -> dict[str, Any]:
-    """The repository once a worker has done its first fetch (the add answers 202)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        view = _api(server, "GET", f"/repositories/{repo}").json()
-        if not view.get("pending") or time.monotonic() > deadline:
-            return view
-        time.sleep(0.2)
 
 
 def _check_listed(server: Any, repo: str) -> None:

@@ -236,7 +236,7 @@ def test_remote_repository_sync_304_and_stale(live_server: Any, guarded_server: 
                  json={"name": repo, "url": url, "priority": 300})
     assert added.status_code == 202, added.text
     try:
-        first = _fetched(live_server, repo)
+        first = live_server.fetched(repo)
         assert not first["pending"] and not first["stale"] and first["error"] is None, first
         for server in (guarded_server, live_server):  # every process agrees
             shown = _api(server, "GET", f"/packages/{package}").json()
@@ -254,15 +254,6 @@ def test_remote_repository_sync_304_and_stale(live_server: Any, guarded_server: 
         assert _api(live_server, "DELETE", f"/repositories/{repo}").status_code == 204
     assert _api(live_server, "GET", f"/packages/{package}").status_code == 404
 
-
-def _fetched(server: Any, repo: str, timeout: float = 60) -> dict[str, Any]:
-    """The repository once a worker has done its first fetch (the add answers 202)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        view = _api(server, "GET", f"/repositories/{repo}").json()
-        if not view.get("pending") or time.monotonic() > deadline:
-            return view
-        time.sleep(0.2)
 
 
 def _check_stale_but_listed(server: Any, repo: str, package: str) -> None:

@@ -3,12 +3,13 @@ failed fetch shows no text the remote sent, in the API or the store front."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
+from tests.fixtures.loopback_http import serve, url
 
 MARKER = "SECRET-CONTAINER-91be"
 
@@ -41,20 +42,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def remote() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.hits, httpd.stop = [], threading.Event()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.stop.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
-
-
-def _url(httpd: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{httpd.server_address[1]}{path}"
+    with serve(_Handler) as httpd:
+        yield httpd
 
 
 @pytest.fixture
@@ -67,7 +56,7 @@ def test_add_answers_202_and_leaves_the_fetch_to_a_worker(
     client = loopback_app.test_client()
     answer = client.post("/api/v1/repositories", headers={
         "Authorization": f"Bearer {tokens['admin']}"},
-        json={"name": "slow", "url": _url(remote, "/drip/")})
+        json={"name": "slow", "url": url(remote, "/drip/")})
     assert answer.status_code == 202, answer.json
     assert answer.headers["Location"].endswith("/repositories/slow")
     assert answer.json["pending"] is True and answer.json["error"] is None
@@ -95,7 +84,7 @@ def test_a_failed_refresh_shows_no_remote_text_anonymously(
     from worker.repository_fetcher import RemotePolicy, refresh
 
     store = loopback_app.extensions["berth"].store
-    store.repositories.add({"name": "leaky", "url": _url(remote, path), "priority": 5})
+    store.repositories.add({"name": "leaky", "url": url(remote, path), "priority": 5})
     assert refresh(store, "leaky", RemotePolicy(allow_loopback=True))["status"] == "failed"
     anonymous = loopback_app.test_client()
     listing = anonymous.get("/api/v1/repositories")

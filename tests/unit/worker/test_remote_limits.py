@@ -3,7 +3,6 @@ recorded failure carries only a status and a short fixed reason."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from catalog.errors import RepositoryError
+from tests.fixtures.loopback_http import serve, url
 from worker.repository_fetcher import Fetcher, RemotePolicy, refresh
 
 MARKER = "SECRET-CONTAINER-7f3a"
@@ -62,20 +62,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def remote() -> Iterator[ThreadingHTTPServer]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    httpd.hits, httpd.drip, httpd.stop = [], 0.2, threading.Event()
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.stop.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
-
-
-def _url(httpd: ThreadingHTTPServer, path: str) -> str:
-    return f"http://127.0.0.1:{httpd.server_address[1]}{path}"
+    with serve(_Handler, drip=0.2) as httpd:
+        yield httpd
 
 
 def test_a_dripping_remote_is_cut_off_at_the_deadline(remote: ThreadingHTTPServer) -> None:
@@ -83,7 +71,7 @@ def test_a_dripping_remote_is_cut_off_at_the_deadline(remote: ThreadingHTTPServe
     stops the fetch (the body would take 40 s)."""
     policy = RemotePolicy(allow_loopback=True, read_timeout=5, deadline=1)
     with pytest.raises(RepositoryError, match="deadline"):
-        Fetcher(policy).get(_url(remote, "/drip/index.json"), max_bytes=10_000)
+        Fetcher(policy).get(url(remote, "/drip/index.json"), max_bytes=10_000)
 
 
 def test_the_deadline_setting_is_read_from_the_environment() -> None:
@@ -94,7 +82,7 @@ def test_the_deadline_setting_is_read_from_the_environment() -> None:
 def test_a_refresh_of_a_dripping_remote_fails_at_the_deadline(
         store: object, remote: ThreadingHTTPServer) -> None:
     policy = RemotePolicy(allow_loopback=True, read_timeout=5, deadline=1)
-    store.repositories.add({"name": "slow", "url": _url(remote, "/drip/"), "priority": 5})
+    store.repositories.add({"name": "slow", "url": url(remote, "/drip/"), "priority": 5})
     started = time.monotonic()
     result = refresh(store, "slow", policy)
     assert result["status"] == "failed" and "deadline" in result["error"]
@@ -105,7 +93,7 @@ def test_a_refresh_of_a_dripping_remote_fails_at_the_deadline(
 def test_a_failed_refresh_records_no_text_of_the_remote(
         store: object, remote: ThreadingHTTPServer, path: str) -> None:
     policy = RemotePolicy(allow_loopback=True, read_timeout=5)
-    store.repositories.add({"name": "leaky", "url": _url(remote, path), "priority": 5})
+    store.repositories.add({"name": "leaky", "url": url(remote, path), "priority": 5})
     result = refresh(store, "leaky", policy)
     record = store.repositories.get("leaky")
     assert result["status"] == "failed" and record["stale"]
@@ -115,7 +103,7 @@ def test_a_failed_refresh_records_no_text_of_the_remote(
 
 def test_a_failed_refresh_keeps_the_http_status(store: object,
                                                 remote: ThreadingHTTPServer) -> None:
-    store.repositories.add({"name": "down", "url": _url(remote, "/fail/"), "priority": 5})
+    store.repositories.add({"name": "down", "url": url(remote, "/fail/"), "priority": 5})
     refresh(store, "down", RemotePolicy(allow_loopback=True))
     record = store.repositories.get("down")
     assert record["error_status"] == 500 and "HTTP 500" in record["error"]
