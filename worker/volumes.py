@@ -65,8 +65,8 @@ def delete_service_volumes(agents: Iterable[Mapping[str, Any]], backend: Cluster
     removed: list[str] = []
     kept: list[str] = []
     for agent in agents:
-        engine = backend.get(agent)
         try:
+            engine = backend.get(agent)
             volumes = engine.list_volumes({BERTH_LABEL: service})
         except AgentError:
             kept.append(f"{agent['id']}/*")

@@ -4,6 +4,9 @@ the data, and anonymous volumes an image declares go with their container."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -149,3 +152,29 @@ def test_a_replaced_instance_leaves_no_anonymous_volume(cluster, agent):
         cluster.wait(cluster.ops.uninstall("vanon", actor="test"))
     finally:
         agent.client.images.remove(image, force=True)
+
+
+def _berth(live_server, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `berth` CLI against the live server, as an admin's script would."""
+    command = "from server.client.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", command, *args],
+                          env=live_server.cli_env(), capture_output=True, text=True,
+                          timeout=240, check=False)
+
+
+def test_through_the_cli_volumes_are_listed_then_uninstall_delete_data_removes_them(
+        cluster, live_server):
+    instance = install_with_volume(cluster, "vcli")
+    listed = _berth(live_server, "volumes", "--service", "vcli", "--json")
+    assert listed.returncode == 0, listed.stderr
+    [entry] = json.loads(listed.stdout)["volumes"]
+    assert (entry["name"], entry["agent"], entry["state"]) == (
+        "vcli-data", instance["agent"], "in use")
+    table = _berth(live_server, "volumes")
+    assert "vcli-data" in table.stdout and instance["agent"] in table.stdout
+    gone = _berth(live_server, "uninstall", "vcli", "--delete-data", "--yes", "--wait")
+    assert gone.returncode == 0, gone.stderr
+    assert f"deleting volumes: vcli-data on {instance['agent']}" in gone.stdout
+    assert on_agents(cluster, "vcli-data") == []
+    after = _berth(live_server, "volumes", "--service", "vcli", "--json")
+    assert json.loads(after.stdout)["volumes"] == []
