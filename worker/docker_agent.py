@@ -22,10 +22,14 @@ What it offers (``docs/architecture.md``, "Docker funnel"):
   ``save_image``, ``load_image`` — images with or without a registry;
 - ``run_instance(name, spec, labels=…, env=…, ports=…, address=…)`` — create and start
   one container from a service spec (see :mod:`worker.containers`), idempotent by
-  container name;
-- ``find(name_or_id)``, ``list_instances(labels)``, ``remove(name_or_id)``, ``kill``,
+  container name; the spec's named volumes are created first, labelled
+  ``berth.service``/``berth.volume``;
+- ``find(name_or_id)``, ``list_instances(labels)``, ``remove(name_or_id)`` (with the
+  container's anonymous volumes), ``kill``,
   ``events()`` (an :class:`EventStream`: iterate, ``close()`` from another thread),
   ``logs()``, ``exec_check()``;
+- ``ensure_volume(name, labels)``, ``list_volumes(labels)`` (sizes from ``df()``),
+  ``remove_volume(name)`` — named volumes;
 - ``run_toolbox(image, argv, binds=…)`` — run one of Berth's own commands in a
   short-lived, unprivileged container on the agent (host-folder checks).
 
