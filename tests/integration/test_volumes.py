@@ -69,7 +69,11 @@ def test_a_named_volume_is_labelled_and_listed_with_its_agent_and_in_use(cluster
     assert entry["name"] == "vkeep-data" and entry["agent"] == instance["agent"]
     assert entry["in_use"] is True and entry["state"] == "in use"
     assert entry["service_installed"] is True
-    assert entry["size"] is None or entry["size"] >= 0
+    engine = cluster.docker(instance["agent"])
+    wrote = engine.exec_check(instance["container"], "head -c 100000 /dev/zero > /data/f")
+    assert wrote.exit_code == 0, wrote.output
+    [entry] = listed(cluster, "vkeep")
+    assert entry["size"] >= 100000   # the test bed's engines report volume sizes
     [raw] = [v for v in cluster.docker(instance["agent"]).list_volumes(
         {"berth.service": "vkeep"})]
     assert raw.labels == {"berth.service": "vkeep", "berth.volume": "vkeep-data"}
