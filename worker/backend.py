@@ -8,7 +8,10 @@ The deployer, the reconciler, the health checks and the watcher need a few thing
   (``run_instance``); scaling is running more of them or removing some;
 - **observe instances**: ``find``, ``list_instances`` (by Berth's labels), and
   ``events`` (lifecycle changes as they happen, an :class:`EventFeed`);
-- **stop and remove**: ``remove`` (missing is fine), ``kill`` (fault tests);
+- **stop and remove**: ``remove`` (missing is fine; anonymous volumes go with the
+  container), ``kill`` (fault tests);
+- **named volumes**: ``ensure_volume`` (labelled ``berth.service``/``berth.volume``),
+  ``list_volumes`` (with size and use), ``remove_volume``;
 - **logs**, **command health checks** (``exec_check``) and Berth's own short commands on
   a host (``run_toolbox``: host-folder checks);
 - **reachability and capacity**: ``ping``, ``is_up``, ``info``.
@@ -30,7 +33,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .containers import ContainerEvent, ContainerInfo, ExecResult
+from .containers import ContainerEvent, ContainerInfo, ExecResult, VolumeInfo
 
 __all__ = ["Engine", "EventFeed", "ClusterBackend", "LIFECYCLE", "BERTH_LABEL"]
 
@@ -89,6 +92,17 @@ class Engine(Protocol):
         ...
 
     def kill(self, name_or_id: str) -> None: ...
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Create a labelled named volume unless it exists; True when created."""
+        ...
+
+    def list_volumes(self, labels: Mapping[str, str | None] | Iterable[str] = (BERTH_LABEL,)
+                     ) -> list[VolumeInfo]: ...
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove a named volume; False when it was not there."""
+        ...
 
     def events(self, since: float | None = None, until: float | None = None,
                actions: Sequence[str] = LIFECYCLE) -> EventFeed: ...

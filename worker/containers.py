@@ -205,3 +205,26 @@ def container_config(name: str, spec: Mapping[str, Any], *, labels: Mapping[str,
     else:
         host_config["network_mode"] = "host"
     return {"container": container, "host_config": host_config}
+
+
+VOLUME_LABEL = "berth.volume"
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """One named volume as the engine lists it (``size`` None: the engine did not say)."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    size: int | None = None         # bytes, from ``GET /system/df`` UsageData
+    in_use: bool = False            # a container (running or not) mounts it
+    created: str = ""
+
+    @property
+    def service(self) -> str:
+        return str(self.labels.get("berth.service", ""))
+
+
+def volume_names(spec: Mapping[str, Any]) -> list[str]:
+    """The named volumes of a spec (host paths are not volumes), in spec order."""
+    return [str(v["name"]) for v in spec.get("volumes") or [] if v.get("name")]

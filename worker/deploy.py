@@ -39,6 +39,7 @@ from .instances import InstanceRunner, ServiceLock, alive, counts_healthy, remov
 from .records import Agent, Deployment, Instance, Progress, Service
 from .settings import WorkerSettings
 from .store import Store
+from .volumes import delete_service_volumes
 
 __all__ = ["Deployer", "Cancelled"]
 
@@ -113,6 +114,8 @@ class _Run:
         self.failed_starts = int((deployment.get("progress") or {}).get("failed", 0))
         self.last_error = ""
         self.vacated: list[str] = []   # agents old instances left (their volumes stay there)
+        self.delete_data = bool(deployment.get("delete_data"))
+        self.pool = deployer.pool
 
     # outcome ------------------------------------------------------------------------
     def execute(self) -> Deployment | None:
@@ -166,7 +169,17 @@ class _Run:
             f" and {leftovers} stray containers" if leftovers else "")
         self._update(progress=Progress(total=0, placed=0, started=0, healthy=0),
                      step=("remove", message))
+        if self.delete_data:
+            self._delete_data()
         self.ops.delete_service(self.name, self.id)
+
+    def _delete_data(self) -> None:
+        """Remove the service's named volumes on every agent (its containers are gone)."""
+        removed, kept = delete_service_volumes(self.store.agents.list(), self.pool,
+                                               self.name)
+        message = f"removed {len(removed)} volumes" + (
+            f"; kept {', '.join(kept)} (agent away or volume in use)" if kept else "")
+        self._update(step=("delete data", message))
 
     # converge -----------------------------------------------------------------------
     def _check_policy(self, service: Service) -> None:

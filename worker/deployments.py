@@ -30,7 +30,8 @@ _COUNT_FOLLOWS_CANCEL = ("install", "scale", "recover")
 
 
 def new(service: str, kind: str, generation: int, instances: int, actor: str,
-        *, reason: str | None = None, rollback_to: int | None = None) -> Deployment:
+        *, reason: str | None = None, rollback_to: int | None = None,
+        delete_data: bool = False) -> Deployment:
     """A fresh, queued deployment record (not yet written)."""
     now = time.time()
     deployment = Deployment(
@@ -42,6 +43,8 @@ def new(service: str, kind: str, generation: int, instances: int, actor: str,
         deployment["reason"] = reason
     if rollback_to is not None:
         deployment["rollback_to"] = rollback_to
+    if delete_data:
+        deployment["delete_data"] = True
     return deployment
 
 

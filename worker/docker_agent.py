@@ -22,10 +22,14 @@ What it offers (``docs/architecture.md``, "Docker funnel"):
   ``save_image``, ``load_image`` — images with or without a registry;
 - ``run_instance(name, spec, labels=…, env=…, ports=…, address=…)`` — create and start
   one container from a service spec (see :mod:`worker.containers`), idempotent by
-  container name;
-- ``find(name_or_id)``, ``list_instances(labels)``, ``remove(name_or_id)``, ``kill``,
+  container name; the spec's named volumes are created first, labelled
+  ``berth.service``/``berth.volume``;
+- ``find(name_or_id)``, ``list_instances(labels)``, ``remove(name_or_id)`` (with the
+  container's anonymous volumes), ``kill``,
   ``events()`` (an :class:`EventStream`: iterate, ``close()`` from another thread),
   ``logs()``, ``exec_check()``;
+- ``ensure_volume(name, labels)``, ``list_volumes(labels)`` (sizes from ``df()``),
+  ``remove_volume(name)`` — named volumes;
 - ``run_toolbox(image, argv, binds=…)`` — run one of Berth's own commands in a
   short-lived, unprivileged container on the agent (host-folder checks).
 
@@ -61,7 +65,15 @@ import requests.exceptions
 import urllib3.exceptions
 
 from worker.backend import BERTH_LABEL, LIFECYCLE
-from worker.containers import ContainerEvent, ContainerInfo, ExecResult, container_config
+from worker.containers import (
+    VOLUME_LABEL,
+    ContainerEvent,
+    ContainerInfo,
+    ExecResult,
+    VolumeInfo,
+    container_config,
+    volume_names,
+)
 from worker.errors import (
     AgentError,
     AgentUnreachable,
@@ -430,6 +442,7 @@ class DockerAgent:
         if existing is not None:
             container_id = existing.id
         else:
+            self._ensure_volumes(spec, labels)
             config = container_config(name, spec, labels=labels, env=env or {},
                                       ports=ports, address=address)
             container_id = self._create(name, config)
@@ -482,13 +495,16 @@ class DockerAgent:
     def remove(self, name_or_id: str, *, stop_timeout: float | None = None) -> bool:
         """Remove a container (killing it, or stopping it first with a grace period).
 
-        Returns False when it did not exist (missing is fine).
+        Returns False when it did not exist (missing is fine). Its anonymous volumes
+        go with it; named volumes stay (:meth:`remove_volume` removes those).
         """
         try:
             with self._funnel("remove container", subject=name_or_id):
                 if stop_timeout is not None:
                     self.api.stop(name_or_id, timeout=int(stop_timeout))
-                self.api.remove_container(name_or_id, force=True, v=False)
+                # v=True removes the container's anonymous volumes (those an image
+                # declares and the spec does not name); named volumes always stay
+                self.api.remove_container(name_or_id, force=True, v=True)
         except ContainerNotFound:
             return False
         except RemovalInProgress:
@@ -512,6 +528,68 @@ class DockerAgent:
             time.sleep(0.05)
         raise self._error(ContainerError, "remove container",
                           f"still being removed after {max(self.timeout, 1.0):g}s", name_or_id)
+
+    # -- volumes ---------------------------------------------------------------------
+
+    def _ensure_volumes(self, spec: Mapping[str, Any], labels: Mapping[str, str]) -> None:
+        """Create the spec's named volumes with Berth's labels before the container.
+
+        Docker would create them from the binds, unlabelled; labelled, they can be
+        listed and removed by service. A volume already there is left as it is.
+        """
+        service = labels.get(BERTH_LABEL, "")
+        for volume in volume_names(spec):
+            self.ensure_volume(volume, {BERTH_LABEL: service, VOLUME_LABEL: volume})
+
+    def ensure_volume(self, name: str, labels: Mapping[str, str]) -> bool:
+        """Create named volume ``name`` with ``labels`` unless it exists; True if created.
+
+        :raises ContainerError: the engine refused.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        try:
+            with self._funnel("inspect volume", subject=name):
+                self.api.inspect_volume(name)
+            return False
+        except ContainerNotFound:
+            pass
+        with self._funnel("create volume", subject=name):
+            self.api.create_volume(name, labels=dict(labels))
+        return True
+
+    def list_volumes(self, labels: Mapping[str, str | None] | Iterable[str] = (BERTH_LABEL,)
+                     ) -> list[VolumeInfo]:
+        """Return the named volumes carrying ``labels``, with size and use where known.
+
+        Sizes come from ``GET /system/df`` (the engine walks each volume); an engine
+        whose answer has no usage data gives ``size=None``. In use means a container,
+        running or not, mounts it (read from the containers' mounts, which every
+        engine reports).
+        """
+        if isinstance(labels, Mapping):
+            wanted = [k if v is None else f"{k}={v}" for k, v in labels.items()]
+        else:
+            wanted = list(labels)
+        with self._funnel("list volumes"):
+            raw = self.api.volumes(filters={"label": wanted} if wanted else None)
+            usage = _volume_usage(self.api.df())
+            mounted = {str(m.get("Name")) for c in self.api.containers(all=True)
+                       for m in c.get("Mounts") or [] if m.get("Type") == "volume"}
+        return [_volume_info(v, usage.get(str(v.get("Name")), {}), mounted)
+                for v in raw.get("Volumes") or []]
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove named volume ``name``; False when it was not there.
+
+        :raises ContainerConflict: a container still uses it.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        try:
+            with self._funnel("remove volume", subject=name):
+                self.api.remove_volume(name)
+        except ContainerNotFound:
+            return False
+        return True
 
     def kill(self, name_or_id: str) -> None:
         """Send SIGKILL to a running container (fault tests, benches)."""
@@ -607,6 +685,22 @@ class DockerAgent:
                 return ExecResult(None, f"timed out after {timeout:g}s")
             output = self.api.logs(container_id, stdout=True, stderr=True)
         return ExecResult(int(status.get("StatusCode", -1)), output.decode("utf-8", "replace"))
+
+
+def _volume_usage(df: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Volume name → its ``UsageData`` (``Size``, ``RefCount``) from a ``df`` answer."""
+    return {str(v.get("Name")): dict(v.get("UsageData") or {})
+            for v in df.get("Volumes") or []}
+
+
+def _volume_info(raw: Mapping[str, Any], usage: Mapping[str, Any],
+                 mounted: set[str]) -> VolumeInfo:
+    """Build a :class:`VolumeInfo`; the engine says -1 where it does not know a size."""
+    name = str(raw.get("Name"))
+    size = usage.get("Size")
+    return VolumeInfo(name=name, labels=dict(raw.get("Labels") or {}),
+                      size=int(size) if isinstance(size, int) and size >= 0 else None,
+                      in_use=name in mounted, created=str(raw.get("CreatedAt") or ""))
 
 
 def _run_with_deadline(call: Any, timeout: float) -> Any:

@@ -166,6 +166,7 @@ class Deployment(TypedDict):
     finished_at: float | None
     reason: NotRequired[str]          # recover: why
     rollback_to: NotRequired[int]     # rollback: the generation returned to
+    delete_data: NotRequired[bool]    # uninstall: remove the service's named volumes too
     rev: NotRequired[int]
 
 

@@ -208,8 +208,11 @@ class DesiredState:
         """
         return self._change(name, "restart", lambda service: None, actor=actor, force=force)
 
-    def uninstall(self, name: str, *, actor: str = "") -> Deployment:
+    def uninstall(self, name: str, *, actor: str = "", delete_data: bool = False) -> Deployment:
         """Stop and remove every instance, then the service; returns the deployment.
+
+        With ``delete_data`` the service's named volumes are removed on every agent
+        once its containers are gone; without it they stay, listed as left over.
 
         A deployment in progress is cancelled (uninstall supersedes it); uninstalling a
         service already being removed returns the running uninstall.
@@ -225,7 +228,7 @@ class DesiredState:
                 deployments.stage_cancel(self.store, tx, running, actor,
                                          "superseded by uninstall")
             deployment = deployments.new(name, "uninstall", int(service["generation"]),
-                                         0, actor)
+                                         0, actor, delete_data=delete_data)
             service.update({"status": "deleting", "deployment": deployment["id"],
                             "updated_at": time.time(), "updated_by": actor})
             self.store.services.stage_put(tx, service)

@@ -61,6 +61,7 @@ SCHEMAS: dict[str, Any] = {
     "RollbackRequest": _obj({"generation": {"type": "integer", "minimum": 1,
                                             "maximum": 1000000}}),
     "RestartRequest": _obj({}),
+    "UninstallRequest": _obj({"delete_data": {"type": "boolean"}}),
     "AgentRequest": _obj({
         "url": {"type": "string", "maxLength": 500,
                 "pattern": "^(tcp|unix|ssh|http|https)://[^\\s]+$"},
@@ -107,6 +108,14 @@ SCHEMAS: dict[str, Any] = {
         ("id", "status"), strict=False),
     "Accepted": _obj({"deployment": _ref("Deployment"), "service": _ref("Service")},
                      ("deployment",), strict=False),
+    "Volume": _obj({"name": {"type": "string"}, "service": {"type": "string"},
+                    "agent": {"type": "string"},
+                    "size": {"type": ["integer", "null"], "description":
+                             "bytes; null when the engine does not report it"},
+                    "in_use": {"type": "boolean"},
+                    "state": {"enum": ["in use", "left over"]},
+                    "service_installed": {"type": "boolean"}},
+                   ("name", "service", "agent", "size", "in_use", "state"), strict=False),
     "Agent": _obj({"id": {"type": "string"}, "url": {"type": "string"},
                    "state": {"type": "string"}}, ("id",), strict=False),
     "Identity": _obj({"kind": {"enum": ["token", "user", "anonymous"]},
@@ -210,8 +219,10 @@ def _paths() -> dict[str, Any]:
             "patch": _op("changeService", "Scale, or upgrade to a version and/or options",
                          ACCEPTED, "400 401 403 404 409 413 415 422 503", params=[SVC],
                          body="ChangeRequest"),
-            "delete": _op("uninstallService", "Uninstall (admin)", ACCEPTED,
-                          "401 403 404 409 503", params=[SVC])},
+            "delete": _op("uninstallService", "Uninstall (admin); named volumes stay "
+                          "unless delete_data", ACCEPTED,
+                          "400 401 403 404 409 413 415 422 503", params=[SVC],
+                          body="UninstallRequest", body_required=False)},
         "/services/{name}/rollback": {"post": _op(
             "rollbackService", "Return to an earlier generation", ACCEPTED,
             "400 401 403 404 409 413 415 422 503", params=[SVC], body="RollbackRequest",
@@ -240,6 +251,14 @@ def _paths() -> dict[str, Any]:
                        params=[_path("id")]),
             "delete": _op("cancelDeployment", "Cancel (admin)", _json("OK", _ref("Deployment")),
                           "401 403 404 409 503", params=[_path("id")])},
+        "/volumes": {"get": _op(
+            "listVolumes", "Berth's named volumes by service and agent, with sizes",
+            _json("OK", _obj({"volumes": {"type": "array", "items": _ref("Volume")},
+                              "unreachable": {"type": "array",
+                                              "items": {"type": "string"}}},
+                             strict=False)),
+            "400 401 403 503", params=[_query("service", {"type": "string",
+                                                           "maxLength": 100})])},
         "/agents": {
             "get": _op("listAgents", "Every agent", _json("OK", _items("Agent"))),
             "post": _op("addAgent", "Register a Docker engine (admin)",

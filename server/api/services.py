@@ -1,4 +1,5 @@
-"""``/services``: install, inspect, scale, upgrade, roll back, restart, uninstall, logs."""
+"""``/services``: install, inspect, scale, upgrade, roll back, restart, uninstall, logs;
+``/volumes``: Berth's named volumes on every agent."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask import Blueprint, Response, jsonify, stream_with_context, url_for
 
 from ..application import ServiceManager
 from ..context import current_berth
-from .common import Invalid, accepted, allow, json_body, query_bool, query_int
+from .common import Invalid, accepted, allow, json_body, query_bool, query_int, query_str
 
 
 def register(bp: Blueprint) -> None:
@@ -23,6 +24,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/services/<name>/history", view_func=service_history, methods=["GET"])
     bp.add_url_rule("/services/<name>/instances/<instance_id>/logs", view_func=instance_logs,
                     methods=["GET"])
+    bp.add_url_rule("/volumes", view_func=list_volumes, methods=["GET"])
 
 
 def _ops() -> ServiceManager:
@@ -76,9 +78,19 @@ def change_service(name: str) -> Any:
 
 
 def uninstall_service(name: str) -> Any:
-    """Stop and remove every instance, then the service."""
+    """Stop and remove every instance, then the service; the answer names the volumes
+    that stay (or, with ``delete_data``, that go once the containers are gone)."""
     actor = allow("admin")
-    return _deployment_answer(_ops().uninstall(actor, name))
+    body = json_body("UninstallRequest", optional=True)
+    result = _ops().uninstall(actor, name, delete_data=bool(body.get("delete_data")))
+    return _deployment_answer(result["deployment"], delete_data=result["delete_data"],
+                              volumes=result["volumes"])
+
+
+def list_volumes() -> Any:
+    """Berth's named volumes by service and agent, in use or left over, with sizes."""
+    allow("viewer")
+    return jsonify(_ops().volumes(query_str("service", max_length=100)))
 
 
 def rollback_service(name: str) -> Any:

@@ -2,7 +2,7 @@
 
 This module resolves packages and versions through the catalog, validates options,
 renders the spec, and hands desired state to ``DesiredState`` (the one write path). It
-never touches an agent, except to read an instance's logs.
+never changes anything on an agent; it reads an instance's logs and Berth's volumes.
 
 Every method returns plain JSON-ready dicts (records as the store keeps them, with
 secret option values masked).
@@ -24,14 +24,18 @@ from catalog.options import (
 )
 from catalog.render import render_service
 from catalog.spec import mask_spec
+from worker.agents import AgentPool
+from worker.containers import volume_names
 from worker.docker_agent import DockerAgent, agent_tls
 from worker.store.crypto import has_sealed, require_keys
+from worker.volumes import inventory
 
 from ..errors import ApiError, Invalid
 from ..masking import mask_all, masked_record, refuse_leaks, union, unmasked
 from .catalog import CatalogBrowser
 
 MAX_INSTANCES = 1000
+VOLUME_READ_TIMEOUT = 5   # seconds an agent has to list its volumes for one request
 
 
 class NotFoundError(ApiError):
@@ -190,9 +194,45 @@ class ServiceManager:
         """Replace every instance with a fresh one of the same generation."""
         return self.ops.restart(name, actor=actor)
 
-    def uninstall(self, actor: str, name: str) -> dict[str, Any]:
-        """Stop and remove every instance, then the service; returns the deployment."""
-        return self.ops.uninstall(name, actor=actor)
+    def uninstall(self, actor: str, name: str, *, delete_data: bool = False
+                  ) -> dict[str, Any]:
+        """Stop and remove every instance, then the service (and with ``delete_data``
+        its named volumes on every agent).
+
+        Returns ``{"deployment", "delete_data", "volumes"}``: ``volumes`` are the named
+        volumes of the service's spec on the agents its instances are on (from the
+        records, so an agent that is away never holds the answer): they stay, left
+        over, unless ``delete_data``.
+        """
+        service = self.ops.get_service(name)
+        volumes = self._spec_volumes(service)
+        deployment = self.ops.uninstall(name, actor=actor, delete_data=delete_data)
+        return {"deployment": deployment, "delete_data": bool(delete_data),
+                "volumes": volumes}
+
+    def _spec_volumes(self, service: Mapping[str, Any]) -> list[dict[str, str]]:
+        """``[{"name", "agent"}]``: the spec's named volumes where its instances run."""
+        names = volume_names(service.get("spec") or {})
+        agents = sorted({str(i["agent"]) for i in self.ops.list_instances(service["name"])
+                         if i.get("agent")})
+        return [{"name": n, "agent": a} for n in names for a in agents]
+
+    def volumes(self, service: str | None = None) -> dict[str, Any]:
+        """Berth's named volumes on every agent, by service: in use or left over, with
+        sizes where the engine reports them (``None``: unknown).
+
+        Read from the agents at the time of asking (like logs: a read, never a change);
+        an agent that does not answer is named in ``unreachable``.
+        """
+        if service is not None:
+            require_service_name(service, "service")
+        pool = AgentPool(timeout=VOLUME_READ_TIMEOUT,
+                         tls_dir=self.berth.settings.agent_tls_dir)
+        try:
+            return inventory(self.store.agents.list(), pool, service=service,
+                             installed=[s["name"] for s in self.ops.list_services()])
+        finally:
+            pool.close()
 
     # services: reads ---------------------------------------------------------
     def services(self) -> list[dict[str, Any]]:

@@ -201,8 +201,14 @@ class BerthClient:
     def restart(self, name: str) -> dict:
         return self._send("POST", f"/services/{_seg(name)}/restart", {})
 
-    def uninstall(self, name: str) -> dict:
-        return self._send("DELETE", f"/services/{_seg(name)}")
+    def uninstall(self, name: str, *, delete_data: bool = False) -> dict:
+        """Uninstall; the answer's ``volumes`` stay unless ``delete_data``."""
+        body = {"delete_data": True} if delete_data else None
+        return self._send("DELETE", f"/services/{_seg(name)}", body)
+
+    def volumes(self, service: str | None = None) -> dict:
+        """``{"volumes": [...], "unreachable": [...]}``: Berth's named volumes."""
+        return self._get("/volumes", service=service)
 
     def logs(self, name: str, instance: str, *, tail: int = 100,
              follow: bool = False) -> Iterator[bytes]:

@@ -48,7 +48,15 @@ def service(name: str) -> Any:
         history=list(reversed(ops.history(name))),
         deployments=ops.deployments(service=name, limit=20),
         versions=_versions(status),
+        volumes=_volumes(name, status),
     )
+
+
+def _volumes(name: str, status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The service's named volumes on the agents (None when its spec names none)."""
+    if not any(v.get("name") for v in (status.get("spec") or {}).get("volumes") or []):
+        return None
+    return common.application().services.volumes(name)
 
 
 def _versions(status: Mapping[str, Any]) -> list[Any]:
@@ -124,18 +132,33 @@ def service_uninstall(name: str) -> Any:
         flash(f"Type the service name “{name}” to confirm the uninstall.", "error")
         return redirect(url_for("storefront.service", name=name) + "#uninstall")
 
+    delete_data = request.form.get("delete_data") == "1"
+
     def uninstall() -> tuple[Mapping[str, Any], Mapping[str, Any]]:
         ident = common.application().services.status(name).get("package") or {}
-        return ident, common.application().services.uninstall(common.identity().actor, name)
+        return ident, common.application().services.uninstall(
+            common.identity().actor, name, delete_data=delete_data)
 
     def deployment_page(done: tuple[Mapping[str, Any], Mapping[str, Any]]) -> str:
         # The service record goes away: the page is told which package's notes to show.
-        ident, deployment = done
-        return url_for("storefront.deployment", deployment_id=deployment["id"],
+        ident, answer = done
+        return url_for("storefront.deployment", deployment_id=answer["deployment"]["id"],
                        package=ident.get("name"), version=ident.get("version"))
 
     return common.act(uninstall, back_to=url_for("storefront.service", name=name),
-                      success=f"Uninstalling {name}.", then=deployment_page)
+                      success=lambda done: _uninstall_message(name, done[1]),
+                      then=deployment_page)
+
+
+def _uninstall_message(name: str, answer: Mapping[str, Any]) -> str:
+    """What the flash says after an uninstall: which volumes stay, or go."""
+    volumes = answer.get("volumes") or []
+    where = ", ".join(f"{v['name']} on {v['agent']}" for v in volumes)
+    if not volumes:
+        return f"Uninstalling {name}."
+    if answer.get("delete_data"):
+        return f"Uninstalling {name} and deleting its volumes: {where}."
+    return f"Uninstalling {name}. These volumes stay (listed as left over): {where}."
 
 
 @bp.route("/services/<name>/upgrade", methods=["GET", "POST"])

@@ -309,16 +309,40 @@ def restart(name: str, wait: bool, as_json: bool) -> None:
 
 @click.command()
 @click.argument("name")
+@click.option("--delete-data", is_flag=True,
+              help="Also remove the service's named volumes on every agent.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @wait_option
 @json_option
 @api_command
-def uninstall(name: str, yes: bool, wait: bool, as_json: bool) -> None:
-    """Stop and remove every instance of a service, then the service."""
-    if not yes and not click.confirm(f"Uninstall {name} and remove all its containers?"):
+def uninstall(name: str, delete_data: bool, yes: bool, wait: bool, as_json: bool) -> None:
+    """Stop and remove every instance of a service, then the service.
+
+    Its named volumes stay (listed as left over by `berth volumes`) unless
+    --delete-data, which removes them on every agent once the containers are gone.
+    """
+    question = (f"Uninstall {name} and DELETE ITS DATA (every named volume, on every agent)?"
+                if delete_data else f"Uninstall {name} and remove all its containers?")
+    if not yes and not click.confirm(question):
         fail("not confirmed", hint="pass --yes in scripts", code=EXIT_FAILED)
     client = api_client()
-    _answer(client, client.uninstall(name), as_json, wait, f"uninstalling {name}")
+    answer = client.uninstall(name, delete_data=delete_data)
+    if not as_json:
+        _say_volumes(answer)
+    _answer(client, answer, as_json, wait, f"uninstalling {name}")
+
+
+def _say_volumes(answer: dict[str, Any]) -> None:
+    """Tell which volumes stay after an uninstall (or go, with --delete-data)."""
+    volumes = answer.get("volumes") or []
+    if not volumes:
+        return
+    where = ", ".join(f"{v['name']} on {v['agent']}" for v in volumes)
+    if answer.get("delete_data"):
+        click.echo(f"deleting volumes: {where}")
+    else:
+        click.echo(f"volumes stay: {where} (remove them with --delete-data next time, "
+                   "or list them with `berth volumes`)")
 
 
 @click.command()

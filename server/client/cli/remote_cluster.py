@@ -44,6 +44,35 @@ def deployments(service: str | None, deployment_id: str | None, limit: int,
     click.echo(table(rows, ("ID", "SERVICE", "KIND", "STATUS", "BY")))
 
 
+@click.command()
+@click.option("--service", help="Only this service's volumes.")
+@json_option
+@api_command
+def volumes(service: str | None, as_json: bool) -> None:
+    """List Berth's named volumes by service and agent, in use or left over."""
+    result = api_client().volumes(service=service)
+    if as_json:
+        return print_json(result)
+    rows = [(v.get("service", ""), v["name"], v.get("agent", ""), v.get("state", ""),
+             human_size(v.get("size"))) for v in result.get("volumes") or []]
+    click.echo(table(rows, ("SERVICE", "VOLUME", "AGENT", "STATE", "SIZE")))
+    for agent in result.get("unreachable") or []:
+        click.echo(f"agent {agent} did not answer: its volumes are not listed", err=True)
+    return None
+
+
+def human_size(size: int | None) -> str:
+    """Bytes for people (``12.0 MiB``); ``unknown`` when the engine did not say."""
+    if size is None:
+        return "unknown"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 # agents and repositories ---------------------------------------------------------------
 @click.group(invoke_without_command=True)
 @json_option
@@ -167,5 +196,5 @@ def login(url: str | None, token: str | None) -> None:
     click.echo(f"logged in to {url} as {me['actor']} ({me['role']}); saved in {path}")
 
 
-COMMANDS = (deployments, agents, login)
+COMMANDS = (deployments, volumes, agents, login)
 REPO_COMMANDS = (repo_list, repo_add, repo_remove)

@@ -297,3 +297,37 @@ def test_cli_install_with_a_newline_in_the_name_is_refused(run: Any) -> None:
     assert refused.exit_code != 0 and refused.output.startswith("error: ")
     assert "invalid" in refused.output and "Traceback" not in refused.output
     assert run("status", "web").exit_code == 4  # nothing was installed under any name
+
+
+def test_uninstall_delete_data_asks_first_and_says_so(run: Any, app: Any) -> None:
+    assert run("install", "hello@1.0.0", "--name", "db", "--json").exit_code == 0
+    store = app.extensions["berth"].store
+    store.deployments.update(store.services.get("db")["deployment"],
+                             lambda d: {**d, "status": "succeeded"})
+    refused = run("uninstall", "db", "--delete-data", stdin="n\n")
+    assert refused.exit_code != 0 and "DELETE ITS DATA" in refused.output
+    assert store.services.get("db")["status"] != "deleting"
+    gone = run("uninstall", "db", "--delete-data", "--yes", "--json")
+    assert gone.exit_code == 0, gone.output
+    answer = json.loads(gone.output)
+    assert answer["delete_data"] is True and answer["volumes"] == []
+    assert store.deployments.get(answer["deployment"]["id"])["delete_data"] is True
+
+
+def test_volumes_lists_and_names_an_agent_that_does_not_answer(run: Any,
+                                                               tmp_path: Any) -> None:
+    added = run("agents", "add", f"unix://{tmp_path}/none.sock", "--id", "agent-away",
+                "--cpus", "1", "--mem", "512", "--ports", "30000-30099")
+    assert added.exit_code == 0, added.output
+    listed = run("volumes", role="viewer")
+    assert listed.exit_code == 0, listed.output
+    assert "SERVICE" in listed.output and "agent agent-away did not answer" in listed.output
+    as_json = json.loads(run("volumes", "--service", "db", "--json").output)
+    assert as_json == {"volumes": [], "unreachable": ["agent-away"]}
+
+
+def test_human_sizes() -> None:
+    from server.client.cli.remote_cluster import human_size
+
+    assert [human_size(None), human_size(0), human_size(1536), human_size(5 * 2**30)] == [
+        "unknown", "0 B", "1.5 KiB", "5.0 GiB"]
