@@ -1,0 +1,77 @@
+"""Berth's test database on the real test bed: a real Redis, installed from the universe,
+keeps data written through its own client across a restart of the service.
+
+A restart replaces the container; the data comes back only if the named volume and the
+append-only file in it (RDB snapshots are off in ``testdb``) outlive the container.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+from cluster_support import Cluster, until
+from stateful_support import TestDb, checksum, dbsize_in_container, sample, testdb
+
+pytestmark = pytest.mark.integration
+
+KEYS = 1000
+
+
+@pytest.fixture
+def cluster(testbed):
+    c = Cluster(testbed)
+    yield c
+    c.uninstall_all()
+
+
+def install_testdb(cluster: Cluster, name: str, password: str, agent: str) -> dict:
+    """Install testdb 1.0.0 pinned to ``agent``; the finished deployment."""
+    package, spec = testdb("1.0.0", name, password,
+                           constraints=[["hostname", "LIKE", agent]])
+    cluster.created.append(name)
+    deployment = cluster.ops.install(name, spec, package=package, actor="test")["deployment"]
+    return cluster.wait(deployment, timeout=90)
+
+
+def healthy(cluster: Cluster, name: str) -> dict | None:
+    """The service's one instance once it runs healthy, else None."""
+    found = [i for i in cluster.instances(name)
+             if i["state"] == "running" and i["health"] == "healthy"]
+    return found[0] if len(found) == 1 else None
+
+
+def test_testdb_keeps_a_thousand_keys_across_a_restart(cluster):
+    password = secrets.token_urlsafe(16)
+    installed = install_testdb(cluster, "keeper", password, "agent-2")
+    assert installed["status"] == "succeeded", installed["error"]
+    first = until(lambda: healthy(cluster, "keeper"), 30, "keeper healthy")
+    assert first["agent"] == "agent-2"
+    db = TestDb.of(first, password)
+    assert db.ping()
+
+    data = sample(KEYS, seed=secrets.token_hex(4))
+    db.write(data)
+    assert db.checksum() == checksum(data)
+    assert dbsize_in_container(cluster.docker("agent-2"), first["container"]) == KEYS
+
+    restarted = cluster.wait(cluster.ops.restart("keeper", actor="test"), timeout=90)
+    assert restarted["status"] == "succeeded", restarted["error"]
+    second = until(lambda: healthy(cluster, "keeper"), 30, "keeper healthy again")
+    assert second["id"] != first["id"] and second["agent"] == "agent-2"
+    containers = cluster.containers("keeper")
+    assert [c.name for c in containers] == [second["container"]]
+
+    after = TestDb.of(second, password)
+    assert after.checksum() == checksum(data)
+    assert dbsize_in_container(cluster.docker("agent-2"), second["container"]) == KEYS
+
+
+def test_testdb_refuses_a_wrong_password(cluster):
+    """The health check and the helper both need the real password (no open server)."""
+    password = secrets.token_urlsafe(16)
+    installed = install_testdb(cluster, "guarded", password, "agent-3")
+    assert installed["status"] == "succeeded", installed["error"]
+    instance = until(lambda: healthy(cluster, "guarded"), 30, "guarded healthy")
+    assert TestDb.of(instance, password).ping()
+    assert not TestDb.of(instance, "not-the-password").ping()
