@@ -24,7 +24,7 @@ from catalog.options import resolve_options
 from catalog.render import render_service
 from worker.docker_agent import DockerAgent
 
-KEY = re.compile(r"^[A-Za-z0-9:._-]+$")
+KEY = re.compile(r"[A-Za-z0-9:._-]+")
 BATCH = 500
 
 
@@ -88,7 +88,7 @@ class TestDb:
     def write(self, data: Mapping[str, str]) -> None:
         """SET every key to its value, in one redis-cli session; every reply must be OK."""
         for key, value in data.items():
-            if not (KEY.match(key) and KEY.match(value)):
+            if not (KEY.fullmatch(key) and KEY.fullmatch(value)):
                 raise ValueError(f"keys and values must match {KEY.pattern}: {key!r}")
         lines = "".join(f"SET {key} {value}\n" for key, value in data.items())
         replies = self.cli(commands=lines).split()

@@ -146,7 +146,7 @@ def _base_entries(source: ImageSource, busybox: Path) -> dict[str, Entry]:
     return entries
 
 
-_LDD_LINE = re.compile(r"^\s*(?:\S+\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)\s*$")
+_LDD_LINE = re.compile(r"\s*(?:\S+\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)\s*")
 
 
 def shared_libraries(binary: str) -> list[str]:
@@ -167,7 +167,7 @@ def shared_libraries(binary: str) -> list[str]:
     if result.returncode != 0:   # a static program: "not a dynamic executable"
         return []
     return [m.group(1) for line in result.stdout.splitlines()
-            if (m := _LDD_LINE.match(line))]
+            if (m := _LDD_LINE.fullmatch(line))]
 
 
 def _parents(name: str) -> list[str]:
