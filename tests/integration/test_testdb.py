@@ -1,13 +1,19 @@
 """Berth's test database on the real test bed: a real Redis, installed from the universe,
 keeps data written through its own client across a restart of the service.
 
-A restart replaces the container; the data comes back only if the named volume and the
+Once through ``DesiredState`` (what the API calls) and once through the ``berth`` CLI
+against the live server (``berth install`` / ``berth restart``). A restart replaces the
+container; the data comes back only if the named volume and the
 append-only file in it (RDB snapshots are off in ``testdb``) outlive the container.
 """
 
 from __future__ import annotations
 
+import json
 import secrets
+import subprocess
+import sys
+from typing import Any
 
 import pytest
 from cluster_support import Cluster, until
@@ -75,3 +81,44 @@ def test_testdb_refuses_a_wrong_password(cluster):
     instance = until(lambda: healthy(cluster, "guarded"), 30, "guarded healthy")
     assert TestDb.of(instance, password).ping()
     assert not TestDb.of(instance, "not-the-password").ping()
+
+
+def berth(live_server: Any, *args: str, stdin: str | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    """Run the CLI against the live server (options on stdin keep the password off argv)."""
+    command = "from server.client.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", command, *args], input=stdin,
+                          env=live_server.cli_env(None), capture_output=True, text=True,
+                          timeout=240, check=False)
+
+
+def cli_instance(live_server: Any, name: str) -> dict[str, Any]:
+    """The service's one running instance, as ``berth status --json`` shows it."""
+    shown = berth(live_server, "status", name, "--json")
+    assert shown.returncode == 0, shown.stderr
+    running = [i for i in json.loads(shown.stdout)["instances_list"]
+               if i["state"] == "running" and i["health"] == "healthy"]
+    assert len(running) == 1, running
+    return running[0]
+
+
+def test_testdb_keeps_its_data_across_berth_restart(live_server):
+    name, password = "cli-testdb", secrets.token_urlsafe(16)
+    options = json.dumps({"auth": {"password": password}})
+    installed = berth(live_server, "install", "testdb@1.0.0", "--name", name,
+                      "--options", "-", "--constraint", "hostname:LIKE:agent-1", "--wait",
+                      stdin=options)
+    try:
+        assert installed.returncode == 0, installed.stderr
+        first = cli_instance(live_server, name)
+        data = sample(KEYS, prefix="cli", seed=secrets.token_hex(4))
+        TestDb.of(first, password).write(data)
+
+        restarted = berth(live_server, "restart", name, "--wait")
+        assert restarted.returncode == 0, restarted.stderr
+        second = cli_instance(live_server, name)
+        assert second["id"] != first["id"] and second["agent"] == first["agent"] == "agent-1"
+        assert TestDb.of(second, password).checksum() == checksum(data)
+    finally:
+        removed = berth(live_server, "uninstall", name, "--yes", "--wait")
+    assert removed.returncode == 0, removed.stderr
