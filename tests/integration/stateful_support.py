@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import docker.errors
 from cluster_support import catalog
 
 from catalog.options import resolve_options
@@ -142,3 +144,22 @@ def dbsize_in_container(agent: DockerAgent, container: str) -> int:
         raise RedisCliError(f"DBSIZE in {container}: exit {result.exit_code}: "
                             f"{result.output.strip()[:200]}")
     return int(result.output.strip())
+
+
+def unique(base: str) -> str:
+    """A service name no earlier run used: a volume ``<name>-data`` left on an agent by
+    an earlier run must never pass for data this run wrote."""
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+def remove_volumes(agents: Iterable[DockerAgent], names: Iterable[str]) -> list[str]:
+    """Remove the named volumes wherever they are (clean-up after a test); the removed."""
+    removed = []
+    for agent in agents:
+        for name in names:
+            try:
+                agent.api.remove_volume(name, force=True)
+            except docker.errors.NotFound:
+                continue
+            removed.append(name)
+    return removed

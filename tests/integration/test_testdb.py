@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 from cluster_support import Cluster, until
-from stateful_support import TestDb, checksum, dbsize_in_container, sample, testdb
+from stateful_support import (
+    TestDb,
+    checksum,
+    dbsize_in_container,
+    remove_volumes,
+    sample,
+    testdb,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +37,7 @@ def cluster(testbed):
     c = Cluster(testbed)
     yield c
     c.uninstall_all()
+    remove_volumes([c.docker(a.id) for a in testbed.agents], [f"{n}-data" for n in c.created])
 
 
 def install_testdb(cluster: Cluster, name: str, password: str, agent: str) -> dict:
@@ -48,24 +57,24 @@ def healthy(cluster: Cluster, name: str) -> dict | None:
 
 
 def test_testdb_keeps_a_thousand_keys_across_a_restart(cluster):
-    password = secrets.token_urlsafe(16)
-    installed = install_testdb(cluster, "keeper", password, "agent-2")
+    name, password = unique("keeper"), secrets.token_urlsafe(16)
+    installed = install_testdb(cluster, name, password, "agent-2")
     assert installed["status"] == "succeeded", installed["error"]
-    first = until(lambda: healthy(cluster, "keeper"), 30, "keeper healthy")
+    first = until(lambda: healthy(cluster, name), 30, f"{name} healthy")
     assert first["agent"] == "agent-2"
     db = TestDb.of(first, password)
-    assert db.ping()
+    assert db.ping() and db.keys() == []   # a new volume: nothing there before
 
     data = sample(KEYS, seed=secrets.token_hex(4))
     db.write(data)
     assert db.checksum() == checksum(data)
     assert dbsize_in_container(cluster.docker("agent-2"), first["container"]) == KEYS
 
-    restarted = cluster.wait(cluster.ops.restart("keeper", actor="test"), timeout=90)
+    restarted = cluster.wait(cluster.ops.restart(name, actor="test"), timeout=90)
     assert restarted["status"] == "succeeded", restarted["error"]
-    second = until(lambda: healthy(cluster, "keeper"), 30, "keeper healthy again")
+    second = until(lambda: healthy(cluster, name), 30, f"{name} healthy again")
     assert second["id"] != first["id"] and second["agent"] == "agent-2"
-    containers = cluster.containers("keeper")
+    containers = cluster.containers(name)
     assert [c.name for c in containers] == [second["container"]]
 
     after = TestDb.of(second, password)
@@ -75,10 +84,10 @@ def test_testdb_keeps_a_thousand_keys_across_a_restart(cluster):
 
 def test_testdb_refuses_a_wrong_password(cluster):
     """The health check and the helper both need the real password (no open server)."""
-    password = secrets.token_urlsafe(16)
-    installed = install_testdb(cluster, "guarded", password, "agent-3")
+    name, password = unique("guarded"), secrets.token_urlsafe(16)
+    installed = install_testdb(cluster, name, password, "agent-3")
     assert installed["status"] == "succeeded", installed["error"]
-    instance = until(lambda: healthy(cluster, "guarded"), 30, "guarded healthy")
+    instance = until(lambda: healthy(cluster, name), 30, f"{name} healthy")
     assert TestDb.of(instance, password).ping()
     assert not TestDb.of(instance, "not-the-password").ping()
 
@@ -102,8 +111,8 @@ def cli_instance(live_server: Any, name: str) -> dict[str, Any]:
     return running[0]
 
 
-def test_testdb_keeps_its_data_across_berth_restart(live_server):
-    name, password = "cli-testdb", secrets.token_urlsafe(16)
+def test_testdb_keeps_its_data_across_berth_restart(live_server, testbed):
+    name, password = unique("cli-testdb"), secrets.token_urlsafe(16)
     options = json.dumps({"auth": {"password": password}})
     installed = berth(live_server, "install", "testdb@1.0.0", "--name", name,
                       "--options", "-", "--constraint", "hostname:LIKE:agent-1", "--wait",
@@ -112,6 +121,7 @@ def test_testdb_keeps_its_data_across_berth_restart(live_server):
         assert installed.returncode == 0, installed.stderr
         first = cli_instance(live_server, name)
         data = sample(KEYS, prefix="cli", seed=secrets.token_hex(4))
+        assert TestDb.of(first, password).keys() == []
         TestDb.of(first, password).write(data)
 
         restarted = berth(live_server, "restart", name, "--wait")
@@ -121,4 +131,6 @@ def test_testdb_keeps_its_data_across_berth_restart(live_server):
         assert TestDb.of(second, password).checksum() == checksum(data)
     finally:
         removed = berth(live_server, "uninstall", name, "--yes", "--wait")
+        remove_volumes([testbed.agent(i) for i in range(1, len(testbed.agents) + 1)],
+                       [f"{name}-data"])
     assert removed.returncode == 0, removed.stderr
