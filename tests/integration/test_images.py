@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from worker.docker_agent import tarball_name
-from worker.testbed.bed import Testbed
-from worker.testbed.images import DIGEST_LABEL, build_images
+from worker.testbed.bed import IMAGES, Testbed
+from worker.testbed.images import DIGEST_LABEL, build_images, find_image_sources
 
 pytestmark = pytest.mark.integration
 
@@ -20,14 +20,23 @@ pytestmark = pytest.mark.integration
 def test_the_bed_holds_the_hello_images_with_the_same_id_on_every_agent(
         testbed: Testbed) -> None:
     assert {"berth/hello:1.0.0", "berth/hello:2.0.0"} <= set(testbed.images)
+    sources = {source.ref: source for source in find_image_sources(IMAGES)}
+    assert set(testbed.images) == set(sources)
     for ref in testbed.images:
         inspected = [testbed.agent(i).api.inspect_image(ref) for i in (1, 2, 3)]
         assert len({raw["Id"] for raw in inspected}) == 1
         config = inspected[0]["Config"]
-        command = ["/bin/start"] if ref.startswith("berth/hello:") else ["/bin/sh"]
-        assert config["Cmd"] == command and "PATH=/bin" in config["Env"]
+        assert config["Cmd"] == list(sources[ref].cmd)
+        assert set(sources[ref].env) <= set(config["Env"])
         assert config["Labels"][DIGEST_LABEL]
+    assert config_of(testbed, "berth/hello:1.0.0")["Cmd"] == ["/bin/start"]
     assert "berth/toolbox:1.0.0" in testbed.images   # the agents' host-folder checks
+    assert "berth/testdb:7" in testbed.images        # the stateful tests' database
+
+
+def config_of(testbed: Testbed, ref: str) -> dict:
+    """The image's config as agent 1's engine reports it."""
+    return testbed.agent(1).api.inspect_image(ref)["Config"]
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The local test bed: real Redis, three Docker engines, the hello images, a worker.
+"""The local test bed: real Redis, three Docker engines, the local images, a worker.
 
 ``Testbed(var_dir, lane=0)`` starts and stops real parts on this machine (see
 ``docs/architecture.md`` and ``shared/TESTBED.md``). Lane ``L`` keeps side-by-side
@@ -19,7 +19,8 @@ server (serve)     ``127.0.0.1:8080`` (lane 0) or ``18080+L``
 
 ``start()`` installs missing Debian packages with apt, stops leftovers of an earlier
 run of the same lane (by pidfile), starts Redis and the engines in parallel, waits
-for each, builds the images under ``universe/images`` and loads them on every agent,
+for each, builds the images under ``universe/images`` (``hello``, the test database
+``testdb``, the ``toolbox``) and loads them on every agent,
 removes stale Berth containers, registers the agents, then starts the worker (and
 the server with ``serve=True``). The state goes to ``var_dir/testbed.json`` so that
 ``Testbed.load(var_dir).stop()`` works from another process. ``stop()`` stops exactly

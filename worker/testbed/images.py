@@ -6,10 +6,13 @@ An image folder ``universe/images/<name>/<tag>/`` holds ``image.json`` and an op
     {"repository": "berth/hello", "tag": "1.0.0",
      "applets": ["sh", "httpd", "echo"],          # busybox applets to link in /bin
      "cmd": ["/bin/start"], "env": ["PATH=/bin"],  # optional: "entrypoint", "workdir",
-     "labels": {"k": "v"}}                         #           "labels"
+     "labels": {"k": "v"},                         #           "labels", "binaries"
+     "binaries": ["/usr/bin/redis-server"]}
 
 The root file system is Debian's static busybox (``/bin/busybox``, package
-``busybox-static``) plus the applet links, with ``rootfs/`` copied over it. It is tarred
+``busybox-static``) plus the applet links, plus each host program named in
+``binaries`` (kept at its own path, symbolic links resolved) with the shared libraries
+``ldd`` names and the dynamic loader, with ``rootfs/`` copied over it. It is tarred
 in memory with fixed owners and times and ``docker import``-ed through the SDK with
 ``CMD``/``ENV``/… changes. A digest of every input is stored as the image label
 ``berth.image.digest``, so an unchanged image is never rebuilt or reloaded, and a
@@ -23,6 +26,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import subprocess
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +38,8 @@ from worker.docker_agent import DockerAgent, tarball_name
 from worker.errors import InvalidRequest
 
 __all__ = ["ImageSource", "load_image_source", "find_image_sources", "build_rootfs",
-           "build_image", "spread_image", "build_images", "BUSYBOX", "DIGEST_LABEL"]
+           "build_image", "spread_image", "build_images", "shared_libraries", "BUSYBOX",
+           "DIGEST_LABEL"]
 
 BUSYBOX = Path("/bin/busybox")
 DIGEST_LABEL = "berth.image.digest"
@@ -54,6 +60,7 @@ class ImageSource:
     env: tuple[str, ...] = ()
     workdir: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    binaries: tuple[str, ...] = ()
 
     @property
     def ref(self) -> str:
@@ -103,7 +110,11 @@ def load_image_source(path: str | Path) -> ImageSource:
         if not isinstance(raw.get(key), str) or not raw.get(key):
             problems.append({"path": f"{file}#/{key}", "message": "required string"})
     lists = {k: _strings(raw.get(k), f"{file}#/{k}", problems)
-             for k in ("applets", "cmd", "entrypoint", "env")}
+             for k in ("applets", "cmd", "entrypoint", "env", "binaries")}
+    for binary in lists["binaries"]:
+        if not binary.startswith("/") or ".." in binary.split("/"):
+            problems.append({"path": f"{file}#/binaries",
+                             "message": f"not an absolute path: {binary!r}"})
     for applet in lists["applets"]:
         if "/" in applet or applet in ("", ".", ".."):
             problems.append({"path": f"{file}#/applets", "message": f"bad applet {applet!r}"})
@@ -135,6 +146,54 @@ def _base_entries(source: ImageSource, busybox: Path) -> dict[str, Entry]:
     return entries
 
 
+_LDD_LINE = re.compile(r"\s*(?:\S+\s+=>\s+)?(/\S+)\s+\(0x[0-9a-f]+\)\s*")
+
+
+def shared_libraries(binary: str) -> list[str]:
+    """The absolute paths ``ldd`` names for ``binary`` (the loader included).
+
+    :raises InvalidRequest: the program is missing, or a library is not found.
+    """
+    if not Path(binary).is_file():
+        raise InvalidRequest(f"{binary}: program not found on this host",
+                             details=[{"path": binary, "message": "install the Debian "
+                                       "package that ships it (see the Makefile)"}])
+    result = subprocess.run(["ldd", binary], capture_output=True, text=True,  # noqa: S607
+                            timeout=30, check=False, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"})
+    missing = [line.strip() for line in result.stdout.splitlines() if "not found" in line]
+    if missing:
+        raise InvalidRequest(f"{binary}: shared libraries not found",
+                             details=[{"path": binary, "message": m} for m in missing])
+    if result.returncode != 0:   # a static program: "not a dynamic executable"
+        return []
+    return [m.group(1) for line in result.stdout.splitlines()
+            if (m := _LDD_LINE.fullmatch(line))]
+
+
+def _parents(name: str) -> list[str]:
+    """``a/b/c`` -> ``["a", "a/b"]``."""
+    parts = name.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _binary_entries(binaries: Sequence[str]) -> dict[str, Entry]:
+    """Host programs at their own paths, their libraries and loader, and their folders.
+
+    Contents are read through symbolic links, so an image gets regular files (Debian's
+    ``redis-server`` is a link to ``redis-check-rdb``, and Redis picks its mode from the
+    name it is started as: the file keeps the name ``redis-server``).
+    """
+    entries: dict[str, Entry] = {}
+    for binary in binaries:
+        for path in [binary, *shared_libraries(binary)]:
+            name = path.lstrip("/")
+            for parent in _parents(name):
+                entries.setdefault(parent, (tarfile.DIRTYPE, 0o755, None, ""))
+            # 0755 for all: the kernel executes the loader itself
+            entries[name] = (tarfile.REGTYPE, 0o755, Path(path).resolve().read_bytes(), "")
+    return entries
+
+
 def _overlay_entries(rootfs: Path) -> dict[str, Entry]:
     """Files, folders and links of the overlay, by relative name.
 
@@ -157,11 +216,15 @@ def _overlay_entries(rootfs: Path) -> dict[str, Entry]:
 
 
 def build_rootfs(source: ImageSource, busybox: Path = BUSYBOX) -> bytes:
-    """The image's root file system as an uncompressed tar (busybox + applets + overlay).
+    """The image's root file system as an uncompressed tar (busybox + applets + host
+    programs with their libraries + overlay).
 
     Owners and times are fixed, so the same inputs give the same bytes.
     """
     entries = _base_entries(source, busybox)
+    for name, entry in _binary_entries(source.binaries).items():
+        if not (entry[0] == tarfile.DIRTYPE and name in entries):
+            entries[name] = entry
     for name, entry in _overlay_entries(source.path / "rootfs").items():
         if not (entry[0] == tarfile.DIRTYPE and name in entries):
             entries[name] = entry

@@ -26,7 +26,8 @@ __all__ = ["TestbedError", "ensure_packages", "spawn", "alive", "terminate", "ki
            "stop_pidfile", "write_pidfile", "wait_for", "redis_ping", "http_answers",
            "log_says", "log_size", "run_cli", "tail"]
 
-PACKAGES = {"dockerd": "docker.io", "redis-server": "redis-server", "busybox": "busybox-static"}
+PACKAGES = {"dockerd": "docker.io", "redis-server": "redis-server", "redis-cli": "redis-tools",
+            "busybox": "busybox-static"}
 
 
 class TestbedError(WorkerError):
