@@ -29,7 +29,7 @@ RUN pip install --no-deps . && chown -R berth /app
 
 # The entrypoint: `server` (default) or `worker`; anything else runs as given.
 RUN printf '%s\n' '#!/bin/sh' 'set -e' 'case "$1" in' \
-  '  server) shift; exec gunicorn server.wsgi:app --bind "0.0.0.0:${BERTH_PORT:-8080}" --workers "${BERTH_WEB_WORKERS:-2}" --threads "${BERTH_WEB_THREADS:-8}" --worker-class gthread --timeout 120 --access-logfile - "$@" ;;' \
+  '  server) shift; exec gunicorn -c python:server.gunicorn_conf server.wsgi:app --bind "0.0.0.0:${BERTH_PORT:-8080}" --access-logfile - "$@" ;;' \
   '  worker) shift; exec python -m worker "$@" ;;' \
   '  *) exec "$@" ;;' 'esac' > /usr/local/bin/berth-entrypoint
 RUN chmod 0755 /usr/local/bin/berth-entrypoint

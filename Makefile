@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 VAR ?= var
 APT_PACKAGES := python3-venv docker.io busybox-static redis-server chromium fonts-liberation \
-                wrk iproute2
+                wrk iproute2 caddy docker-registry redis-sentinel prometheus apache2-utils
 # commands that may come from elsewhere (Node.js's own npm): installed from Debian only if absent
 APT_COMMANDS := npm
 PYTEST_ARGS ?=

@@ -31,10 +31,11 @@ def lane() -> int:
     return int(os.environ.get("BERTH_BENCH_LANE", "7"))
 
 
-def hello_spec(name: str, instances: int, version: str = "1.0.0") -> tuple[dict, dict]:
+def hello_spec(name: str, instances: int, version: str = "1.0.0",
+               **options: Any) -> tuple[dict, dict]:
     repo, _ = load_repository_dir(UNIVERSE, name="universe", priority=100)
     package = Catalog([repo]).resolve("hello", version)
-    spec = render_service(package, resolve_options(package, {}), service_name=name,
+    spec = render_service(package, resolve_options(package, options), service_name=name,
                           instances=instances)
     return ({"name": package.name, "version": package.version,
              "repository": package.repository}, spec)
@@ -53,9 +54,12 @@ class Bed:
     def close(self) -> None:
         self.bed.stop()
 
-    def wait_deployment(self, deployment_id: str, timeout: float = 120) -> dict[str, Any]:
+    def wait_deployment(self, deployment_id: str, timeout: float = 120,
+                        every: float = 0.01) -> dict[str, Any]:
+        """The deployment once it has ended, read every ``every`` seconds."""
         return until(lambda: (lambda d: d if d["status"] not in ("queued", "running")
-                              else None)(self.store.deployments.get(deployment_id)), timeout)
+                              else None)(self.store.deployments.get(deployment_id)), timeout,
+                     every)
 
 
 def until(check: Callable[[], Any], timeout: float, every: float = 0.01) -> Any:

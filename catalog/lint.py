@@ -12,7 +12,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import CatalogError, Problem
+from .errors import CatalogError, PackageInvalid, Problem
+from .generated_secrets import fill_generated, generate_value, mark_problems
 from .model import Package
 from .options import deep_merge, defaults_of, secret_problems
 from .render import compile_template, render_service
@@ -35,13 +36,15 @@ def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
         if "x-secret" in sub and not isinstance(sub["x-secret"], bool):
             found.append({"path": at(file, (*path, "x-secret")), "message": "must be true "
                           "or false"})
+        found.extend(_optional_mark_problems(sub, path, file))
         if sub.get("x-secret") is True and sub.get("default") not in (None, ""):
             found.append({"path": at(file, (*path, "default")), "message": "a secret option "
                           "must not ship a value: every viewer of the package can read its "
                           "default (leave it empty, require it, or generate one in the "
                           "template)"})
-        if "default" not in sub:
-            continue
+        found.extend(_generated_sample_problems(root, sub, path, file))
+        if "default" not in sub or (sub.get("x-generate") and sub["default"] == ""):
+            continue   # (empty is how a generated option says "make one at install")
         for error in root.evolve(schema=sub).iter_errors(sub["default"]):
             if _only_missing_required(error):
                 continue
@@ -49,6 +52,47 @@ def default_problems(schema: Mapping[str, Any], file: str) -> list[Problem]:
             found.append({"path": where, "message": f"the default fails its own schema: "
                                                     f"{error.message}"})
     return found
+
+
+def _optional_mark_problems(sub: Mapping[str, Any], path: tuple[Any, ...],
+                            file: str) -> list[Problem]:
+    """``x-secret-optional`` says why an empty secret is safe (a token the software
+    sends to an outside system that may not need one): a short text, on a secret option
+    that is not also generated."""
+    if "x-secret-optional" not in sub:
+        return []
+    where = at(file, (*path, "x-secret-optional"))
+    reason = sub["x-secret-optional"]
+    if not isinstance(reason, str) or not 10 <= len(reason.strip()) <= 300:
+        return [{"path": where, "message": "must say, in 10 to 300 characters, why the "
+                 "software is safe with this secret left empty"}]
+    if sub.get("x-secret") is not True:
+        return [{"path": where, "message": 'needs "x-secret": true on the same option'}]
+    if "x-generate" in sub:
+        return [{"path": where, "message": "a generated secret is never empty: drop one "
+                 "of x-generate and x-secret-optional"}]
+    return []
+
+
+def _generated_sample_problems(root: Any, sub: Mapping[str, Any], path: tuple[Any, ...],
+                               file: str) -> list[Problem]:
+    """A value made as ``x-generate`` says must pass the option's own schema (a
+    ``maxLength`` or ``pattern`` it cannot meet is found here, not at an install).
+    No RSA key is made for this (it costs a second): a PEM key of 2048 bits is about
+    1700 characters, so only a ``maxLength`` below that is reported."""
+    mark = sub.get("x-generate")
+    if sub.get("x-secret") is not True or not isinstance(mark, Mapping) or mark_problems(mark):
+        return []   # misuse is reported by the load checks
+    where = at(file, (*path, "x-generate"))
+    if mark["kind"] == "rsa-key":
+        least = 1700 * int(mark.get("length") or 2048) // 2048
+        short = isinstance(sub.get("maxLength"), int) and sub["maxLength"] < least
+        return [{"path": where, "message": f"a generated key is about {least} characters: "
+                 "the option's maxLength is too small"}] if short else []
+    sample = generate_value(str(mark["kind"]), mark.get("length"))
+    return [{"path": where, "message": "a generated value fails the option's own schema: "
+             f"{error.validator} {error.validator_value!r}"[:300]}
+            for error in root.evolve(schema=sub).iter_errors(sample)]
 
 
 def file_problems(package: Package, shown: str) -> list[Problem]:
@@ -163,18 +207,28 @@ def _only_missing_required(error: Any) -> bool:
                for k in missing)
 
 
+def _with_generated(package: Package, defaults: dict[str, Any]) -> dict[str, Any]:
+    """The defaults as an install fills them: each empty ``x-generate`` secret made
+    (a misused mark is the load checks' to report: the defaults then stay as they are)."""
+    try:
+        return fill_generated(package, defaults)[0]
+    except PackageInvalid:
+        return defaults
+
+
 def render_problems(package: Package, shown: str, *, check_defaults: bool = True
                     ) -> list[Problem]:
     """Render the template with the defaults to a valid, allowed spec.
 
-    Required options without a default get a placeholder (:func:`placeholders`).
+    Required options without a default get a placeholder (:func:`placeholders`), and
+    empty ``x-generate`` secrets a generated value, as at an install.
     The defaults are checked as options unless ``check_defaults`` is false (their
     own faults are reported already); rendering happens either way, so a broken
     default the template does not use cannot hide a template fault.
     """
     found: list[Problem] = []
     try:
-        defaults = defaults_of(package)
+        defaults = _with_generated(package, defaults_of(package))
         found = _option_problems(package, defaults, shown) if check_defaults else []
         options = deep_merge(defaults, placeholders(package.config_schema))
         render_service(package, options, service_name=package.name)

@@ -10,7 +10,8 @@ Two levels of checking, chosen for what each caller needs:
   files present and within size limits, JSON well-formed, ``package.json`` and
   ``resource.json`` valid against their schemas, name and version equal to their
   folders, semver and ranges valid, the config schema a valid 2020-12 schema with
-  local ``$ref`` s and RE2-compatible patterns, image references pinned. Cheap: one
+  local ``$ref`` s and RE2-compatible patterns, every ``x-generate`` usable
+  (``catalog.generated_secrets``), image references pinned. Cheap: one
   compiled validator per schema, identical files parsed and checked once.
 - **lint** (``lint_package_dir``, ``lint_paths``, ``strict=True``: publishing and
   ``berth lint``) — all of the above, plus every ``default`` valid against its own
@@ -35,6 +36,8 @@ from typing import Any
 
 from .dcos import loader as dcos_loader
 from .errors import PackageInvalid, Problem, RepositoryError, VersionError
+from .generated_secrets import generate_problems
+from .links import credential_problems, link_problems
 from .lint import deep_problems
 from .model import Package
 from .reading import LIMITS, loads_json, read_ahead, read_folder
@@ -100,6 +103,9 @@ def _check_doc(kind: str, doc: Any) -> list[Problem]:
         problems = check_schema(doc)
         if isinstance(doc, dict) and doc.get("type", "object") != "object":
             problems.append(_problem("#/type", "the options schema must have type 'object'"))
+        if not problems:
+            problems.extend(_problem("#" + loc, why) for loc, why in generate_problems(doc))
+            problems.extend(_problem("#" + loc, why) for loc, why in link_problems(doc))
         return problems
     problems = builtin(kind.removesuffix(".json")).problems(doc, "")
     if kind == "resource.json" and not problems:
@@ -175,7 +181,7 @@ def package_from_files(meta: dict[str, Any], config: dict[str, Any],
         upgrades_from=meta.get("upgradesFrom"), min_berth_version=meta.get("minBerthVersion"),
         upstream_version=meta.get("upstreamVersion"), config_schema=config,
         resource=resource, template=template, readme=readme, format="berth",
-        repository=repository, path=path, files=files,
+        repository=repository, path=path, files=files, tests=meta.get("tests"),
     )
 
 
@@ -339,10 +345,26 @@ def load_repository_dir(path: str | os.PathLike[str], *, name: str, priority: in
     problems: list[Problem] = []
     folders = _version_folders(root, _subfolders(root), problems)
     _load_folders(folders, repository=name, strict=strict, into=packages, problems=problems)
+    if strict:
+        problems.extend(_handover_problems(packages))
     repo = Repository(name=name, priority=priority, kind=kind,  # type: ignore[arg-type]
                       location=os.path.abspath(shown), packages=tuple(packages),
                       problems=tuple(problems))
     return repo, problems
+
+
+def _handover_problems(packages: list[Package]) -> list[Problem]:
+    """Credentials a link asks for that are no secret of the linked package, where that
+    package is in the same repository (``catalog.links.credential_problems``)."""
+    schemas: dict[str, list[Any]] = {}
+    for package in packages:
+        schemas.setdefault(package.name, []).append(package.config_schema)
+    found: list[Problem] = []
+    for package in packages:
+        file = os.path.join(os.fspath(package.path or package.name), "config.json")
+        found.extend(_problem(f"{file}#{loc}", why) for loc, why in credential_problems(
+            package.config_schema, lambda name: schemas.get(name, [])))
+    return found
 
 
 def _kind_of(path: str) -> str:

@@ -66,6 +66,7 @@ class Package:
     unsupported: tuple[str, ...] = ()
     yanked: str | None = None
     files: Mapping[str, bytes] | None = None
+    tests: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.order is None:
@@ -176,6 +177,7 @@ class Package:
             "postUninstallNotes": self.post_uninstall_notes,
             "upgradesFrom": self.upgrades_from,
             "minBerthVersion": self.min_berth_version,
+            "tests": self.tests,
             "config": self.config_schema,
             "resource": self.resource,
             "images": self.images,

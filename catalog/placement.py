@@ -17,8 +17,18 @@ any attribute, ``hostname`` included), as in Marathon:
 - ``MAX_PER n``        at most ``n`` instances per value of the attribute.
 
 An agent lacking an attribute that ``UNIQUE``, ``CLUSTER``, ``GROUP_BY``, ``LIKE`` or
-``MAX_PER`` names does not qualify. Regexes run on RE2 where it is installed (linear
-time: a package cannot stall the scheduler).
+``MAX_PER`` names does not qualify.
+
+Named volumes add an implicit rule: Docker names a volume by the spec alone, so two
+instances on one agent would mount the same volume (two databases on one data
+directory). A spec with named volumes therefore gets at most one instance per agent, as
+if it said ``[hostname, UNIQUE]`` on the agent itself — unless every named volume says
+``"shared": true`` (software that coordinates access itself). See
+:func:`exclusive_volumes`; ``place(..., mounted=...)`` also keeps new instances off the
+agents where instances outside ``existing`` (an older generation) mount the volumes.
+
+Regexes run on RE2 where it is installed (linear time: a package cannot stall the
+scheduler).
 
 Cost: agents are filtered once per call, then kept in one heap per ``GROUP_BY`` group
 keyed by (instances of this service, -free memory); placing an instance touches one
@@ -37,11 +47,22 @@ import re2  # linear-time regexes for LIKE / UNLIKE (google-re2 is a Berth depen
 
 from .errors import PlacementError
 
-__all__ = ["AgentView", "PlacementRequest", "Placement", "place", "OPERATORS"]
+__all__ = ["AgentView", "PlacementRequest", "Placement", "place", "exclusive_volumes",
+           "OPERATORS"]
 
 OPERATORS = ("UNIQUE", "CLUSTER", "GROUP_BY", "LIKE", "UNLIKE", "MAX_PER")
 EPSILON = 1e-9
 MAX_REASONS = 100
+
+
+def exclusive_volumes(spec: Mapping[str, Any]) -> tuple[str, ...]:
+    """The named volumes of ``spec`` that allow only one of its instances per agent.
+
+    Every named volume not marked ``"shared": true``; none when all of them are shared
+    (or there are none). Host folders are left out: a spec names them on purpose.
+    """
+    return tuple(str(v["name"]) for v in spec.get("volumes") or []
+                 if v.get("name") and not v.get("shared"))
 
 
 @dataclass(frozen=True)
@@ -69,16 +90,20 @@ class PlacementRequest:
     fixed_ports: tuple[int, ...] = ()             # host ports the spec fixes (non-zero)
     constraints: tuple[tuple[str, ...], ...] = ()
     port_layout: tuple[int, ...] = ()             # each spec port's hostPort (0 = assign)
+    exclusive: tuple[str, ...] = ()               # volumes: one instance per agent
+    service: str = ""                             # its name, for the error messages
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], count: int) -> PlacementRequest:
+    def from_spec(cls, spec: Mapping[str, Any], count: int,
+                  service: str = "") -> PlacementRequest:
         """The request for ``count`` instances of a validated service spec."""
         layout = tuple(int(p.get("hostPort") or 0) for p in spec.get("ports") or [])
         return cls(count=count, cpus=float(spec.get("cpus") or 0),
                    mem=int(spec.get("mem") or 0), ports=sum(1 for p in layout if p == 0),
                    fixed_ports=tuple(p for p in layout if p), port_layout=layout,
                    constraints=tuple(tuple(str(x) for x in c)
-                                     for c in spec.get("constraints") or ()))
+                                     for c in spec.get("constraints") or ()),
+                   exclusive=exclusive_volumes(spec), service=service)
 
 
 @dataclass(frozen=True)
@@ -246,14 +271,20 @@ class _Placer:
     """One call of :func:`place`: the agents, their heaps and the running counts."""
 
     def __init__(self, request: PlacementRequest, agents: Sequence[AgentView],
-                 existing: Iterable[tuple[str, Mapping[str, str]]]) -> None:
+                 existing: Iterable[tuple[str, Mapping[str, str]]],
+                 mounted: Iterable[str] = ()) -> None:
         self.request = request
         self.rules = _parse_rules(request.constraints)
         self.per_agent: Counter[str] = Counter()
         self.counts: dict[str, Counter[str]] = {a: Counter() for a in self.rules.counted}
         self.cluster = dict(self.rules.cluster)
+        self.existing = 0
         for agent_id, attrs in existing:
             self._count(agent_id, attrs)
+            self.existing += 1
+        self.holders = set(self.per_agent)   # agents running an instance that stays
+        self.mounted = set(mounted) if request.exclusive else set()
+        self.crowded = False                 # the volume rule turned an agent down
         self.rejected: dict[str, str] = {}
         self.states: dict[str, _AgentState] = {}
         self.groups: dict[tuple[str, ...], list[tuple[int, int, str, int]]] = {}
@@ -299,8 +330,21 @@ class _Placer:
         return min(live, key=lambda g: ([self.counts[a][v] for a, v in zip(attrs, g,
                                                                            strict=True)], g))
 
+    def _volume_reason(self, agent: AgentView) -> str | None:
+        """Why the one-instance-per-agent rule of named volumes rules the agent out."""
+        if not self.request.exclusive:
+            return None
+        if not self.per_agent[agent.id] and agent.id not in self.mounted:
+            return None
+        self.crowded = True
+        return (f"already runs an instance of {self.request.service or 'the service'} "
+                f"(each mounts {_volume_words(self.request.exclusive)})")
+
     def _dynamic_reason(self, agent: AgentView) -> str | None:
         """Why a constraint now rules the agent out for good (counts only grow)."""
+        volume = self._volume_reason(agent)
+        if volume:
+            return volume
         attrs = agent.attributes
         for attr in self.rules.unique:
             if self.counts[attr][attrs[attr]]:
@@ -358,26 +402,67 @@ class _Placer:
                                                 "message": f"… and {more} more agents"}]
         if not self.agents:
             details = [{"path": "agents", "message": "no agents are registered"}]
+        crowded = self._crowded_failure(details)
+        if crowded is not None:
+            return crowded
         return PlacementError(
             f"not enough capacity: {placed} of {request.count} instances "
             f"({request.cpus:g} cpus, {request.mem} MiB, {request.ports + len(request.fixed_ports)}"
             f" ports each) could be placed", details=details,
             hint="add agents, free capacity, or relax the constraints")
 
+    def _crowded_failure(self, details: list[dict[str, str]]) -> PlacementError | None:
+        """The answer when one instance per agent (named volumes) is what does not fit:
+        "4 instances of db need 4 agents: each mounts volume db-data; 3 agents can take
+        one" — or None when the volume rule is not why placement failed."""
+        request = self.request
+        if not self.crowded:
+            return None
+        needed = self.existing + request.count
+        able = len(self.holders) + sum(
+            1 for a in self.agents if a.id not in self.holders and a.id not in self.mounted
+            and _static_reason(a, self.rules, request) is None)
+        if able >= needed:
+            return None   # enough agents for one each: another reason is to blame
+        name = request.service or "the service"
+        busy = sum(1 for a in self.agents if a.id in self.mounted and a.id not in self.holders)
+        older = (f" ({_plural(busy, 'more agent')} still run{'s' if busy == 1 else ''} "
+                 f"an instance on its way out)") if busy else ""
+        return PlacementError(
+            f"{_plural(needed, 'instance')} of {name} need{'s' if needed == 1 else ''} "
+            f"{_plural(needed, 'agent')}: each mounts {_volume_words(request.exclusive)}; "
+            f"{_plural(able, 'agent')} can take one{older}",
+            details=details,
+            hint="add agents, run fewer instances, or mark the volumes \"shared\": true "
+                 "if the software coordinates access to them itself")
+
+
+def _plural(count: int, noun: str) -> str:
+    """``1 agent``, ``3 agents``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _volume_words(names: Sequence[str]) -> str:
+    """``volume web-data`` or ``volumes a, b``."""
+    return f"volume{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
 
 def place(request: PlacementRequest, agents: Sequence[AgentView],
-          existing: Iterable[tuple[str, Mapping[str, str]]] = ()) -> tuple[Placement, ...]:
+          existing: Iterable[tuple[str, Mapping[str, str]]] = (),
+          mounted: Iterable[str] = ()) -> tuple[Placement, ...]:
     """Place ``request.count`` new instances; all of them or none.
 
     ``existing`` lists ``(agent_id, attributes)`` of the service's instances that stay,
-    so spreading and constraints count them.
+    so spreading and constraints count them. ``mounted`` names agents where other
+    instances of the service (an older generation, ones on their way out) still mount
+    its volumes: with ``request.exclusive`` no new instance goes there either.
 
     :raises PlacementError: when not all fit (``details`` say why, agent by agent) or a
         constraint is malformed.
     """
     if request.count < 0 or request.cpus < 0 or request.mem < 0 or request.ports < 0:
         raise PlacementError("invalid placement request: negative count or size")
-    placer = _Placer(request, agents, existing)
+    placer = _Placer(request, agents, existing, mounted)
     placements: list[Placement] = []
     while len(placements) < request.count:
         placement = placer.next_placement()

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -30,6 +30,7 @@ from jinja2 import Template, TemplateSyntaxError
 
 from .dcos.render import render_dcos_service
 from .errors import CatalogError, PackageInvalid, RenderError
+from .links import links_context, spec_links
 from .model import Package
 from .reading import loads_json
 from .sandbox import TEMPLATE_FILE, BerthSandbox, LimitExceeded, Limits, limited
@@ -160,10 +161,13 @@ class ServiceName(str):
 
 
 def template_context(package: Package, options: Mapping[str, Any],
-                     service_name: str) -> dict[str, Any]:
-    """What a template sees: ``options``, ``resource``, ``package``, ``service``."""
+                     service_name: str, handover: Collection[str] = ()) -> dict[str, Any]:
+    """What a template sees: ``options``, ``resource``, ``package``, ``service`` and
+    ``links`` (the linked services' names and placeholders, ``catalog.links``; the
+    credentials' placeholders only for the options in ``handover``)."""
     return {
         "options": options,
+        "links": links_context(package.config_schema, options, handover),
         "resource": package.resource,
         "package": {"name": package.name, "version": package.version,
                     "title": package.title, "maintainer": package.maintainer,
@@ -187,10 +191,10 @@ def _parse(text: str, file: str) -> Any:
 
 
 def _render_native(package: Package, options: Mapping[str, Any], service_name: str,
-                   renderer: Renderer | None) -> Any:
+                   renderer: Renderer | None, handover: Collection[str] = ()) -> Any:
     render = renderer or _RENDERER.get() or _in_process
-    text = render(package.template, template_context(package, options, service_name),
-                  TEMPLATE_NAME)
+    text = render(package.template,
+                  template_context(package, options, service_name, handover), TEMPLATE_NAME)
     return _parse(text, TEMPLATE_NAME)
 
 
@@ -204,8 +208,13 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
                    allowed_host_paths: Sequence[str] = DEFAULT_ALLOWED_HOST_PATHS,
                    container: ContainerPolicy = NO_SITE_POLICY,
                    readonly_host_paths: Sequence[str] = (),
-                   renderer: Renderer | None = None) -> dict[str, Any]:
+                   renderer: Renderer | None = None, handover: Collection[str] = (),
+                   linked_packages: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The service spec of ``package`` with resolved ``options``.
+
+    ``handover`` names the linked options whose credentials the admin confirmed
+    handing over; ``linked_packages`` (option → the linked service's package) picks the
+    port of a mark that names several packages (``catalog.links``).
 
     ``allowed_host_paths`` and ``container`` are the admin's policy
     (:func:`catalog.spec.check_policy`); without ``container``, no site policy applies.
@@ -222,12 +231,19 @@ def render_service(package: Package, options: Mapping[str, Any], *, service_name
                              package=package.name, version=package.version,
                              details=[{"path": "package", "message": r}
                                      for r in package.unsupported])
-    render = _render_dcos if package.format == "dcos" else _render_native
-    spec = render(package, options, service_name, renderer)
+    if package.format == "dcos":
+        spec = _render_dcos(package, options, service_name, renderer)
+    else:
+        spec = _render_native(package, options, service_name, renderer, handover)
     if not isinstance(spec, dict):
         raise _error("the template must render a JSON object", TEMPLATE_NAME)
     if instances is not None:
         spec["instances"] = instances
+    links = (spec_links(package.config_schema, options, handover, linked_packages)
+             if package.format != "dcos" else [])
+    spec.pop("links", None)   # only the marks say what a service links to
+    if links:
+        spec["links"] = [dict(link) for link in links]
     extra = [list(c) for c in constraints]
     if extra:
         spec["constraints"] = list(spec.get("constraints") or []) + extra

@@ -26,7 +26,8 @@ from typing import Any
 from .errors import PackageInvalid
 from .model import Package
 
-__all__ = ["MASK", "secret_paths", "secret_problems", "package_secret_paths", "mask_secrets",
+__all__ = ["MASK", "secret_paths", "secret_nodes", "secret_problems", "package_secret_paths",
+           "mask_secrets",
            "apply_at_paths", "values_at_paths", "path_text", "path_parts", "covers"]
 
 MASK = "********"
@@ -72,6 +73,7 @@ class _SecretWalk:
     def __init__(self, root: Mapping[str, Any]) -> None:
         self.root = root
         self.paths: list[tuple[str, ...]] = []
+        self.found: list[tuple[tuple[str, ...], str, Mapping[str, Any]]] = []
         self.reached: set[str] = set()
         self.problems: list[tuple[str, str]] = []
         self._seen: set[tuple[str, tuple[str, ...]]] = set()
@@ -105,6 +107,7 @@ class _SecretWalk:
                 self.walk(target[1], target[0], path, stack)
         if node.get("x-secret") is True:
             self.paths.append(path)
+            self.found.append((path, loc, node))
             self.reached.add(loc)
             return
         self._members(node, loc, path, stack)
@@ -178,6 +181,13 @@ def _secret_marks(node: Any, loc: str = "") -> Iterator[str]:
     elif isinstance(node, list):
         for index, sub in enumerate(node):
             yield from _secret_marks(sub, f"{loc}/{index}")
+
+
+def secret_nodes(schema: Mapping[str, Any]
+                 ) -> list[tuple[tuple[str, ...], str, Mapping[str, Any]]]:
+    """``(option path, location in the schema, the option's schema)`` of every secret
+    option Berth can name (what :func:`secret_paths` lists, with where it was found)."""
+    return _SecretWalk(schema).run().found if isinstance(schema, Mapping) else []
 
 
 def secret_paths(schema: Mapping[str, Any]) -> Iterator[tuple[str, ...]]:

@@ -88,17 +88,42 @@ SETTINGS: tuple[Setting, ...] = (
     # where the state lives -------------------------------------------------------------
     _s("BERTH_REDIS_URL", str, "redis://127.0.0.1:6379/0",
        "state store: `redis://:PASSWORD@host:6379/0`, `rediss://…` (TLS, below), "
-       "`unix:///path?password=…`. For Sentinel, point at a proxy or use a Redis URL your "
-       "Sentinel setup exposes (e.g. HAProxy in front of the master)", *_BOTH),
+       "`unix:///path?password=…`. For Sentinel, see `BERTH_REDIS_SENTINELS`", *_BOTH),
     _s("BERTH_REDIS_PREFIX", str, "berth:",
        "key prefix of every state record: several Berths may share one Redis. Set it the "
        "same on every server and worker of one Berth", *_BOTH, attr="prefix"),
     _s("BERTH_BROKER_URL", str, "",
-       "Celery broker; may be a separate Redis (or `sentinel://…;sentinel://…` with "
-       "Celery's transport options)", *_BOTH, shown="the Redis URL"),
+       "Celery broker; may be a separate Redis. With `BERTH_REDIS_SENTINELS` the broker is "
+       "the Sentinels' master (`sentinel://` transport) and this is not used", *_BOTH,
+       shown="the Redis URL"),
     _s("BERTH_REDIS_TIMEOUT", float, 2.0,
        "socket timeout for Redis: a dead Redis is answered 503 within this", *_SERVER,
        shown="2 s"),
+    _s("BERTH_REDIS_SENTINELS", str, "",
+       "Redis through Sentinel: `host:port,host:port,…` of the Sentinels (three or more). "
+       "Then `BERTH_REDIS_URL` is not used: the servers, the workers and the broker ask the "
+       "Sentinels for the master of `BERTH_REDIS_MASTER` and follow a failover by themselves",
+       *_BOTH, shown="none: `BERTH_REDIS_URL`"),
+    _s("BERTH_REDIS_MASTER", str, "berth",
+       "with Sentinel: the name the Sentinels monitor the master under", *_BOTH),
+    _s("BERTH_REDIS_SENTINEL_PASSWORD", str, "",
+       "with Sentinel: the Sentinels' own password (`requirepass` of sentinel.conf)", *_BOTH),
+    _s("BERTH_REDIS_TLS_CA", str, "",
+       "with Sentinel: TLS to the Sentinels and the Redis servers, checked against this CA "
+       "file (without Sentinel, use a `rediss://` URL)", *_BOTH),
+    _s("BERTH_REDIS_TLS_CERT", str, "",
+       "with Sentinel and TLS: a client certificate (and `BERTH_REDIS_TLS_KEY`) when Redis "
+       "asks for one (`tls-auth-clients yes`)", *_BOTH),
+    _s("BERTH_REDIS_TLS_KEY", str, "",
+       "the key of `BERTH_REDIS_TLS_CERT`", *_BOTH),
+    _s("BERTH_REDIS_MIN_REPLICAS", int, -1,
+       "replicas that must hold a change before it is acknowledged (`WAIT`): an install, "
+       "scale, upgrade, uninstall, published bundle or repository change is answered 202/201 "
+       "only then, else 503 (the change may or may not stay: read before retrying). `-1`: 1 "
+       "with Sentinel, 0 without", *_BOTH, shown="1 with Sentinel, else 0"),
+    _s("BERTH_REDIS_WAIT_TIMEOUT", float, 1.0,
+       "how long a write waits for `BERTH_REDIS_MIN_REPLICAS` replicas (keep it below "
+       "`BERTH_REDIS_TIMEOUT`)", *_BOTH, shown="1 s", minimum=0),
     # keys --------------------------------------------------------------------------------
     _s("BERTH_SECRET_KEY", str, "",
        "signs session cookies and CSRF tokens. **Set it** in production (48+ random bytes) "
@@ -142,6 +167,9 @@ SETTINGS: tuple[Setting, ...] = (
        *_SERVER),
     _s("BERTH_LOG_TAIL_MAX", int, 10000,
        "most log lines one logs request may ask for", *_SERVER),
+    _s("BERTH_ENDPOINTS_WAIT_MAX", float, 30.0,
+       "longest `?wait=` of an endpoints request (a long poll for a change)", *_SERVER,
+       shown="30 s", minimum=0),
     # repositories --------------------------------------------------------------------------
     _s("BERTH_UNIVERSE_DIR", str, "",
        "the builtin repository", "server", "client", shown="the shipped `universe/`"),
@@ -208,6 +236,20 @@ SETTINGS: tuple[Setting, ...] = (
        "image tarballs for agents with no registry", "worker"),
     _s("BERTH_DOCKER_TIMEOUT", float, 10.0, "timeout of one Docker API call", "worker",
        shown="10 s", minimum=0),
+    _s("BERTH_IMAGE_PEER_COPY", bool, True,
+       "when a pull fails, copy the image from another agent that has it (`docker save` "
+       "into `docker load`); `false` leaves images to the registry and `BERTH_IMAGE_DIR`",
+       "worker"),
+    _s("BERTH_BACKUP_AGENT", str, "",
+       "the agent whose named volume `BERTH_BACKUP_VOLUME` is the backup store: each backup "
+       "is kept as files under `<store>/<backup-id>/<volume>/`, streamed engine to engine by "
+       "the workers (never through the server)", *_BOTH),
+    _s("BERTH_BACKUP_VOLUME", str, "berth-backups",
+       "the named volume on `BERTH_BACKUP_AGENT` that holds the backups", *_BOTH),
+    _s("BERTH_BACKUP_DIR", str, "",
+       "instead of a backup agent: a directory every worker (and, for downloads, every "
+       "server) shares, e.g. an NFS mount; each backed-up volume is kept as "
+       "`<dir>/<backup-id>/<volume>/volume.tar`", *_BOTH),
     # the workers' timing -------------------------------------------------------------------
     _s("BERTH_UNREACHABLE_TIMEOUT", float, 30.0,
        "an agent silent this long is unreachable and its instances are moved", "worker",
@@ -250,6 +292,23 @@ SETTINGS: tuple[Setting, ...] = (
        attr="concurrency"),
     _s("BERTH_WATCH_EVENTS", bool, True,
        "follow the agents' Docker events for fast replacement", "worker"),
+    _s("BERTH_DRAIN_DELAY", float, 2.0,
+       "a serving instance leaves its service's endpoints this long before a scale-down "
+       "or an upgrade stops it (proxies drop it and finish its requests first)", "worker",
+       shown="2 s", minimum=0),
+    _s("BERTH_PROXY_RESYNC_INTERVAL", float, 10.0,
+       "how often every registered proxy's configuration is compared with the routes and "
+       "loaded again when it differs (a restarted Caddy gets its routes back)", "worker",
+       shown="10 s", minimum=0),
+    _s("BERTH_PROXY_TIMEOUT", float, 5.0,
+       "timeout of one request to a proxy's admin API", "worker", shown="5 s", minimum=0),
+    _s("BERTH_WORKER_FAST_CONCURRENCY", int, 16,
+       "threads of the fast Celery worker of `python -m worker`: it takes only "
+       "`berth.reconcile_service` (a dead or unhealthy instance replaced), from a queue of "
+       "its own, so a recovery never waits behind periodic passes, and recoveries mostly "
+       "wait on Docker and health checks, so threads let many services recover at once "
+       "(no task time limit on threads); 0: none (the main processes take it then)",
+       "worker", attr="fast_concurrency", minimum=0),
     # the CLI and the image -----------------------------------------------------------------
     _s("BERTH_URL", str, "http://127.0.0.1:8080",
        "the server the `berth` CLI talks to (else the saved login)", "client",
@@ -261,10 +320,14 @@ SETTINGS: tuple[Setting, ...] = (
        "three local engines", "dev"),
     _s("BERTH_PORT", int, 8080, "the port the image's server listens on", "image"),
     _s("BERTH_WEB_WORKERS", int, 2, "gunicorn processes of the image's server", "image"),
-    _s("BERTH_WEB_THREADS", int, 8, "threads of each gunicorn process", "image"),
+    _s("BERTH_WEB_THREADS", int, 64,
+       "threads of each gunicorn process (`server/gunicorn_conf.py`); each open `/events` "
+       "stream holds one while it waits", "image"),
     _s("BERTH_REDIS_PASSWORD", str, "",
-       "`docker-compose.yml`: the Redis password, put into every Berth URL (keep it "
-       "URL-safe)", "image", shown="none: compose refuses to start"),
+       "the Redis servers' password: with `BERTH_REDIS_SENTINELS`, what the servers and "
+       "workers send to the master (without Sentinel the URL carries it); "
+       "`docker-compose.yml` puts it into every Berth URL (keep it URL-safe)",
+       "server", "worker", "image", shown="none (compose refuses to start without it)"),
     _s("BERTH_AGENT_TLS_HOST_DIR", str, "./agents-tls",
        "`docker-compose.yml`: the host folder mounted read-only as `BERTH_AGENT_TLS_DIR`",
        "image"),

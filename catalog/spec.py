@@ -93,6 +93,9 @@ def _semantic_problems(spec: Mapping[str, Any]) -> list[Problem]:
             found.append(_p(["ports", i, "hostPort"], f"host port {number} is used twice"))
         fixed |= hosts
     found.extend(_health_problems(spec.get("healthCheck"), names))
+    for i, route in enumerate(spec.get("expose") or []):
+        if route["portName"] not in names:
+            found.append(_p(["expose", i, "portName"], f"no port is named {route['portName']!r}"))
     paths: set[str] = set()
     for i, volume in enumerate(spec.get("volumes", [])):
         target = posixpath.normpath(volume["containerPath"])

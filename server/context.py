@@ -25,7 +25,7 @@ from catalog.sandbox import Limits
 from worker.celery_app import create_celery
 from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
-from worker.store import RedisState, Store
+from worker.store import Durability, RedisEndpoint, RedisState, Store
 
 from .application import Application
 from .catalog_cache import CatalogCache
@@ -52,7 +52,7 @@ class Berth:
         """The Redis client, with short socket timeouts so a dead Redis answers 503 fast."""
         if self._redis_client is not None:
             return self._redis_client
-        return connect_redis(self.settings.redis_url, self.settings.redis_timeout)
+        return connect_redis(self.settings.redis_endpoint, self.settings.redis_timeout)
 
     @cached_property
     def events_redis(self) -> Any:
@@ -66,14 +66,17 @@ class Berth:
         if self._redis_client is not None:
             return self._redis_client
         block = self.settings.events_block_ms / 1000
-        return connect_redis(self.settings.redis_url, self.settings.redis_timeout,
+        return connect_redis(self.settings.redis_endpoint, self.settings.redis_timeout,
                              read_timeout=block + self.settings.redis_timeout)
 
     @cached_property
     def store(self) -> Any:
         """The state store (``worker.store.Store``) on :attr:`redis`, under the records'
-        key prefix (``BERTH_REDIS_PREFIX``, the same as the workers')."""
-        return Store(self.redis, prefix=self.settings.prefix)
+        key prefix (``BERTH_REDIS_PREFIX``, the same as the workers'). Its writes are
+        confirmed on ``BERTH_REDIS_MIN_REPLICAS`` replicas before they return, so a
+        202 is only sent for a change a failover keeps (else ``NotDurable``: 503)."""
+        return Store(self.redis, prefix=self.settings.prefix,
+                     durability=Durability.of(self.settings))
 
     @cached_property
     def events_state(self) -> RedisState:
@@ -151,26 +154,35 @@ class Berth:
 def _worker_settings(cls: Any, settings: Settings) -> Any:
     """Worker settings for the task-sending Celery app: the server's own Redis, broker
     and key prefix (the settings both parts read, from the one table)."""
-    return cls(redis_url=settings.redis_url, broker_url=settings.broker,
-               prefix=settings.prefix, data_key=settings.data_key)
+    shared = {f: getattr(settings, f) for f in _REDIS_FIELDS}
+    return cls(broker_url=settings.broker_url, prefix=settings.prefix,
+               data_key=settings.data_key, **shared)
 
 
-def connect_redis(url: str, timeout: float, *, read_timeout: float | None = None) -> Any:
+# where the state Redis is: the server's Celery app must find the same broker
+_REDIS_FIELDS = ("redis_url", "redis_sentinels", "redis_master", "redis_password",
+                 "redis_sentinel_password", "redis_tls_ca", "redis_tls_cert",
+                 "redis_tls_key", "redis_min_replicas", "redis_wait_timeout")
+
+
+def connect_redis(where: str | RedisEndpoint, timeout: float, *,
+                  read_timeout: float | None = None) -> Any:
     """A redis-py client whose calls fail within ``timeout`` when Redis is away.
 
-    redis-py retries failed commands with exponential backoff by default; the server
-    wants one quick retry (a dropped connection after a Redis restart) and then an
-    error it can answer as 503. ``read_timeout`` (default ``timeout``) is for clients
-    whose commands block on purpose (``XREAD BLOCK``).
+    ``where`` is a URL or a :class:`RedisEndpoint` (Sentinel). redis-py retries failed
+    commands with exponential backoff by default; the server wants one quick retry (a
+    dropped connection after a Redis restart, or the first command after a failover,
+    which asks the Sentinels again) and then an error it can answer as 503.
+    ``read_timeout`` (default ``timeout``) is for clients whose commands block on
+    purpose (``XREAD BLOCK``).
     """
-    client = RedisState.connect(url)
-    kwargs = client.connection_pool.connection_kwargs
+    endpoint = RedisEndpoint(where) if isinstance(where, str) else where
+    client = endpoint.client(socket_timeout=read_timeout or timeout, connect_timeout=timeout,
+                             retry=Retry(NoBackoff(), 1))
     if client.connection_pool.connection_class is redis.UnixDomainSocketConnection:
+        kwargs = client.connection_pool.connection_kwargs
         kwargs.pop("socket_keepalive", None)  # TCP-only option
         kwargs.pop("socket_keepalive_options", None)
-    kwargs["socket_timeout"] = read_timeout or timeout
-    kwargs["socket_connect_timeout"] = timeout
-    client.set_retry(Retry(NoBackoff(), 1))
     return client
 
 

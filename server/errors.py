@@ -61,6 +61,7 @@ STATUS: tuple[tuple[type[BerthError], int], ...] = (
     (we.ContainerError, 502),   # the engine refused or failed a container call
     (we.HostPathUnsafe, 409),   # the agent's folder is a link: a conflict, not an outage
     (DataKeyError, 503),        # the data key is missing or not the one that sealed a value
+    (we.NotDurable, 503),       # too few replicas took the write in time: not acknowledged
     (ce.NotFound, 404),
     (we.NotFound, 404),
     (ce.InvalidInput, 422),
@@ -78,8 +79,8 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
                413: "too_large", 415: "unsupported_media_type", 422: "invalid",
                429: "too_many_requests", 500: "internal", 503: "unavailable"}
 _BACKEND_DOWN: tuple[type[BaseException], ...] = (
-    redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError,
-    OperationalError)
+    redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError, ConnectionError,
+    TimeoutError, OperationalError)
 
 
 def status_for(error: BaseException) -> int:

@@ -28,6 +28,8 @@ def masked_record(record: Mapping[str, Any]) -> dict[str, Any]:
     show as the mask; they are never opened for a view.
     """
     record = dict(record)
+    if "generated_secrets" in record:  # the values Berth made: their paths show, never them
+        record["generated_secrets"] = {path: MASK for path in record["generated_secrets"] or {}}
     options = record.get("options") or {}
     if "secret_paths" not in record:  # written before records kept their paths
         record["options"] = mask_all(options)

@@ -17,6 +17,7 @@ from typing import Any
 from catalog.settings_table import ROLES, SettingsError, default, read
 from worker.repository_fetcher import RemotePolicy
 from worker.settings import SharedSettings
+from worker.store import Durability
 from worker.store.crypto import DataKeyError, DataKeys
 
 __all__ = ["ROLES", "Settings", "SettingsError", "require_data_key"]
@@ -42,6 +43,7 @@ class Settings(SharedSettings):
     events_max: int = default("BERTH_EVENTS_MAX")
     events_block_ms: int = default("BERTH_EVENTS_BLOCK_MS")
     log_tail_max: int = default("BERTH_LOG_TAIL_MAX")
+    endpoints_wait_max: float = default("BERTH_ENDPOINTS_WAIT_MAX")
     render_workers: int = default("BERTH_RENDER_WORKERS")
     render_memory_mb: int = default("BERTH_RENDER_MEMORY_MB")
     render_seconds: float = default("BERTH_RENDER_SECONDS")
@@ -81,6 +83,10 @@ class Settings(SharedSettings):
             raise SettingsError("BERTH_MAX_BODY must be a positive number of bytes")
         if self.redis_timeout <= 0:
             raise SettingsError("BERTH_REDIS_TIMEOUT must be positive")
+        if Durability.of(self).replicas and self.redis_wait_timeout >= self.redis_timeout:
+            raise SettingsError("BERTH_REDIS_WAIT_TIMEOUT must be below BERTH_REDIS_TIMEOUT "
+                                "(a write waiting for replicas would time out as a dead "
+                                "Redis otherwise)")
         if self.events_block_ms <= 0:
             raise SettingsError("BERTH_EVENTS_BLOCK_MS must be a positive number of ms")
         self.check_shared()

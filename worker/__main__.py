@@ -1,9 +1,12 @@
 """``python -m worker``: a Celery worker with Berth's schedule and Docker-events watcher.
 
-``python -m worker`` supervises two children that die with it and are restarted
+``python -m worker`` supervises children that die with it and are restarted
 when they exit: the Celery worker (``python -m worker celery``: prefork pool,
-``BERTH_WORKER_CONCURRENCY`` processes) and the watcher (``python -m worker watch``:
-schedule, Docker events, health checks). Settings come from ``BERTH_…``
+``BERTH_WORKER_CONCURRENCY`` processes, the default queue and the fast one), the fast
+Celery worker (``python -m worker fast``: ``BERTH_WORKER_FAST_CONCURRENCY`` threads
+on the fast queue only, so a killed instance's recovery never waits behind a periodic
+pass and many services recover at once; not started when that is 0) and the watcher
+(``python -m worker watch``: schedule, Docker events, health checks). Settings come from ``BERTH_…``
 variables (:mod:`worker.settings`); logs go to stderr. Without ``BERTH_DATA_KEY`` (the
 key that opens secret option values) it refuses to start.
 
@@ -24,7 +27,7 @@ from typing import Any
 
 from celery.signals import after_setup_logger
 
-from .celery_app import create_celery, die_with_parent
+from .celery_app import DEFAULT_QUEUE, FAST_QUEUE, create_celery, die_with_parent
 from .settings import WorkerSettings
 from .store import Store
 from .store.crypto import DataKeyError, generate_key, rotate_store
@@ -58,15 +61,25 @@ def _quiet_task_lines(**_: Any) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def celery_worker(settings: WorkerSettings) -> int:
-    """Run the Celery worker in this process (prefork pool)."""
+def worker_argv(settings: WorkerSettings, role: str, pid: int) -> list[str]:
+    """The Celery command line of a role: ``celery`` (main) or ``fast``."""
+    if role == "fast":  # recoveries wait on Docker and health checks: threads suffice
+        queues, pool, concurrency, name = FAST_QUEUE, "threads", settings.fast_concurrency, \
+            "berth-fast"
+    else:
+        queues, pool, concurrency, name = f"{DEFAULT_QUEUE},{FAST_QUEUE}", "prefork", \
+            settings.concurrency, "berth"
+    return ["worker", "--loglevel=INFO", f"--pool={pool}", f"--queues={queues}",
+            f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
+            "--without-heartbeat", f"--hostname={name}-{pid}@%h"]
+
+
+def celery_worker(settings: WorkerSettings, role: str = "celery") -> int:
+    """Run a Celery worker of ``role`` in this process (prefork pool)."""
     die_with_parent()
     after_setup_logger.connect(_quiet_task_lines, weak=False)
     app = create_celery(settings)
-    app.worker_main(["worker", "--loglevel=INFO", "--pool=prefork",
-                     f"--concurrency={settings.concurrency}", "--without-gossip",
-                     "--without-mingle", "--without-heartbeat",
-                     f"--hostname=berth-{os.getpid()}@%h"])
+    app.worker_main(worker_argv(settings, role, os.getpid()))
     return 0
 
 
@@ -77,9 +90,10 @@ class Supervisor:
     Redis restart); restarting it here is what lets the workers resume on their own.
     """
 
-    ROLES = ("celery", "watch")
+    ROLES = ("celery", "fast", "watch")
 
-    def __init__(self) -> None:
+    def __init__(self, roles: tuple[str, ...] = ROLES) -> None:
+        self.roles = roles
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.started: dict[str, float] = {}
         self.quick_exits: dict[str, int] = {}
@@ -105,7 +119,7 @@ class Supervisor:
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        for role in self.ROLES:
+        for role in self.roles:
             self.spawn(role)
         while not self.stopping:
             for role, child in list(self.children.items()):
@@ -151,11 +165,12 @@ def rotate_data_key(settings: WorkerSettings) -> int:
     keys = settings.data_keys()
     assert keys is not None  # _data_key_refusal refused a worker without keys
     try:
-        count = rotate_store(Store.from_url(settings.redis_url, prefix=settings.prefix), keys)
+        count = rotate_store(Store.from_settings(settings), keys)
     except DataKeyError as error:
         print(f"berth worker: {error.message} ({error.hint})", file=sys.stderr)
         return 1
-    print(f"re-sealed the secret values of {count} service(s) with the newest data key")
+    print(f"re-sealed the secret values of {count} record(s) (services, registry "
+          "passwords) with the newest data key")
     return 0
 
 
@@ -178,13 +193,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if argv[:1] == ["watch"]:
         return watch(settings)
-    if argv[:1] == ["celery"]:
-        return celery_worker(settings)
+    if argv[:1] in (["celery"], ["fast"]):
+        return celery_worker(settings, argv[0])
     if argv:
-        print("usage: python -m worker [celery|watch|new-data-key|rotate-data-key]",
+        print("usage: python -m worker [celery|fast|watch|new-data-key|rotate-data-key]",
               file=sys.stderr)
         return 2
-    return Supervisor().run()
+    return Supervisor(roles_for(settings)).run()
+
+
+def roles_for(settings: WorkerSettings) -> tuple[str, ...]:
+    """The children of ``python -m worker``: no fast worker when it has no processes."""
+    return tuple(r for r in Supervisor.ROLES if r != "fast" or settings.fast_concurrency > 0)
 
 
 if __name__ == "__main__":

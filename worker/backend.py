@@ -11,13 +11,17 @@ The deployer, the reconciler, the health checks and the watcher need a few thing
 - **stop and remove**: ``remove`` (missing is fine; anonymous volumes go with the
   container), ``kill`` (fault tests);
 - **named volumes**: ``ensure_volume`` (labelled ``berth.service``/``berth.volume``),
-  ``list_volumes`` (with size and use), ``remove_volume``;
+  ``list_volumes`` (with size and use), ``volume_labels``, ``remove_volume``, and their
+  files as tar streams (``read_volume_archive``, ``write_volume_archive``: moves and
+  backups, :mod:`worker.volume_stream`);
 - **logs**, **command health checks** (``exec_check``) and Berth's own short commands on
   a host (``run_toolbox``: host-folder checks);
 - **reachability and capacity**: ``ping``, ``is_up``, ``info``.
 
 :class:`Engine` is one place instances run; :class:`ClusterBackend` hands out the
-engine of an agent record. The first implementation is Berth-placed Docker engines:
+engine of an agent record. :class:`GenerationBackend` is the other kind: a cluster that
+places and rolls instances itself (:class:`worker.swarm.SwarmBackend`), given a whole
+generation at once. The first implementation is Berth-placed Docker engines:
 :class:`worker.docker_agent.DockerAgent` is an ``Engine`` and
 :class:`worker.agents.AgentPool` a ``ClusterBackend`` (checked by mypy below).
 
@@ -30,12 +34,13 @@ exceptions.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .containers import ContainerEvent, ContainerInfo, ExecResult, VolumeInfo
 
-__all__ = ["Engine", "EventFeed", "ClusterBackend", "LIFECYCLE", "BERTH_LABEL"]
+__all__ = ["Engine", "EventFeed", "ClusterBackend", "GenerationBackend", "LIFECYCLE",
+           "BERTH_LABEL"]
 
 BERTH_LABEL = "berth.service"
 LIFECYCLE = ("create", "start", "die", "stop", "kill", "oom", "destroy")
@@ -70,8 +75,12 @@ class Engine(Protocol):
     def has_image(self, ref: str) -> bool: ...
 
     def ensure_image(self, ref: str, *, peers: Iterable[Any] = (),
-                     tarball_dir: str | os.PathLike[str] | None = None) -> str:
-        """Make sure ``ref`` is there; return where it came from."""
+                     tarball_dir: str | os.PathLike[str] | None = None,
+                     auth_config: Mapping[str, str] | None = None,
+                     progress: Callable[[Any], None] | None = None) -> str:
+        """Make sure ``ref`` is there (pulled with ``auth_config`` when its registry
+        needs credentials, ``progress`` told how the pull goes); return where it came
+        from."""
         ...
 
     def run_instance(self, name: str, spec: Mapping[str, Any], *, labels: Mapping[str, str],
@@ -104,6 +113,20 @@ class Engine(Protocol):
         """Remove a named volume; False when it was not there."""
         ...
 
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        """A named volume's labels, or None when it is not there."""
+        ...
+
+    def read_volume_archive(self, image: str, volume: str, path: str, *,
+                            chunk_size: int = ...) -> Iterator[bytes]:
+        """Stream a tar of folder ``path`` of ``volume`` through a helper container."""
+        ...
+
+    def write_volume_archive(self, image: str, volume: str, path: str,
+                             chunks: Iterable[bytes]) -> None:
+        """Extract a tar stream into folder ``path`` of ``volume`` through a helper."""
+        ...
+
     def events(self, since: float | None = None, until: float | None = None,
                actions: Sequence[str] = LIFECYCLE) -> EventFeed: ...
 
@@ -115,7 +138,13 @@ class Engine(Protocol):
 
     def run_toolbox(self, image: str, argv: Sequence[str], *,
                     binds: Mapping[str, Mapping[str, str]] | None = None,
-                    timeout: float = 30) -> ExecResult: ...
+                    timeout: float = 30, cap_add: Sequence[str] = ()) -> ExecResult: ...
+
+    def start_toolbox(self, image: str, argv: Sequence[str], *,
+                      binds: Mapping[str, Mapping[str, str]] | None = None,
+                      cap_add: Sequence[str] = ()) -> str: ...
+
+    def finish_toolbox(self, container_id: str, *, timeout: float = 30) -> ExecResult: ...
 
     def close(self) -> None: ...
 
@@ -138,9 +167,54 @@ class ClusterBackend(Protocol):
     def close(self) -> None: ...
 
 
+class GenerationBackend(Protocol):
+    """A cluster that places and rolls a service's instances itself (Docker Swarm):
+    Berth hands it a whole generation and reads back what runs.
+
+    ``plan`` is the backend's own description of the generation (for Swarm a
+    :class:`worker.swarm_spec.SwarmPlan`: generation, replicas, port blocks); the
+    instance views it lists are turned into instance records by the caller.
+    """
+
+    @property
+    def url(self) -> str: ...
+
+    def ping(self) -> bool: ...
+
+    def deploy_generation(self, service: str, spec: Mapping[str, Any], plan: Any, *,
+                          restart: bool = False,
+                          auth_config: Mapping[str, str] | None = None) -> str:
+        """Run ``plan``'s generation of ``service`` with its replica count (create or
+        update; idempotent), pulling with ``auth_config``; returns the backend's id of
+        the service."""
+        ...
+
+    def update_status(self, service: str) -> dict[str, Any]:
+        """The backend's state of its last rolling update (``{}`` when none)."""
+        ...
+
+    def observe(self, service: str, spec: Mapping[str, Any],
+                blocks: Sequence[tuple[int, int]]) -> Sequence[Any]:
+        """The service's live instances as the backend sees them (node, state, health,
+        ports)."""
+        ...
+
+    def remove_service(self, service: str) -> bool:
+        """Remove the service with every instance; False when it was not there."""
+        ...
+
+    def logs(self, service: str, tail: int | str = 100, task: str | None = None) -> str: ...
+
+    def close(self) -> None: ...
+
+
 if TYPE_CHECKING:  # mypy proves the Docker-engine backend implements both protocols
     from .agents import AgentPool
     from .docker_agent import DockerAgent
+    from .swarm import SwarmBackend
+
+    def _generations(swarm: SwarmBackend) -> GenerationBackend:
+        return swarm
 
     def _engine(agent: DockerAgent) -> Engine:
         return agent

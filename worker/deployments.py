@@ -123,8 +123,13 @@ def cancel(store: Store, deployment_id: str, *, actor: str = "") -> Deployment:
 
 
 def advance(store: Store, deployment_id: str, *, step: tuple[str, str] | None = None,
-            status: str | None = None, progress: Progress | None = None) -> Deployment | None:
+            status: str | None = None, progress: Progress | None = None,
+            replace: str = "") -> Deployment | None:
     """Record a running deployment's status, progress and a new step.
+
+    With ``replace`` (a step-name prefix, e.g. ``"pull"``), a step of the same name
+    among the latest steps whose names start with it is rewritten in place instead of
+    a new one added: a pull's progress is one step per agent, not one per report.
 
     Returns None — writing nothing — when the deployment is no longer active or its
     service moved on to another one (it was cancelled or superseded).
@@ -143,8 +148,8 @@ def advance(store: Store, deployment_id: str, *, step: tuple[str, str] | None = 
             deployment["progress"] = progress
         deployment["updated_at"] = now
         if step:
-            deployment["steps"] = [*deployment.get("steps", []),
-                                   _step(step[0], "done", step[1], now)]
+            deployment["steps"] = _with_step(deployment.get("steps", []),
+                                             _step(step[0], "done", step[1], now), replace)
         written = store.deployments.stage_put(tx, deployment)
         tx.event("deployment.updated", deployment_id, deployment.get("actor", ""),
                  {"service": deployment["service"], "status": written["status"],
@@ -152,6 +157,18 @@ def advance(store: Store, deployment_id: str, *, step: tuple[str, str] | None = 
         return written
 
     return store.state.transact(change)
+
+
+def _with_step(steps: list[Step], step: Step, replace: str) -> list[Step]:
+    """``steps`` with ``step`` added, or rewritten in place (see :func:`advance`)."""
+    if replace:
+        for index in range(len(steps) - 1, -1, -1):
+            name = str(steps[index].get("name", ""))
+            if not name.startswith(replace):
+                break
+            if name == step["name"]:
+                return [*steps[:index], step, *steps[index + 1:]]
+    return [*steps, step]
 
 
 def stage_finish(store: Store, tx: Tx, deployment: Deployment, status: str, *,

@@ -31,7 +31,11 @@ What it offers (``docs/architecture.md``, "Docker funnel"):
 - ``ensure_volume(name, labels)``, ``list_volumes(labels)`` (sizes from ``df()``),
   ``remove_volume(name)`` — named volumes;
 - ``run_toolbox(image, argv, binds=…)`` — run one of Berth's own commands in a
-  short-lived, unprivileged container on the agent (host-folder checks).
+  short-lived, unprivileged container on the agent (host-folder checks, volume
+  checksums);
+- ``read_volume_archive``, ``write_volume_archive`` — a named volume's files as a tar
+  stream, out of and into a volume, through a helper container that is never started
+  (:mod:`worker.volume_stream` builds moves and copies on them).
 
 One ``DockerAgent`` may be shared by threads (the connection pool is thread-safe);
 event streams and exec checks use connections of their own.
@@ -80,15 +84,49 @@ from worker.errors import (
     ContainerConflict,
     ContainerError,
     ContainerNotFound,
+    ImageNotFound,
+    ImageUnauthorized,
     ImageUnavailable,
+    RegistryUnreachable,
     RemovalInProgress,
 )
+from worker.pulls import PullProgress, PullTracker, image_registry
 
 __all__ = ["DockerAgent", "ContainerInfo", "ContainerEvent", "EventStream", "ExecResult",
-           "tarball_name", "BERTH_LABEL", "TLSFiles", "agent_tls"]
+           "tarball_name", "split_ref", "BERTH_LABEL", "TLSFiles", "agent_tls"]
 
 _UNREACHABLE = (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
                 urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+
+
+VOLUME_MOUNT = "/v"            # where helper containers mount the volume they read or write
+ARCHIVE_CHUNK = 1 << 20        # bytes per chunk of a volume archive stream
+
+
+def coalesced(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """``pieces`` joined into chunks of at least ``size`` bytes (the last may be shorter);
+    closing it closes ``pieces``.
+
+    An engine sends an archive in HTTP chunks of 32 KiB whatever the size asked for:
+    handing each on (to the hashing thread, as a chunk of the upload to the other
+    engine) costs a queue round trip and several system calls per 32 KiB, which on a
+    busy machine made a checked copy take 1.4 times as long as the raw stream.
+    """
+    held: list[bytes] = []
+    length = 0
+    try:
+        for piece in pieces:
+            held.append(piece)
+            length += len(piece)
+            if length >= size:
+                yield held[0] if len(held) == 1 else b"".join(held)
+                held, length = [], 0
+        if held:
+            yield b"".join(held)
+    finally:   # closed early: so is the source (an engine's response, at once)
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
 
 
 def tarball_name(ref: str) -> str:
@@ -97,7 +135,7 @@ def tarball_name(ref: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", ref).strip("._") + ".tar"
 
 
-def _split_ref(ref: str) -> tuple[str, str]:
+def split_ref(ref: str) -> tuple[str, str]:
     """Split ``repo[:tag]`` into repository and tag (``latest`` when absent)."""
     repo, sep, tag = ref.rpartition(":")
     if not sep or "/" in tag:
@@ -332,20 +370,28 @@ class DockerAgent:
         return dict((raw.get("Config") or {}).get("Labels") or {})
 
     def ensure_image(self, ref: str, *, peers: Iterable[DockerAgent | str] = (),
-                     tarball_dir: str | os.PathLike[str] | None = None) -> str:
+                     tarball_dir: str | os.PathLike[str] | None = None,
+                     auth_config: Mapping[str, str] | None = None,
+                     progress: PullProgress | None = None) -> str:
         """Make sure ``ref`` is on this engine; return where it came from.
 
-        Tries, in order: already present (``"present"``), a registry pull (``"pull"``),
-        a copy from a peer agent that has it (``"peer:<url>"``), the tarball
+        Tries, in order: already present (``"present"``), a registry pull (``"pull"``,
+        with ``auth_config`` — ``{"username", "password"}`` — when the registry needs
+        credentials; ``progress`` is called with coarse progress as it goes), a copy
+        from a peer agent that has it (``"peer:<url>"``), the tarball
         ``<tarball_dir>/<tarball_name(ref)>`` (``"tarball"``).
 
-        :raises ImageUnavailable: no source had it (details list every attempt).
+        :raises ImageUnavailable: no source had it (details list every attempt); the
+            subclass says why the pull failed when it was the reason
+            (``ImageUnauthorized``, ``ImageNotFound``, ``RegistryUnreachable``).
         :raises AgentUnreachable: this engine did not answer.
         """
         if self.has_image(ref):
             return "present"
         tried: list[dict[str, str]] = []
-        for source, attempt in self._image_sources(ref, peers, tarball_dir):
+        pull_error: ImageUnavailable | None = None
+        sources = self._image_sources(ref, peers, tarball_dir, auth_config, progress)
+        for source, attempt in sources:
             try:
                 attempt()
                 if self.has_image(ref):
@@ -356,14 +402,21 @@ class DockerAgent:
                     raise
                 tried.append({"path": source, "message": exc.message})
             except AgentError as exc:
+                if source == "pull" and isinstance(exc, ImageUnavailable):
+                    pull_error = exc
                 tried.append({"path": source, "message": exc.message})
+        if pull_error is not None and type(pull_error) is not ImageUnavailable:
+            raise _pull_refusal(self.url, ref, pull_error, tried)
         raise ImageUnavailable(f"{self.url}: image {ref} is not available from any source",
                                details=tried)
 
     def _image_sources(self, ref: str, peers: Iterable[DockerAgent | str],
-                       tarball_dir: str | os.PathLike[str] | None) -> Iterator[tuple[str, Any]]:
+                       tarball_dir: str | os.PathLike[str] | None,
+                       auth_config: Mapping[str, str] | None = None,
+                       progress: PullProgress | None = None) -> Iterator[tuple[str, Any]]:
         """Yield ``(name, callable)`` for each place the image may come from."""
-        yield "pull", lambda: self.pull_image(ref)
+        yield "pull", lambda: self.pull_image(ref, auth_config=auth_config,
+                                              progress=progress)
         for peer in peers:
             other = peer if isinstance(peer, DockerAgent) else DockerAgent(peer)
             if other.url != self.url:
@@ -373,18 +426,33 @@ class DockerAgent:
             if path.is_file():
                 yield "tarball", lambda: self.load_image(path)
 
-    def pull_image(self, ref: str) -> None:
-        """Pull ``ref`` from its registry.
+    def pull_image(self, ref: str, *, auth_config: Mapping[str, str] | None = None,
+                   progress: PullProgress | None = None) -> None:
+        """Pull ``ref`` from its registry, with ``auth_config`` when given.
 
-        :raises ImageUnavailable: the registry refused or cannot be reached.
+        The engine's progress stream is read (``decode=True``) and handed to
+        ``progress`` as :class:`PullStatus` values (see :class:`PullTracker`). The
+        credentials go to the engine in this request's ``X-Registry-Auth`` header only;
+        no error or progress text carries them.
+
+        :raises ImageUnauthorized: the registry refused the credentials (or wants some).
+        :raises ImageNotFound: the registry has no such repository or tag.
+        :raises RegistryUnreachable: the engine could not reach the registry.
+        :raises ImageUnavailable: the pull failed otherwise.
         """
-        repo, tag = _split_ref(ref)
+        repo, tag = split_ref(ref)
+        tracker = PullTracker(progress)
         with self._funnel("pull image", subject=ref):
             try:
-                for message in self.api.pull(repo, tag=tag, stream=True, decode=True):
+                stream = self.api.pull(repo, tag=tag, stream=True, decode=True,
+                                       auth_config=dict(auth_config) if auth_config else None)
+                for message in stream:
                     _raise_on_stream_error(message)
+                    tracker.feed(message)
             except docker.errors.APIError as exc:
-                raise self._error(ImageUnavailable, "pull image", _explain(exc), ref) from exc
+                words = _explain(exc)
+                raise self._error(_pull_failure(exc, words), "pull image", words, ref) from exc
+        tracker.done()
 
     def copy_image_from(self, peer: DockerAgent, ref: str) -> None:
         """Stream ``ref`` from ``peer`` (``docker save``) into this engine (``docker load``)."""
@@ -399,7 +467,7 @@ class DockerAgent:
 
         :raises ContainerError: the engine refused the import.
         """
-        repo, tag = _split_ref(ref)
+        repo, tag = split_ref(ref)
         with self._funnel("import image", subject=ref):
             self.api.import_image(src=rootfs, repository=repo, tag=tag, changes=list(changes))
 
@@ -413,11 +481,18 @@ class DockerAgent:
         partial.replace(target)
         return target
 
-    def load_image(self, path: str | os.PathLike[str]) -> None:
-        """Load a ``docker save`` tarball into this engine."""
+    def load_image(self, path: str | os.PathLike[str]) -> list[str]:
+        """Load a ``docker save`` tarball into this engine (streamed from the file);
+        return the names the engine says it loaded."""
+        loaded: list[str] = []
         with self._funnel("load image", subject=str(path)), open(path, "rb") as data:
             for message in self.api.load_image(data):
                 _raise_on_stream_error(message)
+                text = str(message.get("stream") or "") if isinstance(message, Mapping) else ""
+                for word in ("Loaded image: ", "Loaded image ID: "):
+                    if text.startswith(word):
+                        loaded.append(text[len(word):].strip())
+        return loaded
 
     # -- containers ------------------------------------------------------------------
 
@@ -578,18 +653,49 @@ class DockerAgent:
         return [_volume_info(v, usage.get(str(v.get("Name")), {}), mounted)
                 for v in raw.get("Volumes") or []]
 
-    def remove_volume(self, name: str) -> bool:
-        """Remove named volume ``name``; False when it was not there.
+    def volume_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of named volume ``name``, or None when it is not there.
 
-        :raises ContainerConflict: a container still uses it.
         :raises AgentUnreachable: the engine did not answer.
         """
         try:
-            with self._funnel("remove volume", subject=name):
-                self.api.remove_volume(name)
+            with self._funnel("inspect volume", subject=name):
+                raw = self.api.inspect_volume(name)
+        except ContainerNotFound:
+            return None
+        return dict(raw.get("Labels") or {})
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove named volume ``name``; False when it was not there.
+
+        Berth's own toolbox containers that still mount it (left by a worker that died
+        while it copied or checked the volume) are removed first when they are all that
+        holds it.
+
+        :raises ContainerConflict: a container other than a toolbox one still uses it.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        try:
+            try:
+                with self._funnel("remove volume", subject=name):
+                    self.api.remove_volume(name)
+            except ContainerConflict:
+                if not self._remove_toolboxes_on(name):
+                    raise
+                with self._funnel("remove volume", subject=name):
+                    self.api.remove_volume(name)
         except ContainerNotFound:
             return False
         return True
+
+    def _remove_toolboxes_on(self, volume: str) -> bool:
+        """Remove the toolbox containers mounting ``volume``; whether any were there."""
+        with self._funnel("list toolbox containers", subject=volume):
+            found = self.api.containers(all=True, filters={"label": "berth.toolbox=1",
+                                                           "volume": volume})
+        for container in found:
+            self.remove(str(container["Id"]))
+        return bool(found)
 
     def kill(self, name_or_id: str) -> None:
         """Send SIGKILL to a running container (fault tests, benches)."""
@@ -644,7 +750,7 @@ class DockerAgent:
 
     def run_toolbox(self, image: str, argv: Sequence[str], *,
                     binds: Mapping[str, Mapping[str, str]] | None = None,
-                    timeout: float = 30) -> ExecResult:
+                    timeout: float = 30, cap_add: Sequence[str] = ()) -> ExecResult:
         """Run Berth's own command ``argv`` in a short-lived container on this engine.
 
         For work that must happen on the agent itself (checking or preparing host
@@ -652,24 +758,144 @@ class DockerAgent:
         "ro"|"rw"}}``). The container has no network, no capabilities, no new
         privileges, a read-only root file system and 64 MiB; it is removed afterwards, also
         when it fails. Returns its exit code and output; a command still running after
-        ``timeout`` seconds gives ``exit_code=None``.
+        ``timeout`` seconds gives ``exit_code=None``. ``cap_add`` gives back single
+        capabilities a command needs (``DAC_READ_SEARCH`` to read every file of a
+        volume for its checksum, whoever owns it).
 
         :raises ImageUnavailable: ``image`` is not on this engine.
         :raises ContainerError: the engine refused to create or start it.
         :raises AgentUnreachable: the engine did not answer.
         """
-        with self._funnel("create toolbox container", subject=image):
-            host_config = self.api.create_host_config(
-                binds=dict(binds or {}), network_mode="none", cap_drop=["ALL"],
-                security_opt=["no-new-privileges"], read_only=True, mem_limit="64m")
-            created = self.api.create_container(
-                image=image, command=list(argv), host_config=host_config,
-                labels={"berth.toolbox": "1"})
-        container_id = str(created["Id"])
+        container_id = self._create_toolbox(image, argv, binds, cap_add)
         try:
             return self._wait_toolbox(container_id, timeout)
         finally:
             self.remove(container_id)
+
+    def start_toolbox(self, image: str, argv: Sequence[str], *,
+                      binds: Mapping[str, Mapping[str, str]] | None = None,
+                      cap_add: Sequence[str] = ()) -> str:
+        """Start a toolbox container (as :meth:`run_toolbox` does) whose command waits
+        for ``SIGUSR1`` before it works; its id, for :meth:`finish_toolbox`.
+
+        For work that must follow an event at once (checking a copy the moment its
+        last byte is in): the container's start, a quarter of a second here, is paid
+        before the event instead of after it.
+
+        :raises ImageUnavailable: ``image`` is not on this engine.
+        :raises ContainerError: the engine refused to create or start it.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        container_id = self._create_toolbox(image, argv, binds, cap_add)
+        try:
+            with self._funnel("start toolbox container", subject=container_id[:12]):
+                self.api.start(container_id)
+        except BaseException:
+            self.remove(container_id)
+            raise
+        return container_id
+
+    def finish_toolbox(self, container_id: str, *, timeout: float = 30) -> ExecResult:
+        """Signal a container of :meth:`start_toolbox` to work, wait for it to end, and
+        remove it (also on failure); its exit code and output, ``exit_code=None`` when
+        it still ran after ``timeout`` seconds.
+
+        A signal that comes before the command is ready for it is lost (a container's
+        first process ignores what it has no handler for), so it is sent again every
+        0.2 s until the container ends.
+
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                with self._funnel("signal toolbox container", subject=container_id[:12]):
+                    try:
+                        self.api.kill(container_id, signal="SIGUSR1")
+                    except docker.errors.APIError as exc:
+                        if exc.status_code != 409:   # 409: it has ended already
+                            raise
+                    try:
+                        status = self.api.wait(container_id, timeout=0.2)
+                        break
+                    except (requests.exceptions.ReadTimeout,
+                            requests.exceptions.ConnectionError) as exc:
+                        if not _is_read_timeout(exc):
+                            raise
+                if time.monotonic() > deadline:
+                    return ExecResult(None, f"timed out after {timeout:g}s")
+            with self._funnel("read toolbox output", subject=container_id[:12]):
+                output = self.api.logs(container_id, stdout=True, stderr=True)
+            return ExecResult(int(status.get("StatusCode", -1)),
+                              output.decode("utf-8", "replace"))
+        finally:
+            self.remove(container_id)
+
+    def _create_toolbox(self, image: str, argv: Sequence[str],
+                        binds: Mapping[str, Mapping[str, str]] | None,
+                        cap_add: Sequence[str]) -> str:
+        """Create (not start) a toolbox container: no network, no capabilities but
+        ``cap_add``, no new privileges, a read-only root file system, 64 MiB."""
+        with self._funnel("create toolbox container", subject=image):
+            host_config = self.api.create_host_config(
+                binds=dict(binds or {}), network_mode="none", cap_drop=["ALL"],
+                cap_add=list(cap_add) or None, security_opt=["no-new-privileges"],
+                read_only=True, mem_limit="64m")
+            created = self.api.create_container(
+                image=image, command=list(argv), host_config=host_config,
+                labels={"berth.toolbox": "1"})
+        return str(created["Id"])
+
+    def read_volume_archive(self, image: str, volume: str, path: str, *,
+                            chunk_size: int = ARCHIVE_CHUNK) -> Iterator[bytes]:
+        """Stream a tar of ``path`` inside named volume ``volume``, in chunks.
+
+        A helper container of ``image`` (created, never started: no process runs, no
+        network) mounts the volume read-only at ``/v``; the engine's archive endpoint
+        reads it (``GET /containers/{id}/archive``). Entries are relative (``./…``).
+        The helper is removed when the stream ends, fails or is closed.
+
+        :raises ContainerNotFound: ``path`` is not in the volume.
+        :raises ImageUnavailable: ``image`` is not on this engine.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        with self._volume_helper(image, volume, mode="ro") as helper:
+            with self._funnel("read volume archive", subject=f"{volume}:{path}"):
+                stream, _stat = self.api.get_archive(helper, f"{VOLUME_MOUNT}{path}/.",
+                                                     chunk_size=chunk_size)
+                yield from coalesced(stream, chunk_size)
+
+    def write_volume_archive(self, image: str, volume: str, path: str,
+                             chunks: Iterable[bytes]) -> None:
+        """Extract the tar stream ``chunks`` into folder ``path`` of named volume ``volume``.
+
+        The stream goes to the engine as a chunked upload (``PUT /containers/{id}/
+        archive``) through a helper container that mounts the volume read-write at
+        ``/v``; the folder must exist. The helper is removed afterwards, also on failure.
+
+        :raises ContainerNotFound: ``path`` is not a folder in the volume.
+        :raises ContainerError: the engine refused the archive.
+        :raises AgentUnreachable: the engine did not answer.
+        """
+        with self._volume_helper(image, volume, mode="rw") as helper:
+            with self._funnel("write volume archive", subject=f"{volume}:{path}"):
+                self.api.put_archive(helper, f"{VOLUME_MOUNT}{path}", iter(chunks))
+
+    @contextmanager
+    def _volume_helper(self, image: str, volume: str, *, mode: str) -> Iterator[str]:
+        """A created (not started) helper container mounting ``volume`` at ``/v``."""
+        with self._funnel("create volume helper", subject=volume):
+            host_config = self.api.create_host_config(
+                binds={volume: {"bind": VOLUME_MOUNT, "mode": mode}}, network_mode="none",
+                cap_drop=["ALL"], security_opt=["no-new-privileges"], read_only=True)
+            created = self.api.create_container(
+                image=image, host_config=host_config,
+                network_disabled=True, labels={"berth.toolbox": "1", VOLUME_LABEL: volume})
+        helper = str(created["Id"])
+        try:
+            yield helper
+        finally:
+            self.remove(helper)
 
     def _wait_toolbox(self, container_id: str, timeout: float) -> ExecResult:
         """Start the toolbox container and wait for it to end."""
@@ -760,6 +986,48 @@ def _refusal(exc: docker.errors.APIError) -> type[ContainerError]:
             return RemovalInProgress
         return ContainerConflict
     return ContainerError
+
+
+_UNAUTHORIZED = ("unauthorized", "authentication required", "no basic auth credentials")
+_NOT_FOUND = ("manifest unknown", "not found", "name unknown", "repository does not exist")
+_UNREACHABLE_WORDS = ("connection refused", "no such host", "i/o timeout", "dial tcp",
+                      "connection reset", "no route to host", "tls handshake timeout",
+                      "context deadline exceeded", "server misbehaving")
+
+
+_PULL_HINTS = {
+    "unauthorized": "give Berth the registry's credentials: `berth registries add {host} "
+                    "--username USER --password-stdin`",
+    "not found": "check the image name and tag the package names, or push the image to "
+                 "{host} (a private repository looks missing without credentials)",
+    "unreachable": "check that every agent reaches {host} (address, port, firewall)",
+}
+
+
+def _pull_refusal(url: str, ref: str, error: ImageUnavailable,
+                  tried: list[dict[str, str]]) -> ImageUnavailable:
+    """The error of a failed pull that no other source made good: the reason in a word,
+    the engine's own words, every source tried, and what to do."""
+    words = (error.details[0]["message"] if error.details else "") or error.message
+    host = image_registry(ref)
+    return type(error)(f"{url}: pulling {ref} failed: {error.reason} ({words})",
+                       details=tried, hint=_PULL_HINTS[error.reason].format(host=host))
+
+
+def _pull_failure(exc: docker.errors.APIError, words: str) -> type[ImageUnavailable]:
+    """Why a pull failed, from the engine's answer (it says so only in words, and a
+    missing manifest as a 404)."""
+    text = words.lower()
+    if any(w in text for w in _UNAUTHORIZED):
+        return ImageUnauthorized
+    if isinstance(exc, docker.errors.NotFound) or exc.status_code == 404 or any(
+            w in text for w in _NOT_FOUND):
+        return ImageNotFound   # Docker Hub says "denied" for a missing repository too
+    if "denied" in text:
+        return ImageUnauthorized
+    if any(w in text for w in _UNREACHABLE_WORDS):
+        return RegistryUnreachable
+    return ImageUnavailable
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -12,12 +12,14 @@ deployers off the same service. Instance states::
 from __future__ import annotations
 
 import logging
+import os
 import secrets
+import socket
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, cast
@@ -27,20 +29,31 @@ from catalog.placement import PlacementRequest, place
 
 from . import deployments, health
 from .agents import AgentPool, agent_view, release, reserve
-from .errors import AgentError
+from .errors import AgentError, ImageUnavailable, WorkerError
 from .host_paths import check_host_folders, host_folders, policy_refusal
-from .records import Agent, Instance, Service
+from .links import LinkUnresolved, open_links
+from .pulls import PullStatus
+from .records import Agent, Instance, InstanceVolume, Service, counts_healthy
+from .registries import credentials_for
 from .settings import WorkerSettings
 from .store import RedisState, Store
 from .store.base import Tx
 from .store.crypto import DataKeyError, has_sealed, require_keys
 
 __all__ = ["InstanceRunner", "ServiceLock", "alive", "counts_healthy", "removal_order",
-           "container_labels"]
+           "container_labels", "bound_volumes", "wait_reason", "waiting_for", "revivable"]
 
 log = logging.getLogger(__name__)
 
+PullReport = Callable[[str, str, PullStatus], None]   # (agent id, image, status)
+
 DEAD = ("failed", "lost", "unhealthy", "stopping", "stopped")
+# take the lock with the next fencing generation: ``<generation>:<random>``
+_ACQUIRE = """if redis.call('exists', KEYS[1]) == 1 then return false end
+local generation = redis.call('incr', KEYS[2])
+local token = generation .. ':' .. ARGV[1]
+redis.call('set', KEYS[1], token, 'PX', ARGV[2])
+return token"""
 _RENEW = """if redis.call('get', KEYS[1]) == ARGV[1] then
   return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"""
 _RELEASE = """if redis.call('get', KEYS[1]) == ARGV[1] then
@@ -52,15 +65,50 @@ def alive(instance: Instance) -> bool:
     return instance.get("state") not in DEAD
 
 
-def counts_healthy(instance: Instance) -> bool:
-    """Running and healthy (or without a health check): it serves."""
-    return instance.get("state") == "running" and instance.get("health") in ("healthy", "none")
-
-
 def removal_order(instances: Iterable[Instance]) -> list[Instance]:
     """Which instances go first when scaling down: unhealthy first, then newest first."""
     return sorted(instances, key=lambda i: (counts_healthy(i), -float(i.get("created_at") or 0),
                                             i["id"]))
+
+
+def bound_volumes(spec: Mapping[str, Any]) -> list[str]:
+    """The named volumes of a spec that bind its instances to their agent.
+
+    A volume the package declares ``replaceable`` (a cache) is left out: an instance
+    whose only named volumes are replaceable may move with empty ones, as before.
+    """
+    return [str(v["name"]) for v in spec.get("volumes") or []
+            if v.get("name") and not v.get("replaceable")]
+
+
+def wait_reason(instance: Instance, agent_id: str) -> str:
+    """What a resident instance waits for: "waiting for agent-2 (holds volume web-data)"."""
+    names = [v["name"] for v in instance.get("volumes") or []]
+    noun = "volume" if len(names) == 1 else "volumes"
+    return f"waiting for {agent_id} (holds {noun} {', '.join(names)})"
+
+
+def waiting_for(instance: Instance, agents: Mapping[str, Agent]) -> str | None:
+    """Why a resident instance waits for its agent, or None when it does not wait.
+
+    It waits when it is ``lost`` and the agent holding its volumes exists but does not
+    answer; such an instance is neither replaced elsewhere nor forgotten. An agent
+    removed from the cluster is not waited for (its volumes went with it).
+    """
+    if not instance.get("resident") or instance.get("state") != "lost":
+        return None
+    agent = agents.get(instance["agent"])
+    if agent is None or agent.get("state") != "unreachable":
+        return None
+    return wait_reason(instance, agent["id"])
+
+
+def revivable(instance: Instance, agents: Mapping[str, Agent]) -> bool:
+    """Whether a lost resident instance can run again on its own agent: it answers again
+    (and is not being drained, which moves the instance instead)."""
+    agent = agents.get(instance["agent"])
+    return (bool(instance.get("resident")) and instance.get("state") == "lost"
+            and agent is not None and agent.get("state") == "up")
 
 
 def container_labels(instance: Instance) -> dict[str, str]:
@@ -69,23 +117,53 @@ def container_labels(instance: Instance) -> dict[str, str]:
 
 
 class ServiceLock:
-    """A Redis lock on one service with a TTL, renewed by a thread while held."""
+    """A fenced Redis lock on one service with a TTL, renewed by a thread while held.
+
+    Taking the lock draws the next generation of the service's fence counter
+    (``<prefix>lock:service:<name>:fence``); the token ``<generation>:<random>`` is
+    unique and names the holder (``<generation>:<host>.<pid>.<random>``). A deployer
+    writes through :meth:`fenced` (``Store.fenced``), so the store
+    refuses its writes once the key holds another token — after the lock expired in a
+    stall, or was lost in a failover and taken by another deployer — and the old holder
+    stops (``LockLost``) instead of working on the service beside the new one.
+    """
 
     def __init__(self, state: RedisState, service: str, ttl: float) -> None:
         self.redis = state.redis
         self.key = state.key("lock", "service", service)
+        self.fence_key = self.key + ":fence"
         self.ttl_ms = max(1000, int(ttl * 1000))
-        self.token = uuid.uuid4().hex
+        # who holds it, for admins reading the key: host, process, then a random part
+        self.nonce = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:16]}"
+        self.token = ""
+        self.lost = threading.Event()
 
     @staticmethod
     def held(state: RedisState, service: str) -> bool:
         return bool(state.redis.exists(state.key("lock", "service", service)))
 
+    @property
+    def generation(self) -> int:
+        """The fencing generation of this holder (0 before :meth:`acquire`)."""
+        return int(self.token.split(":", 1)[0]) if self.token else 0
+
     def acquire(self) -> bool:
-        return bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        """Take the lock unless someone holds it; draws a new fencing generation."""
+        token = self.redis.eval(_ACQUIRE, 2, self.key, self.fence_key, self.nonce,
+                                self.ttl_ms)
+        self.token = str(token) if token else ""
+        return bool(self.token)
+
+    def fenced(self, store: Store) -> Store:
+        """``store`` as this holder writes through it (refused once the lock is lost)."""
+        return store.fenced(self.key, self.token)
 
     def renew(self) -> bool:
-        return bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        """Extend the TTL while the lock is still ours; a False marks it :attr:`lost`."""
+        kept = bool(self.redis.eval(_RENEW, 1, self.key, self.token, self.ttl_ms))
+        if not kept:
+            self.lost.set()
+        return kept
 
     def release(self) -> None:
         try:
@@ -114,6 +192,15 @@ class ServiceLock:
             thread.join(5)
 
 
+def health_budget(service: Service) -> float:
+    """Seconds a started instance may take to become healthy: its health check's grace
+    period, then as many rounds (interval and timeout) as failures it allows, plus 30."""
+    hc = service["spec"].get("healthCheck") or {}
+    rounds = (float(hc.get("intervalSeconds", 10)) + float(hc.get("timeoutSeconds", 5))) * (
+        int(hc.get("maxConsecutiveFailures", 3)) + 1)
+    return float(hc.get("gracePeriodSeconds", 60)) + rounds + 30
+
+
 class InstanceRunner:
     """Place, start, observe and stop instances of services."""
 
@@ -125,33 +212,47 @@ class InstanceRunner:
 
     # place ----------------------------------------------------------------------------
     def place(self, service: Service, current: list[Instance], count: int,
-              deployment_id: str, prefer: Iterable[str] = ()) -> list[Instance]:
+              deployment_id: str, prefer: Iterable[str] = (),
+              only: Iterable[str] | None = None) -> list[Instance]:
         """Place ``count`` new instances and reserve their resources, atomically.
 
         A spec with named volumes goes back to the agents in ``prefer`` (where its
-        volumes are) when they have room, before any other agent.
+        volumes are) when they have room, before any other agent. ``only`` keeps
+        placement to those agents (a move to a chosen agent).
+
+        Unless all its named volumes are ``shared``, such a spec gets at most one
+        instance per agent (:func:`catalog.placement.exclusive_volumes`): besides
+        ``current``, every other instance record of the service (an older generation,
+        one being stopped) keeps new instances off its agent, since its container may
+        still mount the volumes there.
 
         :raises PlacementError: nothing is reserved.
         """
         spec = service["spec"]
-        request = PlacementRequest.from_spec(spec, count)
+        request = PlacementRequest.from_spec(spec, count, service=service["name"])
         preferred = set(prefer) if any(v.get("name") for v in spec.get("volumes") or []) else set()
 
         def change(tx: Tx) -> list[Instance]:
-            fetched = {i: self.store.agents.read(tx, i) for i in self.store.agents.ids()}
-            agents: dict[str, Agent] = {i: a for i, a in fetched.items() if a}
+            # every agent in one MGET, unwatched; only the chosen ones are confirmed
+            # (watched and checked unchanged) before their reservations are written
+            agents: dict[str, Agent] = {a["id"]: a for a in self.store.agents.list()}
             existing = [(i["agent"], agents[i["agent"]].get("attributes") or {})
                         for i in current if i["agent"] in agents]
-            views = [agent_view(a) for a in agents.values()]
+            mounted = self._mounted(service["name"], current) if request.exclusive else set()
+            allowed = set(only) if only is not None else None
+            views = [agent_view(a) for a in agents.values()
+                     if allowed is None or a["id"] in allowed]
             placements = None
             if preferred:
                 try:
                     placements = place(request, [v for v in views if v.id in preferred],
-                                       existing)
+                                       existing, mounted)
                 except PlacementError:
                     placements = None
             if placements is None:
-                placements = place(request, views, existing)
+                placements = place(request, views, existing, mounted)
+            for agent_id in {p.agent_id for p in placements}:
+                agents[agent_id] = self.store.agents.confirm(tx, agents[agent_id])
             created = []
             for placement in placements:
                 agent = agents[placement.agent_id]
@@ -166,6 +267,12 @@ class InstanceRunner:
 
         return self.store.state.transact(change)
 
+    def _mounted(self, name: str, current: Iterable[Instance]) -> set[str]:
+        """The agents of the service's instance records outside ``current``."""
+        counted = {i["id"] for i in current}
+        return {i["agent"] for i in self.store.instances.for_service(name)
+                if i["id"] not in counted}
+
     def _new_instance(self, tx: Tx, service: Service, agent: Agent,
                       ports: tuple[int, ...], deployment_id: str) -> Instance:
         while True:
@@ -174,6 +281,7 @@ class InstanceRunner:
                 break
         spec = service["spec"]
         names = [p.get("name") or f"port{n}" for n, p in enumerate(spec.get("ports") or [])]
+        volumes = [InstanceVolume(name=v, agent=agent["id"]) for v in bound_volumes(spec)]
         return Instance(
             id=instance_id, service=service["name"], generation=int(service["generation"]),
             agent=agent["id"], container=f"berth-{instance_id}", container_id=None,
@@ -181,7 +289,7 @@ class InstanceRunner:
             address=agent.get("address", ""), state="placed", health="unknown",
             created_at=time.time(), started_at=None, healthy_at=None, failures=0, error=None,
             deployment=deployment_id, cpus=float(spec.get("cpus") or 0),
-            mem=int(spec.get("mem") or 0))
+            mem=int(spec.get("mem") or 0), resident=bool(volumes), volumes=volumes)
 
     # start ----------------------------------------------------------------------------
     def start(self, service: Service, instances: list[Instance]) -> list[str]:
@@ -201,23 +309,25 @@ class InstanceRunner:
             return [self.fail(i, "its agent is gone") for i in batch]
         spec = service["spec"]
         docker = self.pool.get(agent)
-        peers = [self.pool.get(a) for a in agents.values()
-                 if a["id"] != agent["id"] and a.get("state") != "unreachable"]
         roots = self.settings.host_path_roots
         refusal = policy_refusal(spec, roots=roots, readonly=self.settings.readonly_host_paths)
         if refusal:
             return [self.fail(i, f"refused: {refusal}") for i in batch]
-        images = [spec["image"]]
-        if any(host_folders(spec, roots)):
-            images.append(self.settings.toolbox_image)
         try:
-            for image in images:
-                docker.ensure_image(image, peers=peers,
-                                    tarball_dir=self.settings.image_dir or None)
+            self._ensure_on(agent, spec, agents)
         except AgentError as error:
             return [self.fail(i, error.message) for i in batch]
+        except DataKeyError as error:
+            return [self.fail(i, f"{error.message} ({error.hint})") for i in batch]
         try:
             opened = self._opened(spec)
+        except DataKeyError as error:
+            return [self.fail(i, f"{error.message} ({error.hint})") for i in batch]
+        try:
+            # the linked services' endpoints as they are now (worker/links.py)
+            opened, linked = open_links(self.store, opened, self.settings.data_keys())
+        except LinkUnresolved as error:
+            return [self.fail(i, f"refused: {error.message}") for i in batch]
         except DataKeyError as error:
             return [self.fail(i, f"{error.message} ({error.hint})") for i in batch]
         errors = []
@@ -227,6 +337,7 @@ class InstanceRunner:
                 # may have become a link since the spec was checked
                 check_host_folders(docker, spec, roots=roots, agent_name=agent["id"],
                                    image=self.settings.toolbox_image)
+                self.store.state.check_fence()   # a deployer that lost its lock stops here
                 container_id = docker.run_instance(
                     instance["container"], opened, labels=container_labels(instance),
                     env={"BERTH_SERVICE": instance["service"], "BERTH_INSTANCE": instance["id"]},
@@ -235,13 +346,84 @@ class InstanceRunner:
                 errors.append(self.fail(instance, error.message))
                 continue
             checked = bool(spec.get("healthCheck"))
+            recorded = {"links": linked} if linked else {}
             self._set(instance["id"], container_id=container_id, started_at=time.time(),
                       state="starting" if checked else "running",
-                      health="unknown" if checked else "none")
+                      health="unknown" if checked else "none", **recorded)
             self.store.state.publish_event("instance.started", instance["id"], "worker",
                                            {"service": instance["service"],
                                             "agent": instance["agent"]})
         return errors
+
+    # images ---------------------------------------------------------------------------
+    def ensure_images(self, service: Service, instances: list[Instance],
+                      progress: PullReport | None = None) -> None:
+        """Make sure the spec's images are on every agent the instances are placed on,
+        one thread per agent; ``progress(agent_id, image, status)`` hears how pulls go.
+
+        :raises ImageUnavailable: an agent could get an image from no source (the
+            first such error; its class says why: unauthorized, not found, unreachable).
+        :raises DataKeyError: a registry password cannot be opened.
+        """
+        agents = {a["id"]: a for a in self.store.agents.list()}
+        targets = sorted({i["agent"] for i in instances if i["agent"] in agents})
+        if not targets:
+            return
+        with ThreadPoolExecutor(max_workers=len(targets)) as threads:
+            jobs = [threads.submit(self._ensure_on, agents[a], service["spec"], agents,
+                                   progress) for a in targets]
+            failures: list[WorkerError] = []
+            for job in jobs:
+                try:
+                    job.result()
+                except (ImageUnavailable, DataKeyError) as error:
+                    failures.append(error)
+                except AgentError:
+                    continue   # the agent's trouble: starting there fails and is retried
+        if failures:
+            raise failures[0]
+
+    def _ensure_on(self, agent: Agent, spec: Mapping[str, Any], agents: Mapping[str, Agent],
+                   progress: PullReport | None = None) -> None:
+        """Make sure one agent has the spec's image (and the toolbox when the spec uses
+        host folders): pulled with the registry's credentials, else copied from a peer
+        (unless ``BERTH_IMAGE_PEER_COPY`` is off), else from ``BERTH_IMAGE_DIR``.
+
+        :raises AgentError: (``ImageUnavailable`` …) as ``DockerAgent.ensure_image``.
+        :raises DataKeyError: a registry password cannot be opened.
+        """
+        docker = self.pool.get(agent)
+        peers = [self.pool.get(a) for a in agents.values()
+                 if a["id"] != agent["id"] and a.get("state") != "unreachable"
+                 ] if self.settings.image_peer_copy else []
+        images = [spec["image"]]
+        if any(host_folders(spec, self.settings.host_path_roots)):
+            images.append(self.settings.toolbox_image)
+        keys = self.settings.data_keys()
+        for image in images:
+            told = (lambda status, image=image: progress(agent["id"], image, status)
+                    ) if progress is not None else None
+            docker.ensure_image(image, peers=peers, tarball_dir=self.settings.image_dir or None,
+                                auth_config=credentials_for(self.store, keys, image),
+                                progress=told)
+
+    def revive(self, service: Service, instances: list[Instance]) -> list[str]:
+        """Run lost resident instances again on their own agents, on their own volumes.
+
+        The container is reused when it is still there (started when stopped) or
+        created again under the same name; returns the errors met.
+        """
+        revived = []
+        for instance in instances:
+            doc = self._set(instance["id"], state="placed", health="unknown", failures=0,
+                            error=None)
+            if doc is None:
+                continue
+            revived.append(doc)
+            self.store.state.publish_event("instance.revived", instance["id"], "worker",
+                                           {"service": instance["service"],
+                                            "agent": instance["agent"]})
+        return self.start(service, revived) if revived else []
 
     def _opened(self, spec: dict[str, Any]) -> dict[str, Any]:
         """The spec with its sealed secret values opened, for the container's env and
@@ -274,13 +456,56 @@ class InstanceRunner:
 
     # observe --------------------------------------------------------------------------
     def observe(self, service: Service, instances: list[Instance],
-                *, interval: float | None = None) -> None:
-        """Check containers and health of ``instances``; record what changed."""
-        if not instances:
-            return
-        containers = self._containers(service["name"], {i["agent"] for i in instances})
+                *, interval: float | None = None, poll: float | None = None) -> None:
+        """Check containers and health of ``instances``; record what changed.
+
+        A healthy instance is checked again ``interval`` seconds after its last check
+        (every time when None); one not healthy yet every ``poll`` seconds
+        (``BERTH_HEALTH_POLL`` when None).
+        """
+        running = self.fail_stopped(service, instances)
         hc = service["spec"].get("healthCheck")
-        due = []
+        due = [i for i in running if hc and self._due(i, interval, poll)]
+        if hc and due:
+            self._check_health(hc, due)
+
+    def wait_healthy(self, service: Service, instance_id: str, *,
+                     waiting: Callable[[Instance], bool] = alive) -> str | None:
+        """Check one just started instance until it is healthy; None then, else why not.
+
+        The first check comes at once and what it finds is read at once; within a grace
+        period the next ones 50 ms, then 100 ms later (a program's listener is often up
+        by then); then every ``BERTH_HEALTH_POLL``. It gives up when the instance is gone, no longer
+        ``waiting`` (its container stopped, say), or not healthy within the limits of its
+        health check (:func:`health_budget`).
+        """
+        budget = health_budget(service)
+        deadline = time.monotonic() + budget
+        # pauses before the first checks, then BERTH_HEALTH_POLL; the quick ones only
+        # while failed checks do not count (a grace period), lest they add up in 0.15 s
+        grace = float((service["spec"].get("healthCheck") or {}).get("gracePeriodSeconds", 30))
+        pauses = [0.0, 0.05, 0.1] if grace > 0 else [0.0]
+        while True:
+            current = self.store.instances.get(instance_id)
+            if current is None or not waiting(current):
+                return (current.get("error") if current else None) or "its container stopped"
+            if counts_healthy(current):
+                return None
+            if time.monotonic() > deadline:
+                return f"{instance_id} was not healthy within {budget:g} s"
+            pause = min(pauses.pop(0), self.settings.health_poll) if pauses else \
+                self.settings.health_poll
+            time.sleep(pause)
+            self.observe(service, [current], poll=pause)
+
+    def fail_stopped(self, service: Service, instances: list[Instance]) -> list[Instance]:
+        """Mark failed those of ``instances`` whose container stopped or went; returns the
+        ones whose container runs (instances not started yet, or on an agent that did
+        not answer, are in neither)."""
+        if not instances:
+            return []
+        containers = self._containers(service["name"], {i["agent"] for i in instances})
+        running = []
         for instance in instances:
             if not instance.get("container_id") or instance["agent"] not in containers:
                 continue  # not started yet, or its agent did not answer
@@ -288,10 +513,9 @@ class InstanceRunner:
             if info is None or not info.running:
                 status = info.status if info else "removed"
                 self.fail(instance, f"container stopped ({status})")
-            elif hc and self._due(instance, interval):
-                due.append(instance)
-        if hc and due:
-            self._check_health(hc, due)
+            else:
+                running.append(instance)
+        return running
 
     def monitor(self, service: Service, instances: list[Instance], *,
                 interval: float) -> None:
@@ -316,8 +540,12 @@ class InstanceRunner:
             results = dict(zip(agents, threads.map(listing, agents.values()), strict=True))
         return {a: r for a, r in results.items() if r is not None}
 
-    def _due(self, instance: Instance, interval: float | None) -> bool:
-        every = self.settings.health_poll if instance.get("health") != "healthy" else interval
+    def _due(self, instance: Instance, interval: float | None,
+             poll: float | None = None) -> bool:
+        if instance.get("health") != "healthy":
+            every: float | None = self.settings.health_poll if poll is None else poll
+        else:
+            every = interval
         last = self._checked.get(instance["id"], 0.0)
         return every is None or time.time() - last >= every
 

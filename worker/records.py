@@ -30,19 +30,21 @@ JSON = None | bool | int | float | str | list["JSON"] | dict[str, "JSON"]
 Document = dict[str, JSON]
 
 __all__ = [
-    "PackageRef", "Service", "Generation", "Instance", "Step", "Progress", "Deployment",
-    "Allocation", "Capacity", "Agent",
+    "PackageRef", "Service", "Generation", "Instance", "InstanceVolume", "Step", "Progress",
+    "Deployment", "MoveRequest", "Allocation", "Capacity", "Agent",
     "ACTIVE_DEPLOYMENT", "FINISHED_DEPLOYMENT", "DEPLOYMENT_KINDS",
     "AGENT_UP", "AGENT_UNREACHABLE", "AGENT_DRAINING",
     "service_from_json", "service_to_json", "generation_from_json", "generation_to_json",
     "instance_from_json", "instance_to_json", "deployment_from_json", "deployment_to_json",
     "agent_from_json", "agent_to_json", "agent_state", "RecordInvalid", "JSON", "Document",
+    "Backup", "BackupVolume", "BACKUP_STATES", "backup_from_json", "backup_to_json",
+    "counts_healthy",
 ]
 
 ACTIVE_DEPLOYMENT = ("queued", "running")
 FINISHED_DEPLOYMENT = ("succeeded", "failed", "cancelled")
 DEPLOYMENT_KINDS = ("install", "scale", "upgrade", "rollback", "restart", "uninstall",
-                    "recover")
+                    "recover", "move", "backup", "restore")
 AGENT_UP, AGENT_UNREACHABLE, AGENT_DRAINING = "up", "unreachable", "draining"
 
 
@@ -69,10 +71,13 @@ class Service(TypedDict):
     package: PackageRef
     options: dict[str, Any]
     secret_paths: NotRequired[list[str]]   # absent in records from before it was kept
+    generated_secrets: NotRequired[dict[str, Any]]  # path -> sealed value Berth made
     spec: dict[str, Any]
     instances: int
     generation: int
     status: str
+    status_reason: NotRequired[str | None]  # why degraded, e.g. waiting for an agent
+    cluster: NotRequired[str]               # absent: Berth's own agents (``default``)
     deployment: str | None
     created_at: float
     updated_at: float
@@ -95,11 +100,21 @@ class Generation(TypedDict):
     actor: str
 
 
+class InstanceVolume(TypedDict):
+    """A named volume an instance is bound to, and the agent that holds it."""
+
+    name: str
+    agent: str
+
+
 class Instance(TypedDict):
     """One container of a service on one agent (``instance:<id>``).
 
     ``state``: placed | starting | running | unhealthy | stopping | stopped | failed |
-    lost. ``health``: unknown | healthy | unhealthy | none.
+    lost. ``health``: unknown | healthy | unhealthy | none. ``resident``: the spec
+    mounts named volumes that are not ``replaceable``, so the instance is bound to the
+    agent in ``volumes``: when that agent stops answering it waits for it (``lost``,
+    never replaced elsewhere with empty volumes) and runs there again when it answers.
     """
 
     id: str
@@ -121,6 +136,9 @@ class Instance(TypedDict):
     deployment: NotRequired[str]
     cpus: NotRequired[float]
     mem: NotRequired[int]
+    resident: NotRequired[bool]       # absent in records from before it was kept
+    volumes: NotRequired[list[InstanceVolume]]
+    links: NotRequired[dict[str, dict[str, Any]]]   # option → endpoint used at create
     rev: NotRequired[int]
 
 
@@ -141,6 +159,21 @@ class Progress(TypedDict):
     started: int
     healthy: int
     failed: NotRequired[int]
+
+
+class MoveRequest(TypedDict):
+    """What a ``move`` deployment moves (``instance`` from agent ``source`` to ``target``)
+    and how far it got: ``phase`` (requested | stopped | copied | started | done),
+    ``created`` (the volumes it made on the target: only those go on a roll back),
+    ``new_instance`` (the instance that runs on the target)."""
+
+    instance: str
+    source: str
+    target: str
+    accept_empty: bool
+    phase: NotRequired[str]
+    created: NotRequired[list[str]]
+    new_instance: NotRequired[str]
 
 
 class Deployment(TypedDict):
@@ -167,6 +200,10 @@ class Deployment(TypedDict):
     reason: NotRequired[str]          # recover: why
     rollback_to: NotRequired[int]     # rollback: the generation returned to
     delete_data: NotRequired[bool]    # uninstall: remove the service's named volumes too
+    move: NotRequired[MoveRequest]    # move: which instance goes where, and how far it got
+    backup: NotRequired[str]          # backup, or an upgrade that takes one first: its id
+    restore: NotRequired[str]         # restore, or a rollback with its data: the backup
+    restore_agent: NotRequired[str]   # a restore onto this agent (the admin's ``agent``)
     rev: NotRequired[int]
 
 
@@ -286,3 +323,67 @@ def agent_to_json(agent: Agent) -> Document:
     doc["drain"] = bool(agent.get("drain")) or agent.get("state") == AGENT_DRAINING
     doc["state"] = AGENT_UNREACHABLE if agent.get("state") == AGENT_UNREACHABLE else AGENT_UP
     return doc
+
+
+# backups --------------------------------------------------------------------------------
+BACKUP_STATES = ("queued", "running", "succeeded", "failed", "deleting")
+
+
+class BackupVolume(TypedDict):
+    """One named volume in a backup: where the spec mounted it, how big, its checksum."""
+
+    name: str
+    container_path: str
+    size: int | None          # bytes of its tar stream
+    checksum: str | None      # of the files, as the agent computes it (``volume_checksum``)
+
+
+class Backup(TypedDict):
+    """A copy of a service's named volumes in the backup store (``backup:<id>``).
+
+    ``status``: queued | running | succeeded | failed | deleting. ``options`` are the
+    service's at the time, secret values masked (a backup record never holds a secret,
+    sealed or not). ``consistency``: ``stopped`` (the instance was stopped for the copy)
+    or ``hook`` (the package's backup hook ran in the running container first).
+    ``store``: ``{"kind": "volume", "agent", "volume"}`` or ``{"kind": "directory",
+    "path"}``. Backups outlive their service: uninstall keeps them.
+    """
+
+    id: str
+    service: str
+    package: PackageRef
+    generation: int
+    options: dict[str, Any]
+    instance: str | None
+    agent: str | None
+    volumes: list[BackupVolume]
+    size: int | None
+    checksum: str | None
+    status: str
+    error: str | None
+    consistency: str
+    store: dict[str, str]
+    reason: str               # manual | upgrade
+    deployment: str
+    actor: str
+    created_at: float
+    finished_at: float | None
+    keep: NotRequired[int]    # retention: the service's newest this many are kept
+    rev: NotRequired[int]
+
+
+def backup_from_json(doc: Mapping[str, object]) -> Backup:
+    """A backup record from its stored document."""
+    return cast(Backup, _checked(doc, "backup", frozenset({"id", "service", "status"})))
+
+
+def backup_to_json(backup: Backup) -> Document:
+    """A backup as stored."""
+    return cast(Document, dict(backup))
+
+
+def counts_healthy(instance: Mapping[str, Any]) -> bool:
+    """Running and healthy (or without a health check): it serves. (Here, by the
+    record, so that the endpoints and the link resolution need not import the
+    instance runner; ``worker.instances`` re-exports it.)"""
+    return instance.get("state") == "running" and instance.get("health") in ("healthy", "none")

@@ -16,22 +16,36 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from catalog.names import SERVICE_NAME, require_service_name
 from catalog.options import apply_at_paths, values_at_paths
 from catalog.spec import map_secret_strings, secret_texts
 
 from . import deployments
+from .endpoints import check_routes, routes_of
 from .errors import (
+    AgentNotFound,
     DeploymentInProgress,
     GenerationNotFound,
+    InstanceNotFound,
     InvalidRequest,
+    MoveRefused,
     ServiceExists,
     ServiceNotFound,
 )
-from .records import Deployment, Generation, Instance, PackageRef, Service
+from .move import crowding, refusal
+from .records import (
+    Agent,
+    Backup,
+    Deployment,
+    Generation,
+    Instance,
+    MoveRequest,
+    PackageRef,
+    Service,
+)
 from .store import Store
 from .store.base import Tx
 from .store.crypto import DataKeys, has_sealed, require_keys
@@ -94,16 +108,36 @@ class DesiredState:
         return (apply_at_paths(plain_options, paths, keys.seal),
                 map_secret_strings(plain_spec, secrets, keys.seal))
 
+    def seal_generated(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Generated secret values (by option path) as the service record keeps them:
+        each sealed with the data key.
+
+        :raises DataKeyError: when there is a value to seal and no data key.
+        """
+        if not values:
+            return {}
+        keys = require_keys(self.keys, "store generated secret values (it never keeps "
+                                       "them in clear)")
+        return {path: keys.seal(value) for path, value in values.items()}
+
     # writes -------------------------------------------------------------------
     def install(self, name: str, spec: Mapping[str, Any] | None = None, *,
                 package: Any = None, options: Mapping[str, Any] | None = None,
                 instances: int | None = None, actor: str = "",
-                secret_paths: Sequence[str] = ()) -> dict[str, Any]:
+                secret_paths: Sequence[str] = (), cluster: str | None = None,
+                generated: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Write a new service (generation 1) and its install deployment, atomically.
+
+        ``cluster`` names the cluster it runs on (``worker/clusters.py``; None or
+        ``default``: Berth's own agents).
 
         ``secret_paths`` are the option paths the package actually installed marks
         secret (``/db/password``, ``/keys/*``): the record keeps them, and the values
-        there are sealed (see :meth:`seal`). Returns ``{"service": …, "deployment": …}``.
+        there are sealed (see :meth:`seal`). ``generated`` are the values Berth made for
+        empty ``x-generate`` options, by path: the record keeps them sealed
+        (``generated_secrets``) for the service's whole life, so an upgrade, a rollback
+        or an option left empty again reuses them. Returns ``{"service": …,
+        "deployment": …}``.
 
         :raises ServiceExists: when the name is taken.
         :raises InvalidRequest: for a bad name or instance count.
@@ -121,11 +155,16 @@ class DesiredState:
                           instances=count, generation=1, status="deploying",
                           deployment=deployment["id"], created_at=now, updated_at=now,
                           created_by=actor, updated_by=actor)
+        if cluster and cluster != "default":
+            service["cluster"] = cluster
+        if generated:
+            service["generated_secrets"] = self.seal_generated(generated)
 
         def change(tx: Tx) -> dict[str, Any]:
             if self.store.services.read(tx, name) is not None:
                 raise ServiceExists(f"a service named {name!r} exists", service=name,
                                     details=[{"path": "name", "message": "taken"}])
+            self._claim_routes(tx, service, None)
             written = self.store.services.stage_put(tx, service)
             self.store.services.stage_generation(tx, name, _generation_entry(
                 service, "install", actor))
@@ -155,15 +194,24 @@ class DesiredState:
     def update(self, name: str, *, spec: Mapping[str, Any], package: Any = None,
                options: Mapping[str, Any] | None = None, instances: int | None = None,
                actor: str = "", force: bool = False,
-               secret_paths: Sequence[str] = ()) -> Deployment:
+               secret_paths: Sequence[str] = (),
+               generated: Mapping[str, Any] | None = None,
+               backup: Backup | None = None) -> Deployment:
         """Move a service to a new spec (another version or options): a rolling upgrade.
 
         The instance count stays unless ``instances`` is given. The record's secret
         paths become ``secret_paths`` plus the ones it had: a value once secret stays
-        hidden even if the new version forgets to mark it.
+        hidden even if the new version forgets to mark it. ``generated`` (values made
+        for ``x-generate`` options this version adds) join the record's kept ones; a
+        kept value is never replaced.
+        With ``backup`` (a new
+        record, ``worker.backups.new_backup``) the deployment takes it first and
+        upgrades only once it succeeded.
 
         :raises ServiceNotFound, DeploymentInProgress, InvalidRequest, DataKeyError:
         """
+        sealed_new = self.seal_generated(generated or {})
+
         def apply(service: Service) -> None:
             total = _check_count(instances if instances is not None else service["instances"])
             if package is not None:
@@ -175,14 +223,19 @@ class DesiredState:
             service["secret_paths"] = paths
             service["spec"] = {**new_spec, "instances": total}
             service["instances"] = total
+            if sealed_new:
+                service["generated_secrets"] = {**sealed_new,
+                                                **(service.get("generated_secrets") or {})}
 
-        return self._change(name, "upgrade", apply, actor=actor, force=force)
+        return self._change(name, "upgrade", apply, actor=actor, force=force, backup=backup)
 
     def rollback(self, name: str, generation: int | None = None, *, actor: str = "",
-                 force: bool = False) -> Deployment:
+                 force: bool = False, restore: str | None = None) -> Deployment:
         """Return to an earlier generation (the previous one by default) as a new one.
 
-        The instance count stays as it is: scaling is not part of a generation.
+        The instance count stays as it is: scaling is not part of a generation. With
+        ``restore`` (a backup id) the instances are stopped, the backup is written into
+        their volumes, and the earlier generation starts on that data.
 
         :raises ServiceNotFound, GenerationNotFound, DeploymentInProgress:
         """
@@ -199,7 +252,30 @@ class DesiredState:
                                "instances": service["instances"]}
 
         return self._change(name, "rollback", apply, actor=actor, force=force,
-                            rollback_to=int(target["generation"]))
+                            rollback_to=int(target["generation"]),
+                            extra={"restore": restore} if restore else None)
+
+    def backup(self, name: str, backup: Backup, *, actor: str = "",
+               force: bool = False) -> Deployment:
+        """Write a queued backup record and the ``backup`` deployment that takes it.
+
+        :raises ServiceNotFound, DeploymentInProgress:
+        """
+        return self._change(name, "backup", lambda service: None, actor=actor, force=force,
+                            new_generation=False, backup=backup)
+
+    def restore(self, name: str, backup_id: str, *, actor: str = "",
+                force: bool = False, agent: str | None = None) -> Deployment:
+        """Start a ``restore`` deployment: backup ``backup_id`` into ``name``'s volumes
+        (on ``agent`` when given: the data is written there and the instances run there).
+
+        :raises ServiceNotFound, DeploymentInProgress:
+        """
+        extra: dict[str, Any] = {"restore": backup_id}
+        if agent:
+            extra["restore_agent"] = agent
+        return self._change(name, "restore", lambda service: None, actor=actor, force=force,
+                            new_generation=False, extra=extra)
 
     def restart(self, name: str, *, actor: str = "", force: bool = False) -> Deployment:
         """Replace every instance with a fresh one of the same spec (a new generation).
@@ -239,6 +315,64 @@ class DesiredState:
         self._enqueue_deploy(deployment["id"])
         return deployment
 
+    def move(self, name: str, instance_id: str, target: str, *, accept_empty: bool = False,
+             actor: str = "", force: bool = False) -> Deployment:
+        """Move one instance to agent ``target`` with its data: a ``move`` deployment.
+
+        The worker stops the instance, copies its named volumes to ``target``, starts
+        it there and waits for healthy, then marks the old volumes left over
+        (:mod:`worker.move`). Refused here, before anything changes, when the instance's
+        agent does not answer (its data cannot be copied) unless ``accept_empty``.
+
+        :raises ServiceNotFound, InstanceNotFound, AgentNotFound, DeploymentInProgress:
+        :raises MoveRefused: the agent does not answer (without ``accept_empty``), the
+            instance is on ``target`` already, or ``target`` cannot take instances.
+        """
+        def change(tx: Tx) -> Deployment:
+            service = self._locked_service(tx, name)
+            instance = self.store.instances.read(tx, instance_id)
+            if instance is None or instance["service"] != name:
+                raise InstanceNotFound(f"service {name!r} has no instance {instance_id!r}",
+                                       service=name, instance=instance_id)
+            _check_move(instance, self.store.agents.read(tx, instance["agent"]),
+                        self.store.agents.read(tx, target), target, accept_empty)
+            crowded = crowding(instance, target, self.store.instances.for_service(name),
+                               service["spec"])
+            if crowded:
+                raise MoveRefused(crowded, details=[{"path": "to", "message": crowded}])
+            self._supersede(tx, service, "move", actor, force)
+            deployment = deployments.new(name, "move", int(service["generation"]),
+                                         int(service["instances"]), actor)
+            deployment["move"] = MoveRequest(instance=instance_id, source=instance["agent"],
+                                             target=target, accept_empty=accept_empty,
+                                             phase="requested")
+            service.update({"status": "deploying", "deployment": deployment["id"],
+                            "updated_at": time.time(), "updated_by": actor})
+            self.store.services.stage_put(tx, service)
+            tx.event("service.moving", name, actor, {"instance": instance_id, "to": target})
+            return deployments.stage_create(self.store, tx, deployment)
+
+        deployment = self.store.state.transact(change)
+        self._enqueue_deploy(deployment["id"])
+        return deployment
+
+    def _supersede(self, tx: Tx, service: Service, kind: str, actor: str,
+                   force: bool) -> None:
+        """Refuse a change while a deployment runs, or (``force``) cancel that one.
+
+        :raises DeploymentInProgress:
+        """
+        name = service["name"]
+        if service.get("status") == "deleting":
+            raise DeploymentInProgress(f"service {name!r} is being uninstalled", service=name)
+        running = deployments.active_of(self.store, tx, service)
+        if running and not force:
+            raise DeploymentInProgress(
+                f"deployment {running['id']} of {name!r} is {running['status']}",
+                service=name, deployment=running["id"], hint="wait for it, cancel it, or force")
+        if running:
+            deployments.stage_cancel(self.store, tx, running, actor, f"superseded by {kind}")
+
     def cancel_deployment(self, deployment_id: str, *, actor: str = "") -> Deployment:
         """Stop a queued or running deployment where it is; a finished one is returned.
 
@@ -256,6 +390,14 @@ class DesiredState:
 
     def list_services(self) -> list[Service]:
         return self.store.services.list()
+
+    def services_page(self, start: int, stop: int) -> tuple[list[Service], int]:
+        """The services ``start:stop`` by name, and the total."""
+        return self.store.services.page(start, stop)
+
+    def instances_of(self, names: Iterable[str]) -> dict[str, list[Instance]]:
+        """The instances of several services in one batch, oldest first each."""
+        return self.store.instances.for_services(names)
 
     def list_instances(self, name: str) -> list[Instance]:
         """A service's instances, oldest first (empty for an unknown name)."""
@@ -287,28 +429,30 @@ class DesiredState:
     # helpers ------------------------------------------------------------------
     def _change(self, name: str, kind: str, apply: Callable[[Service], Any], *,
                 actor: str, force: bool, new_generation: bool = True,
-                rollback_to: int | None = None) -> Deployment:
-        """Apply a change to a service and start its deployment, in one transaction."""
+                rollback_to: int | None = None, extra: Mapping[str, Any] | None = None,
+                backup: Backup | None = None) -> Deployment:
+        """Apply a change to a service and start its deployment, in one transaction.
+
+        ``extra``: more fields of the deployment record; ``backup``: a backup record
+        the deployment takes first, written in the same transaction.
+        """
         def change(tx: Tx) -> Deployment:
             service = self._locked_service(tx, name)
-            if service.get("status") == "deleting":
-                raise DeploymentInProgress(f"service {name!r} is being uninstalled",
-                                           service=name)
-            running = deployments.active_of(self.store, tx, service)
-            if running and not force:
-                raise DeploymentInProgress(
-                    f"deployment {running['id']} of {name!r} is {running['status']}",
-                    service=name, deployment=running["id"],
-                    hint="wait for it, cancel it, or force")
-            if running:
-                deployments.stage_cancel(self.store, tx, running, actor,
-                                         f"superseded by {kind}")
+            self._supersede(tx, service, kind, actor, force)
+            before = copy.deepcopy(service["spec"])
             apply(service)
+            self._claim_routes(tx, service, before)
             if new_generation:
                 service["generation"] = int(service["generation"]) + 1
             deployment = deployments.new(name, kind, int(service["generation"]),
                                          int(service["instances"]), actor,
                                          rollback_to=rollback_to)
+            deployment.update(cast(Deployment, dict(extra or {})))
+            if backup is not None:
+                backup["deployment"] = deployment["id"]
+                deployment["backup"] = backup["id"]
+                self.store.backups.stage_put(tx, backup)
+                tx.event("backup.queued", backup["id"], actor, {"service": name})
             service.update({"status": "deploying", "deployment": deployment["id"],
                             "updated_at": time.time(), "updated_by": actor})
             self.store.services.stage_put(tx, service)
@@ -323,6 +467,26 @@ class DesiredState:
         deployment = self.store.state.transact(change)
         self._enqueue_deploy(deployment["id"])
         return deployment
+
+    def _claim_routes(self, tx: Tx, service: Service,
+                      before: Mapping[str, Any] | None) -> None:
+        """Refuse, inside ``tx``, a spec whose new routes clash with another service's.
+
+        Every transaction that gives a service routes it did not have rewrites one
+        document, ``routes:rev``, after WATCHing it and before reading the other
+        services: of two such transactions racing, the second to commit fails and is
+        recomputed on the records the first wrote, so two services never both get a
+        host. The services themselves are read without watching (one ``MGET``): only
+        route changes serialise, not every status write of every deployer. A change
+        that adds no route (scale, restart, an upgrade keeping its routes) skips it.
+
+        :raises RouteConflict:
+        """
+        if not routes_of(service) or routes_of(service) == routes_of(
+                {"name": service["name"], "spec": before or {}}):
+            return
+        tx.put(self.store.state.key("routes", "rev"), {})
+        check_routes(service, self.store.services.list(), before=before)
 
     def _locked_service(self, tx: Tx, name: str) -> Service:
         service = self.store.services.read(tx, name)
@@ -358,6 +522,33 @@ class DesiredState:
         except Exception:  # noqa: BLE001 - the record is durable; the reconciler re-drives it
             log.warning("could not enqueue deployment %s; the reconciler will pick it up",
                         deployment_id, exc_info=True)
+
+
+def _check_move(instance: Instance, source: Agent | None, target: Agent | None,
+                target_id: str, accept_empty: bool) -> None:
+    """Refuse a move that cannot be or would lose data without being told so.
+
+    :raises AgentNotFound: no agent ``target_id``.
+    :raises MoveRefused:
+    """
+    if target is None:
+        raise AgentNotFound(f"no agent {target_id!r}", agent=target_id,
+                            details=[{"path": "to", "message": "not a registered agent"}])
+    problem = None
+    if instance["agent"] == target_id:
+        problem = f"instance {instance['id']} is on {target_id} already"
+    elif target.get("drain"):
+        problem = f"agent {target_id} is being drained"
+    elif target.get("state") == "unreachable":
+        problem = f"agent {target_id} does not answer"
+    if problem:
+        raise MoveRefused(problem, details=[{"path": "to", "message": problem}])
+    reason = refusal(instance, source, accept_empty=accept_empty)
+    if reason:
+        raise MoveRefused(reason, details=[{"path": "acceptEmpty", "message": reason}],
+                          hint="pass --accept-empty (acceptEmpty: true) to start it "
+                               "there with empty volumes",
+                          volumes=[v["name"] for v in instance.get("volumes") or []])
 
 
 def _generation_entry(service: Service, kind: str, actor: str) -> Generation:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from catalog.settings_table import SettingsError, default, read
 from catalog.spec import DEFAULT_ALLOWED_HOST_PATHS, ContainerPolicy, host_path_settings_problems
 
+from .store.connection import RedisEndpoint
 from .store.crypto import DataKeys
 
 if TYPE_CHECKING:  # the runtime import is in _remote_policy: see there
@@ -56,6 +57,21 @@ class SharedSettings:
     allow_host_network: str = default("BERTH_ALLOW_HOST_NETWORK")
     refuse_root_user: bool = default("BERTH_REFUSE_ROOT_USER")
     agent_tls_dir: str = default("BERTH_AGENT_TLS_DIR")
+    # Redis through Sentinel (``worker.store.connection.RedisEndpoint``)
+    redis_sentinels: str = default("BERTH_REDIS_SENTINELS")   # host:port,… ; empty: the URL
+    redis_master: str = default("BERTH_REDIS_MASTER")
+    redis_password: str = field(default=default("BERTH_REDIS_PASSWORD"), repr=False)
+    redis_sentinel_password: str = field(default=default("BERTH_REDIS_SENTINEL_PASSWORD"),
+                                         repr=False)
+    redis_tls_ca: str = default("BERTH_REDIS_TLS_CA")
+    redis_tls_cert: str = default("BERTH_REDIS_TLS_CERT")
+    redis_tls_key: str = default("BERTH_REDIS_TLS_KEY")
+    # replicas a write must reach before it counts (-1: 1 with Sentinel, else 0)
+    redis_min_replicas: int = default("BERTH_REDIS_MIN_REPLICAS")
+    redis_wait_timeout: float = default("BERTH_REDIS_WAIT_TIMEOUT")
+    backup_agent: str = default("BERTH_BACKUP_AGENT")   # agent id of the backup store
+    backup_volume: str = default("BERTH_BACKUP_VOLUME")
+    backup_dir: str = default("BERTH_BACKUP_DIR")       # or a directory the workers share
     # Fernet keys, comma-separated, newest first: seal and open secret option values
     data_key: str = field(default=default("BERTH_DATA_KEY"), repr=False)
     # how remote repositories are fetched (``BERTH_REPOSITORY_*``)
@@ -81,8 +97,20 @@ class SharedSettings:
 
     @property
     def broker(self) -> str:
-        """The Celery broker URL (the state Redis unless set apart)."""
-        return self.broker_url or self.redis_url
+        """The Celery broker URL (the state Redis unless set apart; with Sentinel,
+        kombu's ``sentinel://`` list of the Sentinels)."""
+        return self.redis_endpoint.broker_url(self.broker_url)
+
+    @property
+    def redis_endpoint(self) -> RedisEndpoint:
+        """Where the state Redis is: the URL, or the Sentinels and the master's name.
+
+        :raises SettingsError: ``BERTH_REDIS_SENTINELS`` does not parse.
+        """
+        try:
+            return RedisEndpoint.of(self)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
 
     @property
     def host_path_roots(self) -> tuple[str, ...]:
@@ -95,6 +123,7 @@ class SharedSettings:
         :raises SettingsError: naming the variable.
         """
         self.container_policy  # noqa: B018 - raises SettingsError for a bad value
+        self._check_sentinel()
         for name, url in (("BERTH_REDIS_URL", self.redis_url),
                           ("BERTH_BROKER_URL", self.broker_url)):
             try:
@@ -105,6 +134,22 @@ class SharedSettings:
         if problems:
             raise SettingsError("BERTH_ALLOWED_HOST_PATHS / BERTH_READONLY_HOST_PATHS: "
                                 + "; ".join(problems))
+
+    def _check_sentinel(self) -> None:
+        """The Sentinel settings: parseable, a master name, TLS files that go together.
+
+        :raises SettingsError: naming the variable.
+        """
+        endpoint = self.redis_endpoint
+        if endpoint.sentinel and not self.redis_master:
+            raise SettingsError("BERTH_REDIS_MASTER: the Sentinels' master name is empty")
+        if self.redis_tls_key and not self.redis_tls_cert:
+            raise SettingsError("BERTH_REDIS_TLS_KEY is set without BERTH_REDIS_TLS_CERT")
+        if self.redis_tls_cert and not self.redis_tls_ca:
+            raise SettingsError("BERTH_REDIS_TLS_CERT needs BERTH_REDIS_TLS_CA (the CA that "
+                                "signed the Redis servers' certificates)")
+        if self.redis_min_replicas < -1:
+            raise SettingsError("BERTH_REDIS_MIN_REPLICAS must be -1 (automatic) or more")
 
 
 @dataclass(frozen=True)
@@ -119,6 +164,7 @@ class WorkerSettings(SharedSettings):
     toolbox_image: str = default("BERTH_TOOLBOX_IMAGE")
     docker_timeout: float = default("BERTH_DOCKER_TIMEOUT")
     image_dir: str = default("BERTH_IMAGE_DIR")
+    image_peer_copy: bool = default("BERTH_IMAGE_PEER_COPY")
     deploy_lock_ttl: float = default("BERTH_DEPLOY_LOCK_TTL")
     stuck_after: float = default("BERTH_STUCK_AFTER")
     health_poll: float = default("BERTH_HEALTH_POLL")
@@ -130,6 +176,10 @@ class WorkerSettings(SharedSettings):
     events_maxlen: int = default("BERTH_EVENTS_MAXLEN")
     concurrency: int = default("BERTH_WORKER_CONCURRENCY")
     watch_events: bool = default("BERTH_WATCH_EVENTS")
+    drain_delay: float = default("BERTH_DRAIN_DELAY")
+    proxy_resync_interval: float = default("BERTH_PROXY_RESYNC_INTERVAL")
+    proxy_timeout: float = default("BERTH_PROXY_TIMEOUT")
+    fast_concurrency: int = default("BERTH_WORKER_FAST_CONCURRENCY")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:

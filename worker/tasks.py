@@ -2,8 +2,9 @@
 
 ``berth.deploy(deployment_id)``, ``berth.reconcile()``, ``berth.reconcile_service(name)``,
 ``berth.heartbeat()``, ``berth.refresh_repositories()``, ``berth.refresh_repository(name)``
-(the first fetch of a repository just added). Reliability options sit on the
-decorators; clients (store, Docker pool) are built once per process, after the fork.
+(the first fetch of a repository just added), ``berth.prune_volumes(prune_id)``,
+``berth.delete_backup(backup_id)``. Reliability options sit on the decorators; clients
+(store, Docker pool) are built once per process, after the fork.
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ import redis
 from celery import shared_task
 
 from .agents import AgentPool, remove_containers
+from .backups import delete_by_id
 from .deploy import Deployer
-from .errors import AgentError
+from .errors import AgentError, NotDurable
 from .reconcile import Reconciler
 from .repository_fetcher import refresh as refresh_remote
 from .repository_fetcher import refresh_all
 from .settings import WorkerSettings
 from .store import Store
+from .volumes import run_prune
 
 log = logging.getLogger(__name__)
 
-RETRYABLE = (AgentError, redis.ConnectionError, redis.TimeoutError)
+RETRYABLE = (AgentError, NotDurable, redis.ConnectionError, redis.TimeoutError)
 RETRIES = {"autoretry_for": RETRYABLE, "max_retries": 3, "retry_backoff": 2,
            "retry_backoff_max": 30, "retry_jitter": True}
 
@@ -51,8 +54,7 @@ def context(app: Any) -> Context:
     pid = os.getpid()
     if pid not in _contexts:
         settings = getattr(app, "berth_settings", None) or WorkerSettings.from_env()
-        store = Store.from_url(settings.redis_url, prefix=settings.prefix)
-        store.state.events_maxlen = settings.events_maxlen
+        store = Store.from_settings(settings)
         pool = AgentPool(timeout=settings.docker_timeout, tls_dir=settings.agent_tls_dir)
 
         def enqueue(name: str, args: Any) -> Any:
@@ -102,9 +104,20 @@ def reconcile_service(self: Any, name: str) -> str | None:
 
 
 @shared_task(name="berth.heartbeat", bind=True, acks_late=True, **RETRIES)
-def heartbeat(self: Any) -> dict[str, list[str]]:
-    """Ping every agent; an agent gone silent gets its instances replaced."""
+def heartbeat(self: Any, period: int | None = None) -> dict[str, list[str]]:
+    """Ping every agent; an agent gone silent gets its instances replaced.
+
+    ``period`` is the schedule's period this run belongs to: runs are counted per
+    period in ``<prefix>schedule:ran:berth.heartbeat`` (kept an hour), which shows
+    that the schedule ran exactly once per period across failovers.
+    """
     ctx = context(self.app)
+    if period is not None:
+        counts = ctx.store.state.key("schedule", "ran", "berth.heartbeat")
+        with ctx.store.redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(counts, str(period), 1)
+            pipe.expire(counts, 3600)
+            pipe.execute()
     changed = ctx.reconciler.heartbeat()
     if changed["unreachable"] or changed["up"]:
         self.app.send_task("berth.reconcile", args=[])
@@ -131,3 +144,18 @@ def refresh_repository(self: Any, name: str) -> Any:
     if store.repositories.get(name) is None:
         return None  # removed before the worker got to it
     return refresh_remote(store, name)
+
+
+@shared_task(name="berth.prune_volumes", bind=True, acks_late=True, **RETRIES)
+def prune_volumes(self: Any, prune_id: str) -> int:
+    """Remove the left-over volumes a prune request names; how many went."""
+    ctx = context(self.app)
+    record = run_prune(ctx.store, ctx.pool, prune_id)
+    return len(record["removed"]) if record else 0
+
+
+@shared_task(name="berth.delete_backup", bind=True, acks_late=True, **RETRIES)
+def delete_backup(self: Any, backup_id: str) -> bool:
+    """Remove a backup's files from the backup store, then its record."""
+    ctx = context(self.app)
+    return delete_by_id(ctx.store, ctx.pool, ctx.settings, backup_id)

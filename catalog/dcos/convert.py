@@ -18,6 +18,7 @@ from typing import Any
 
 from catalog.dcos import fields as F
 from catalog.dcos.compat import app_framework_reasons
+from catalog.dcos.routes import haproxy_routes
 from catalog.errors import SpecRefused
 
 __all__ = ["Conversion", "analyze_app", "convert_app", "MARATHON_DEFAULTS"]
@@ -71,6 +72,7 @@ def analyze_app(app: Mapping[str, Any]) -> Conversion:
     _ports(app, conv)
     F.env(app.get("env"), conv)
     F.labels(app.get("labels"), conv)
+    haproxy_routes(app.get("labels"), conv)
     F.health_checks(app.get("healthChecks"), conv)
     F.constraints(app.get("constraints"), conv)
     F.roles(app, conv)

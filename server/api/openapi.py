@@ -22,6 +22,10 @@ CONSTRAINTS = {"type": "array", "maxItems": 20, "items": {
     "type": "array", "minItems": 2, "maxItems": 3,
     "items": {"type": "string", "minLength": 1, "maxLength": 200}},
     "description": "Added to the package's own, e.g. [[\"hostname\", \"MAX_PER\", \"2\"]]."}
+HANDOVER = {"type": "array", "maxItems": 50, "uniqueItems": True,
+            "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_-]{0,63}$"},
+            "description": "The linked options (x-berth-service) whose credentials the "
+                           "admin confirms handing over to this service."}
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), *,
@@ -53,15 +57,24 @@ SCHEMAS: dict[str, Any] = {
                            "name": SERVICE_NAME, "constraints": CONSTRAINTS}),
     "InstallRequest": _obj({"package": NAME, "version": VERSION, "name": SERVICE_NAME,
                             "options": OPTIONS, "instances": INSTANCES,
-                            "constraints": CONSTRAINTS}, ("package",)),
+                            "constraints": CONSTRAINTS, "handover": HANDOVER,
+                            "cluster": {**SERVICE_NAME, "description": (
+                                "Where it runs: a cluster's name (default: Berth's own "
+                                "agents).")}}, ("package",)),
     "ChangeRequest": _obj({"instances": INSTANCES, "version": VERSION, "options": OPTIONS,
                            "repository": {**NAME, "description": "Upgrade from this "
-                                          "repository instead of the service's own."}},
+                                          "repository instead of the service's own."},
+                           "backup": {"type": "boolean", "description": "Back the named "
+                                      "volumes up first (an upgrade only)."},
+                           "handover": HANDOVER},
                           minProperties=1),
     "RollbackRequest": _obj({"generation": {"type": "integer", "minimum": 1,
-                                            "maximum": 1000000}}),
+                                            "maximum": 1000000},
+                             "restore_data": {"type": "boolean", "description": "Restore "
+                                              "that generation's newest backup too."}}),
     "RestartRequest": _obj({}),
-    "UninstallRequest": _obj({"delete_data": {"type": "boolean"}}),
+    "UninstallRequest": _obj({"delete_data": {"type": "boolean"},
+                              "force": {"type": "boolean"}}),
     "AgentRequest": _obj({
         "url": {"type": "string", "maxLength": 500,
                 "pattern": "^(tcp|unix|ssh|http|https)://[^\\s]+$"},
@@ -93,6 +106,11 @@ SCHEMAS: dict[str, Any] = {
     "Service": _obj({"name": {"type": "string"}, "package": {"type": "object"},
                      "instances": {"type": "integer"}, "status": {"type": "string"},
                      "generation": {"type": "integer"}}, ("name",), strict=False),
+    "ServicePage": _obj({"items": {"type": "array", "items": _ref("Service")},
+                         "total": {"type": "integer", "minimum": 0},
+                         "page": {"type": "integer", "minimum": 1},
+                         "per_page": {"type": "integer"}}, ("items", "total", "page"),
+                        strict=False),
     "Instance": _obj({"id": {"type": "string"}, "agent": {"type": ["string", "null"]},
                       "state": {"type": "string"}, "health": {"type": "string"},
                       "ports": {"type": "object"}}, ("id",), strict=False),
@@ -106,7 +124,12 @@ SCHEMAS: dict[str, Any] = {
         "status": {"enum": ["queued", "running", "succeeded", "failed", "cancelled"]},
         "steps": {"type": "array"}, "progress": {"type": "object"}},
         ("id", "status"), strict=False),
-    "Accepted": _obj({"deployment": _ref("Deployment"), "service": _ref("Service")},
+    "Accepted": _obj({"deployment": _ref("Deployment"), "service": _ref("Service"),
+                      "generated_secrets": {
+                          "type": "array", "description": "An install's generated secret "
+                          "values, in clear: shown this once",
+                          "items": _obj({"path": {"type": "string"}, "value": {
+                              "type": "string"}}, ("path", "value"), strict=False)}},
                      ("deployment",), strict=False),
     "Volume": _obj({"name": {"type": "string"}, "service": {"type": "string"},
                     "agent": {"type": "string"},
@@ -167,6 +190,7 @@ def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 PAGE = _query("page", {"type": "integer", "minimum": 1, "maximum": 100000})
 PER_PAGE = _query("per_page", {"type": "integer", "minimum": 1, "maximum": 100})
+SERVICES_PER_PAGE = _query("per_page", {"type": "integer", "minimum": 1, "maximum": 500})
 PKG = _path("name", NAME)
 SVC = _path("name")
 ACCEPTED = {"202": {"description": "Accepted: a deployment was started",
@@ -209,8 +233,9 @@ def _paths() -> dict[str, Any]:
             _json("OK", _ref("Rendered")), "400 401 403 404 413 415 422 429 503",
             params=[PKG], body="RenderRequest", body_required=False)},
         "/services": {
-            "get": _op("listServices", "Every service with counts",
-                       _json("OK", _items("Service"))),
+            "get": _op("listServices", "A page of services by name, with counts",
+                       _json("OK", _ref("ServicePage")), "401 403 422 503",
+                       params=[PAGE, SERVICES_PER_PAGE]),
             "post": _op("installService", "Install a package as a service (admin)", ACCEPTED,
                         "400 401 403 404 409 413 415 422 503", body="InstallRequest")},
         "/services/{name}": {

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, stream_with_context, url_for
 
 from ..application import ServiceManager
+from ..application.services import MAX_SERVICES_PER_PAGE, SERVICES_PER_PAGE
 from ..context import current_berth
 from .common import Invalid, accepted, allow, json_body, query_bool, query_int, query_str
 
@@ -37,20 +38,34 @@ def _deployment_answer(deployment: dict[str, Any], **extra: Any) -> Any:
 
 
 def list_services() -> Any:
-    """Every service with its desired, running and healthy counts."""
+    """A page of services by name, each with its desired, running and healthy counts:
+    ``{"items", "total", "page", "per_page"}``, and a ``Link: rel="next"`` header while
+    more pages follow."""
     allow("viewer")
-    return jsonify({"items": _ops().services()})
+    page = query_int("page", 1, low=1, high=100000)
+    per_page = query_int("per_page", SERVICES_PER_PAGE, low=1, high=MAX_SERVICES_PER_PAGE)
+    result = _ops().services_page(page, per_page)
+    response = jsonify(result)
+    if page * per_page < result["total"]:
+        following = url_for("api.list_services", page=page + 1, per_page=per_page)
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return response
 
 
 def install_service() -> Any:
-    """Install a package as a new service: 202 with the service and its deployment."""
+    """Install a package as a new service: 202 with the service and its deployment, and
+    the values Berth generated for empty ``x-generate`` secrets (shown this once)."""
     actor = allow("admin")
     body = json_body("InstallRequest")
     result = _ops().install(
         actor, package=body["package"], version=body.get("version"), name=body.get("name"),
         options=body.get("options"), instances=body.get("instances"),
-        constraints=body.get("constraints") or ())
-    return _deployment_answer(result["deployment"], service=result["service"])
+        constraints=body.get("constraints") or (), cluster=body.get("cluster"),
+        handover=body.get("handover"))
+    answer = _deployment_answer(result["deployment"], service=result["service"],
+                                generated_secrets=result["generated_secrets"])
+    answer.headers["Cache-Control"] = "no-store"  # generated secrets are shown this once
+    return answer
 
 
 def show_service(name: str) -> Any:
@@ -64,11 +79,13 @@ def change_service(name: str) -> Any:
     ``repository``, which moves the service to another repository's package)."""
     actor = allow("admin")
     body = json_body("ChangeRequest")
-    if "version" in body or "options" in body or "repository" in body:
+    if any(k in body for k in ("version", "options", "repository", "handover")):
         deployment = _ops().upgrade(actor, name, version=body.get("version"),
                                     options=body.get("options"),
                                     instances=body.get("instances"),
-                                    repository=body.get("repository"))
+                                    repository=body.get("repository"),
+                                    backup=bool(body.get("backup")),
+                                    handover=body.get("handover"))
     elif "instances" in body:
         deployment = _ops().scale(actor, name, body["instances"])
     else:
@@ -82,7 +99,8 @@ def uninstall_service(name: str) -> Any:
     that stay (or, with ``delete_data``, that go once the containers are gone)."""
     actor = allow("admin")
     body = json_body("UninstallRequest", optional=True)
-    result = _ops().uninstall(actor, name, delete_data=bool(body.get("delete_data")))
+    result = _ops().uninstall(actor, name, delete_data=bool(body.get("delete_data")),
+                              force=body.get("force") is True)
     return _deployment_answer(result["deployment"], delete_data=result["delete_data"],
                               volumes=result["volumes"])
 
@@ -97,7 +115,8 @@ def rollback_service(name: str) -> Any:
     """Return to an earlier generation (the previous one by default)."""
     actor = allow("admin")
     body = json_body("RollbackRequest", optional=True)
-    return _deployment_answer(_ops().rollback(actor, name, body.get("generation")))
+    return _deployment_answer(_ops().rollback(actor, name, body.get("generation"),
+                                              restore_data=bool(body.get("restore_data"))))
 
 
 def restart_service(name: str) -> Any:

@@ -20,6 +20,7 @@ from typing import Any
 
 from catalog.bundle import BundleLimits, lint_bundle, package_from_bundle
 from catalog.errors import PackageInvalid
+from catalog.links import credential_problems
 from catalog.render import rendering_with
 
 from ..errors import ApiError, Invalid
@@ -65,7 +66,8 @@ class Publisher:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         # Build the current catalog first: it claims every name the other repositories
         # serve (a remote refreshed a moment ago included) before this publish can.
-        self.berth.catalog.get()
+        catalog = self.berth.catalog.get()
+        _refuse_foreign_credentials(package, catalog)
         meta = self.berth.store.hosted.publish(
             package.name, package.version, data, digest=digest, actor=actor,
             extra={"title": package.title, "description": package.description[:500]})
@@ -196,6 +198,24 @@ class Publisher:
                 {"path": "body/repository", "message": f"no repository named {value!r}"}],
                 hint="`GET /api/v1/repositories` lists them")
         return value
+
+
+def _refuse_foreign_credentials(package: Any, catalog: Any) -> None:
+    """A link may only ask for secret options of the package it links to, as the
+    catalog serves it (every version it has; ``catalog.links.credential_problems``).
+
+    :raises PackageInvalid: naming ``config.json`` and the credential's field.
+    """
+    def linked(name: str) -> list[Any]:
+        return [p.config_schema for p in catalog.versions(name)] if name in catalog else []
+
+    problems = credential_problems(package.config_schema, linked)
+    if problems:
+        raise PackageInvalid(
+            f"{package.name} {package.version} asks a linked service for options that "
+            "are not its secrets", package=package.name, version=package.version,
+            details=[{"path": "config.json#" + loc, "message": why} for loc, why in problems],
+            hint="name only options the linked package marks x-secret")
 
 
 def _check_name(name: str) -> None:

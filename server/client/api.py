@@ -24,6 +24,7 @@ import requests
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 FINAL = ("succeeded", "failed", "cancelled")
+SERVICES_PAGE = 500  # services asked for per request when listing them all
 
 
 class BerthAPIError(Exception):
@@ -95,14 +96,16 @@ class BerthClient:
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: Mapping[str, Any] | None = None, stream: bool = False,
                 timeout: float | None = None, data: bytes | None = None,
-                content_type: str | None = None) -> requests.Response:
+                content_type: str | None = None,
+                headers: Mapping[str, str] | None = None) -> requests.Response:
         """Send one request (a JSON body, or raw ``data`` of ``content_type``) and
         return the response if it succeeded.
 
         :raises BerthAPIError: for an error answer or when the server cannot be reached.
         """
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        headers = {"Content-Type": content_type} if content_type else None
+        headers = {**(headers or {}), **({"Content-Type": content_type} if content_type
+                                         else {})} or None
         try:
             response = self.session.request(
                 method, self.api + path, json=json_body, params=query, stream=stream,
@@ -167,15 +170,27 @@ class BerthClient:
     # services ----------------------------------------------------------------------
     def install(self, package: str, *, version: str | None = None, name: str | None = None,
                 options: Mapping[str, Any] | None = None, instances: int | None = None,
-                constraints: Sequence[Sequence[str]] | None = None) -> dict:
-        """Install a package; returns ``{"service", "deployment"}``."""
+                constraints: Sequence[Sequence[str]] | None = None,
+                cluster: str | None = None, handover: Sequence[str] | None = None) -> dict:
+        """Install a package (onto ``cluster``, default Berth's own agents); returns
+        ``{"service", "deployment"}``. ``handover`` names the linked options whose
+        credentials the admin confirms handing over."""
         body = _drop_none(package=package, version=version, name=name, options=options,
-                          instances=instances,
+                          instances=instances, cluster=cluster,
+                          handover=list(handover) if handover else None,
                           constraints=[list(c) for c in constraints] if constraints else None)
         return self._send("POST", "/services", body)
 
     def services(self) -> list[dict]:
-        return self._get("/services")["items"]
+        """Every service, page after page."""
+        items: list[dict] = []
+        page = 1
+        while True:
+            answer = self._get("/services", page=page, per_page=SERVICES_PAGE)
+            items += answer["items"]
+            if not answer["items"] or len(items) >= int(answer.get("total", 0)):
+                return items
+            page += 1
 
     def service(self, name: str) -> dict:
         return self._get(f"/services/{_seg(name)}")
@@ -183,32 +198,65 @@ class BerthClient:
     def history(self, name: str) -> list[dict]:
         return self._get(f"/services/{_seg(name)}/history")["items"]
 
+    def secrets(self, name: str) -> dict:
+        """A service's secret option values in clear (admin only; the server audits it)."""
+        return self._get(f"/services/{_seg(name)}/secrets")
+
     def scale(self, name: str, instances: int) -> dict:
         return self._send("PATCH", f"/services/{_seg(name)}", {"instances": instances})
 
     def upgrade(self, name: str, *, version: str | None = None,
                 options: Mapping[str, Any] | None = None,
-                repository: str | None = None) -> dict:
-        """Upgrade within the service's own repository, or move it to ``repository``."""
+                repository: str | None = None, backup: bool = False,
+                handover: Sequence[str] | None = None) -> dict:
+        """Upgrade within the service's own repository, or move it to ``repository``;
+        with ``backup``, the service's volumes are backed up first; ``handover``
+        confirms handing linked services' credentials over (by linked option)."""
         body = _drop_none(version=version, options=options, repository=repository) \
             or {"version": "*"}
+        if backup:
+            body["backup"] = True
+        if handover:
+            body["handover"] = list(handover)
         return self._send("PATCH", f"/services/{_seg(name)}", body)
 
-    def rollback(self, name: str, generation: int | None = None) -> dict:
-        return self._send("POST", f"/services/{_seg(name)}/rollback",
-                          _drop_none(generation=generation))
+    def rollback(self, name: str, generation: int | None = None, *,
+                 restore_data: bool = False) -> dict:
+        """Return to an earlier generation; with ``restore_data``, on the data of that
+        generation's newest backup."""
+        body = _drop_none(generation=generation)
+        if restore_data:
+            body["restore_data"] = True
+        return self._send("POST", f"/services/{_seg(name)}/rollback", body)
 
     def restart(self, name: str) -> dict:
         return self._send("POST", f"/services/{_seg(name)}/restart", {})
 
-    def uninstall(self, name: str, *, delete_data: bool = False) -> dict:
-        """Uninstall; the answer's ``volumes`` stay unless ``delete_data``."""
-        body = {"delete_data": True} if delete_data else None
+    def uninstall(self, name: str, *, delete_data: bool = False, force: bool = False) -> dict:
+        """Uninstall; the answer's ``volumes`` stay unless ``delete_data``; ``force``
+        uninstalls a service other services link to."""
+        body: dict[str, Any] | None = {k: True for k, on in (("delete_data", delete_data),
+                                                              ("force", force)) if on} or None
         return self._send("DELETE", f"/services/{_seg(name)}", body)
 
     def volumes(self, service: str | None = None) -> dict:
         """``{"volumes": [...], "unreachable": [...]}``: Berth's named volumes."""
         return self._get("/volumes", service=service)
+
+    def move(self, name: str, instance: str, to: str, *, accept_empty: bool = False) -> dict:
+        """Move an instance to agent ``to`` with its data; ``{"deployment": …}``."""
+        body = {"to": to, "acceptEmpty": True} if accept_empty else {"to": to}
+        return self._send("POST", f"/services/{_seg(name)}/instances/{_seg(instance)}/move",
+                          body)
+
+    def prune_volumes(self, *, service: str | None = None, agent: str | None = None) -> dict:
+        """Ask for the left-over volumes to be removed; ``{"prune": {"id", "status"}}``."""
+        body = {k: v for k, v in (("service", service), ("agent", agent)) if v}
+        return self._send("POST", "/volumes/prune", body)
+
+    def prune(self, prune_id: str) -> dict:
+        """A prune request: ``status`` (queued | done), ``removed``, ``kept``."""
+        return self._get(f"/volumes/prune/{_seg(prune_id)}")
 
     def logs(self, name: str, instance: str, *, tail: int = 100,
              follow: bool = False) -> Iterator[bytes]:
@@ -217,6 +265,36 @@ class BerthClient:
                                 params={"tail": tail, "follow": 1 if follow else None},
                                 stream=True, timeout=None if follow else self.timeout)
         return response.iter_content(chunk_size=None)
+
+    # backups -----------------------------------------------------------------------
+    def backups(self, service: str | None = None) -> list[dict]:
+        """Backups, newest first (of one service when given)."""
+        return self._get("/backups", service=service)["items"]
+
+    def backup(self, backup_id: str) -> dict:
+        return self._get(f"/backups/{_seg(backup_id)}")
+
+    def create_backup(self, service: str, *, instance: str | None = None,
+                      keep: int | None = None) -> dict:
+        """``{"backup", "deployment"}``: the backup queued and the deployment taking it."""
+        return self._send("POST", f"/services/{_seg(service)}/backups",
+                          _drop_none(instance=instance, keep=keep))
+
+    def restore_backup(self, backup_id: str, *, to: str | None = None,
+                       agent: str | None = None) -> dict:
+        """``{"deployment"}``: the restore of a backup into its service or ``to``, onto
+        ``agent`` when given."""
+        return self._send("POST", f"/backups/{_seg(backup_id)}/restore",
+                          _drop_none(to=to, agent=agent))
+
+    def delete_backup(self, backup_id: str) -> dict:
+        return self._send("DELETE", f"/backups/{_seg(backup_id)}")
+
+    def download_backup(self, backup_id: str) -> Iterator[bytes]:
+        """The backup as ``.tar.gz``, chunk by chunk."""
+        response = self.request("GET", f"/backups/{_seg(backup_id)}/download", stream=True,
+                                timeout=None)
+        return response.iter_content(chunk_size=1 << 20)
 
     # deployments -------------------------------------------------------------------
     def deployments(self, service: str | None = None, limit: int = 50) -> list[dict]:
@@ -268,6 +346,23 @@ class BerthClient:
     def remove_agent(self, agent_id: str, *, force: bool = False) -> None:
         self.request("DELETE", f"/agents/{_seg(agent_id)}", params={"force": 1 if force else None})
 
+    def clusters(self) -> list[dict]:
+        """Berth's own agents (``default``) and every Swarm cluster."""
+        return self._get("/clusters")["items"]
+
+    def add_cluster(self, name: str, url: str, *, kind: str = "swarm",
+                    port_range: Sequence[int] | None = None) -> dict:
+        body = _drop_none(name=name, url=url, kind=kind,
+                          port_range=list(port_range) if port_range else None)
+        return self._send("POST", "/clusters", body)
+
+    def remove_cluster(self, name: str) -> None:
+        self.request("DELETE", f"/clusters/{_seg(name)}")
+
+    def cluster_nodes(self) -> list[dict]:
+        """Every Swarm's nodes, read from its manager."""
+        return self._get("/clusters/nodes")["items"]
+
     def repositories(self) -> list[dict]:
         answer = self._get("/repositories")
         return answer["items"] if isinstance(answer, dict) else answer
@@ -281,6 +376,21 @@ class BerthClient:
 
     def remove_repository(self, name: str) -> None:
         self.request("DELETE", f"/repositories/{_seg(name)}")
+
+    # image registries (admin) --------------------------------------------------------
+    def registries(self) -> list[dict]:
+        """Every image registry: host and username (never a password)."""
+        answer = self._get("/registries")
+        return answer["items"] if isinstance(answer, dict) else answer
+
+    def add_registry(self, host: str, *, username: str | None = None,
+                     password: str | None = None) -> dict:
+        """Add an image registry, or replace its credentials; its view."""
+        return self._send("POST", "/registries", {"host": host, "username": username,
+                                                  "password": password})
+
+    def remove_registry(self, host: str) -> None:
+        self.request("DELETE", f"/registries/{_seg(host)}")
 
     # meta --------------------------------------------------------------------------
     def refresh_repository(self, name: str) -> dict:
@@ -318,6 +428,34 @@ class BerthClient:
         """Give a name to one repository alone (admin)."""
         return self._send("POST", f"/packages/{_seg(name)}/owners/transfer",
                           {"repository": repository})
+
+    # routing ------------------------------------------------------------------------
+    def endpoints(self, name: str, *, wait: float | None = None,
+                  etag: str | None = None) -> dict:
+        """A service's healthy instances per port name (``etag`` + ``wait``: a long poll;
+        the same ``etag`` back means nothing changed)."""
+        response = self.request("GET", f"/services/{_seg(name)}/endpoints",
+                                params={"wait": wait}, timeout=self.timeout + (wait or 0),
+                                headers={"If-None-Match": etag} if etag else None)
+        if response.status_code == 304:
+            return {"service": name, "etag": etag, "unchanged": True}
+        return dict(response.json())
+
+    def routes(self) -> list[dict]:
+        return list(self._get("/routes")["items"])
+
+    def proxies(self) -> list[dict]:
+        return list(self._get("/proxies")["items"])
+
+    def add_proxy(self, name: str, *, kind: str, admin_url: str, listen: str,
+                  group: str | None = None, listen_tls: str | None = None,
+                  tls_issuer: str | None = None, acme_email: str | None = None) -> dict:
+        return dict(self._send("POST", "/proxies", _drop_none(
+            name=name, kind=kind, admin_url=admin_url, listen=listen, group=group,
+            listen_tls=listen_tls, tls_issuer=tls_issuer, acme_email=acme_email)))
+
+    def remove_proxy(self, name: str) -> None:
+        self._send("DELETE", f"/proxies/{_seg(name)}")
 
     def whoami(self) -> dict:
         return self._get("/whoami")

@@ -15,9 +15,12 @@ MAX_FIELD = 500
 @bp.get("/agents")
 @common.needs("viewer")
 def agents() -> Any:
-    """Every agent with its capacity, allocation and state."""
+    """Every agent with its capacity, allocation and state, and every Swarm's nodes
+    (read-only: read from the Swarm's manager)."""
+    app = common.application()
     return render_template(
-        "storefront/agents.html", agents=common.application().agents.agents(), form=request.args
+        "storefront/agents.html", agents=app.agents.agents(), form=request.args,
+        swarm_nodes=app.clusters.nodes(),
     )
 
 

@@ -49,7 +49,22 @@ def package(name: str) -> Any:
         screenshots=common.screenshots(pkg),
         also_in=cat.also_in(name),
         can_install=common.can("admin") and not pkg.unsupported and not pkg.yanked,
+        volumes=_volumes(pkg),
     )
+
+
+def _volumes(pkg: Any) -> list[dict[str, Any]]:
+    """The named volumes the package mounts with its default options, each saying
+    whether it is ``replaceable`` (may move to another agent empty) or kept on its
+    agent; none when the package does not render with its defaults alone."""
+    if pkg.unsupported:
+        return []
+    try:
+        spec = common.application().services.render(pkg.name, version=pkg.version)["spec"]
+    except common.user_errors():
+        return []
+    return [{"name": v["name"], "replaceable": bool(v.get("replaceable"))}
+            for v in spec.get("volumes") or [] if v.get("name")]
 
 
 @bp.get("/packages/<name>/<version>/icon")

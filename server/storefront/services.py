@@ -16,19 +16,26 @@ from flask import flash, redirect, render_template, request, url_for
 
 from catalog.options import deep_merge
 
-from . import common, form_builder, form_parser
+from . import common, form_builder, form_parser, moves
+from .backups import service_backups
 from .blueprint import bp
+from .install import located
 
 LOG_TAIL = 300
+SERVICES_PER_PAGE = 50
 MASK = "********"
 
 
 @bp.get("/services")
 @common.needs("viewer")
 def services() -> Any:
-    """Every service with its package, version and instance counts."""
-    return render_template("storefront/services.html",
-                           services=common.application().services.services())
+    """A page of services with package, version and instance counts (only that page's
+    instances are read)."""
+    page = request.args.get("page", "1")
+    number = int(page) if page.isdigit() and 0 < len(page) < 7 and int(page) > 0 else 1
+    result = common.application().services.services_page(number, SERVICES_PER_PAGE)
+    return render_template("storefront/services.html", services=result["items"],
+                           result=result, pages=max(1, -(-result["total"] // SERVICES_PER_PAGE)))
 
 
 @bp.get("/services/<name>")
@@ -37,6 +44,8 @@ def service(name: str) -> Any:
     """One service: instances, actions, deployment history."""
     ops = common.application().services
     status = ops.status(name)
+    if request.args.get("partial") == "endpoints":
+        return render_template("storefront/_endpoints.html", svc=status, **_reach(name))
     if request.args.get("partial") == "instances":
         return render_template(
             "storefront/_instances.html", svc=status, instances=common.instances_of(status)
@@ -49,7 +58,17 @@ def service(name: str) -> Any:
         deployments=ops.deployments(service=name, limit=20),
         versions=_versions(status),
         volumes=_volumes(name, status),
+        **_reach(name),
+        move=moves.move_choices(status) if common.can("admin") else None,
+        backups=service_backups(name) if status.get("spec", {}).get("volumes") else None,
     )
+
+
+def _reach(name: str) -> dict[str, Any]:
+    """The service's endpoints and its routes (the Endpoints panel)."""
+    routing = common.application().routing
+    return {"endpoints": routing.endpoints(name),
+            "routes": [r for r in routing.routes() if r["service"] == name]}
 
 
 def _volumes(name: str, status: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -182,7 +201,7 @@ def service_upgrade(name: str) -> Any:
                     options=options,
                 )
             except common.user_errors() as exc:
-                problems = common.problems_of(exc)
+                problems = located(exc, options)
             else:
                 return _deployment_redirect(
                     deployment, f"Upgrading {name} to {preview['package']['version']}."

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from functools import cache
@@ -16,7 +17,7 @@ from catalog.loader import load_repository_dir
 from catalog.options import resolve_options
 from catalog.render import render_service
 from worker.celery_app import create_celery
-from worker.docker_agent import DockerAgent
+from worker.docker_agent import DockerAgent, split_ref
 from worker.service_ops import DesiredState
 from worker.settings import WorkerSettings
 
@@ -78,11 +79,12 @@ class Cluster:
             found += self.docker(agent_id).list_instances({"berth.service": name})
         return found
 
-    def uninstall_all(self) -> None:
+    def uninstall_all(self, *, delete_data: bool = False) -> None:
         for name in self.created:
             if self.store.services.get(name) is not None:
                 try:
-                    self.wait(self.ops.uninstall(name, actor="test"), timeout=90)
+                    self.wait(self.ops.uninstall(name, actor="test", delete_data=delete_data),
+                              timeout=90)
                 except Exception as error:  # noqa: BLE001 - best effort clean-up
                     print(f"clean-up of {name} failed: {error}")
 
@@ -93,15 +95,18 @@ def _finished(deployment: dict[str, Any] | None) -> dict[str, Any] | None:
     return None
 
 
-def until(check: Callable[[], Any], timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+def until(check: Callable[[], Any], timeout: float, what: str | Callable[[], str],
+          every: float = 0.1) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` (``what``
+    may be a function, called then, to say what was seen)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            said = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout}s waiting for {said}")
         time.sleep(every)
 
 
@@ -122,3 +127,21 @@ def serving(instances: list[dict[str, Any]], count: int, version: str = "") -> b
         return False
     bodies = [answers(i, "/version.json") for i in healthy]
     return all(b is not None and version in b for b in bodies)
+
+
+def commit_variant(agent: DockerAgent, ref: str, base: str = "berth/hello:2.0.0") -> str:
+    """Commit ``base`` plus one small layer (a marker file) as ``ref`` on ``agent``, with
+    the base's command: an image no other agent has, which runs like ``base``."""
+    config = agent.api.inspect_image(base)["Config"]
+    created = agent.api.create_container(
+        base, command=["/bin/sh", "-c", f"echo {ref} > /etc/variant-marker"],
+        host_config=agent.api.create_host_config(network_mode="none"))
+    try:
+        agent.api.start(created["Id"])
+        assert agent.api.wait(created["Id"], timeout=60)["StatusCode"] == 0
+        repository, tag = split_ref(ref)
+        agent.api.commit(created["Id"], repository=repository, tag=tag,
+                         changes=[f"CMD {json.dumps(config['Cmd'])}"])
+    finally:
+        agent.api.remove_container(created["Id"], force=True)
+    return ref

@@ -27,6 +27,7 @@ from catalog.spec import validate_spec
 from worker.docker_agent import DockerAgent
 from worker.host_paths import CHECK_COMMAND, MOUNT_POINT
 from worker.testbed.images import build_images
+from worker.volume_stream import AFTER_SIGNAL
 
 pytestmark = pytest.mark.integration
 
@@ -222,4 +223,24 @@ def test_a_toolbox_command_that_hangs_is_cut_off_and_removed(testbed):
     agent = testbed.agent(2)
     hung = agent.run_toolbox(TOOLBOX, ["/bin/sh", "-c", "while :; do :; done"], timeout=1)
     assert hung.exit_code is None and "timed out after 1s" in hung.output
+    assert agent.list_instances({"berth.toolbox": "1"}) == []
+
+
+def test_a_started_toolbox_works_only_once_signalled_and_is_removed(testbed, host_root):
+    """What the target's listing of a copy uses: the container runs before the work is
+    due, does it on SIGUSR1 (sent at once here, while its shell may still be starting),
+    and goes; one that never ends is cut off and removed too."""
+    agent = testbed.agent(2)
+    binds = {str(host_root): {"bind": MOUNT_POINT, "mode": "rw"}}
+    script = f'cat {MOUNT_POINT}/written-after-the-start; echo " asked for $1"; exit 4'
+    waiting = agent.start_toolbox(TOOLBOX, ["/bin/sh", "-c", AFTER_SIGNAL, script, "it"],
+                                  binds=binds)
+    (host_root / "written-after-the-start").write_text("late")
+    assert agent.list_instances({"berth.toolbox": "1"})[0].running
+    done = agent.finish_toolbox(waiting)
+    assert done.exit_code == 4
+    assert done.output.split() == ["late", "asked", "for", "it"]
+    stuck = agent.start_toolbox(TOOLBOX, ["/bin/sh", "-c", "while :; do sleep 1; done"])
+    cut = agent.finish_toolbox(stuck, timeout=1)   # no handler for the signal: it ignores it
+    assert cut.exit_code is None and "timed out after 1s" in cut.output
     assert agent.list_instances({"berth.toolbox": "1"}) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +16,7 @@ from click.testing import CliRunner
 from server.client.cli import cli
 from worker.testbed import processes as proc
 from worker.testbed.bed import Testbed, lane_agents
+from worker.testbed.swarm import SwarmBed
 
 pytestmark = pytest.mark.integration
 
@@ -107,6 +110,34 @@ def test_a_stopped_agent_is_unreachable_until_started_again(testbed: Testbed) ->
     testbed.start_agent(3)
     assert testbed.agent(3).is_up() and testbed.agent(3).has_image("berth/hello:1.0.0")
     eventually(lambda: testbed.store().agents.get("agent-3")["state"] == "up")
+
+
+def test_a_crashed_engine_is_revived_and_a_stopped_one_is_left_stopped(
+        testbed: Testbed) -> None:
+    crashed = testbed.pids["agent-3"]
+    os.kill(crashed, signal.SIGKILL)   # as a Swarm manager's panic ends dockerd
+    eventually(lambda: not proc.alive(crashed))
+    assert testbed.revive_agents() == ["agent-3"]
+    assert testbed.pids["agent-3"] != crashed and testbed.agent(3).is_up()
+    assert testbed.revive_agents() == []   # nothing else had died
+    testbed.stop_agent(3)
+    try:
+        assert testbed.revive_agents() == [] and not testbed.agent(3).is_up()
+    finally:
+        testbed.start_agent(3)
+    eventually(lambda: testbed.store().agents.get("agent-3")["state"] == "up")
+
+
+def test_a_swarm_whose_manager_crashed_is_still_left_by_every_engine(
+        testbed: Testbed) -> None:
+    swarm = SwarmBed(testbed).start()
+    manager = testbed.pids["agent-1"]
+    os.kill(manager, signal.SIGKILL)
+    eventually(lambda: not proc.alive(manager))
+    swarm.stop()
+    assert all(testbed.agent(i).is_up() for i in (1, 2, 3))
+    states = [testbed.agent(i).client.info()["Swarm"]["LocalNodeState"] for i in (1, 2, 3)]
+    assert states == ["inactive"] * 3
 
 
 def test_a_rerun_stops_the_leftovers_of_a_crashed_run(testbed: Testbed, tmp_path: Any) -> None:

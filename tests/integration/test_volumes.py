@@ -26,7 +26,7 @@ HELLO = "berth/hello:1.0.0"
 def cluster(testbed) -> Iterator[Cluster]:
     c = Cluster(testbed)
     yield c
-    c.uninstall_all()
+    c.uninstall_all(delete_data=True)   # a later run must not find this run's volumes
 
 
 @pytest.fixture

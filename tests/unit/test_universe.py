@@ -28,7 +28,9 @@ from catalog import (
     parse_version,
     render_service,
     resolve_options,
+    upgrade_options,
 )
+from catalog.generated_secrets import resolve_generated
 from catalog.lint import placeholders
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +79,9 @@ def _with(options: Mapping[str, Any], path: tuple[str, ...], value: Any) -> dict
 
 def _defaults(package: Package, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The defaults, plus a value for each required option without one (a password the
-    admin must give), plus ``given``."""
+    admin must give), plus ``given``; generated secrets made, as at an install."""
     required = placeholders(package.config_schema)
-    return resolve_options(package, _merged(required, given or {}))
+    return resolve_generated(package, _merged(required, given or {}))[0]
 
 
 def _merged(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -330,20 +332,15 @@ def _all(name: str) -> list[Package]:
     return _by_name()[name]
 
 
-def _missing(package: Package) -> list[dict[str, str]]:
-    """The problems of installing ``package`` with no options at all."""
-    with pytest.raises(OptionsInvalid) as raised:
-        resolve_options(package, {})
-    return raised.value.details
-
-
-def test_minio_requires_a_root_password_and_always_passes_it_with_the_user() -> None:
-    """MinIO refuses to start with MINIO_ROOT_USER set and no MINIO_ROOT_PASSWORD."""
+def test_minio_default_install_always_passes_a_root_password_with_the_user() -> None:
+    """MinIO refuses to start with MINIO_ROOT_USER set and no MINIO_ROOT_PASSWORD: left
+    empty, the password is generated at install."""
     minio = _newest("minio")
-    assert any("root_password" in e["message"] for e in _missing(minio))
-    env = _render(minio, _defaults(minio, {"auth": {"root_password": GIVEN}}))["env"]
+    env = _render(minio, _defaults(minio))["env"]
     assert env["MINIO_ROOT_USER"] == "minioadmin"
-    assert env["MINIO_ROOT_PASSWORD"] == GIVEN
+    assert len(env["MINIO_ROOT_PASSWORD"]) == 32
+    given = _render(minio, _defaults(minio, {"auth": {"root_password": GIVEN}}))["env"]
+    assert given["MINIO_ROOT_PASSWORD"] == GIVEN
     with pytest.raises(OptionsInvalid):
         resolve_options(minio, {"auth": {"root_password": "short"}})
     text = " ".join([minio.readme, minio.pre_install_notes or "",
@@ -351,13 +348,21 @@ def test_minio_requires_a_root_password_and_always_passes_it_with_the_user() -> 
     assert "falls back to minioadmin" not in text and "empty means minioadmin" not in text
 
 
-def test_mongodb_requires_a_root_password_and_never_starts_with_an_empty_one() -> None:
-    """The entrypoint exits on every start when the user is set and the password empty."""
+def test_mongodb_never_starts_with_an_empty_password_and_keeps_it_on_re_render() -> None:
+    """The entrypoint exits on every start when the user is set and the password empty:
+    the password is generated at install, and an upgrade's re-render (the old options
+    merged over the new defaults, the password sent back empty) keeps the same one."""
     mongo = _newest("mongodb")
-    assert any("password" in e["message"] for e in _missing(mongo))
-    spec = _render(mongo, _defaults(mongo, {"auth": {"password": GIVEN}}))
-    assert spec["env"]["MONGO_INITDB_ROOT_PASSWORD"] == GIVEN
+    first = _defaults(mongo)
+    password = first["auth"]["password"]
+    assert len(password) == 32
+    spec = _render(mongo, first)
+    assert spec["env"]["MONGO_INITDB_ROOT_PASSWORD"] == password
     assert "GENERATED" not in spec["command"] and "urandom" not in spec["command"]
+    again = resolve_generated(mongo, _merged(upgrade_options(first, mongo),
+                                             {"auth": {"password": ""}}),
+                              {"/auth/password": password})[0]
+    assert _render(mongo, again)["env"]["MONGO_INITDB_ROOT_PASSWORD"] == password
 
 
 def test_mongodb_first_start_init_cannot_take_a_host_port_berth_did_not_reserve() -> None:
@@ -397,15 +402,56 @@ def test_uptime_kuma_listens_where_it_says_and_keeps_its_frame_header() -> None:
 
 
 @pytest.mark.parametrize("redis", _all("redis"), ids=lambda p: p.version)
-def test_redis_requires_a_password_and_answers_remote_clients(redis: Package) -> None:
+def test_redis_always_has_a_password_and_answers_remote_clients(redis: Package) -> None:
     """Protected mode without a password answers every remote client -DENIED while a
-    TCP check stays green: a password is required and protected mode is off."""
-    assert any("password" in e["message"] for e in _missing(redis))
-    spec = _render(redis, _defaults(redis, {"auth": {"password": GIVEN}}))
+    TCP check stays green: a password is always set (generated when left empty) and
+    protected mode is off."""
+    spec = _render(redis, _defaults(redis))
     assert "--protected-mode no" in spec["command"]
     assert '--requirepass "$REDIS_PASSWORD"' in spec["command"]
-    assert spec["env"]["REDIS_PASSWORD"] == GIVEN
+    assert len(spec["env"]["REDIS_PASSWORD"]) == 32
+    given = _render(redis, _defaults(redis, {"auth": {"password": GIVEN}}))
+    assert given["env"]["REDIS_PASSWORD"] == GIVEN
     assert "protected-mode yes" not in redis.template
+
+
+@pytest.mark.parametrize("package", PACKAGES, ids=IDS)
+def test_every_password_or_token_is_generated_or_required(package: Package) -> None:
+    """An empty secret is fatal in MinIO, refused on restart in MongoDB, admin/admin in
+    Grafana, guest-only in RabbitMQ and anonymous in Mosquitto and NATS: every secret
+    is generated at install (x-generate), required, or says why empty is safe
+    (x-secret-optional: a token sent to an outside system that may not need one)."""
+    required = _required(package.config_schema)
+    for path, sub in _walk_options(package.config_schema):
+        if sub.get("x-secret") is not True or sub.get("x-secret-optional"):
+            continue
+        assert "x-generate" in sub or path in required, "/".join(path)
+        if "x-generate" in sub:
+            value = _defaults(package)
+            for key in path:
+                value = value[key]
+            assert value, "/".join(path)
+
+
+@pytest.mark.parametrize(("name", "variable"), [
+    ("grafana", "GF_SECURITY_ADMIN_PASSWORD"), ("rabbitmq", "RABBITMQ_DEFAULT_PASS"),
+    ("mosquitto", "MQTT_PASSWORD"), ("nats", "NATS_TOKEN"), ("postgres", "POSTGRES_PASSWORD"),
+    ("mariadb", "MARIADB_ROOT_PASSWORD"), ("mariadb", "MARIADB_PASSWORD"),
+    ("gitea", "GITEA_FIRST_SECRET_KEY")])
+def test_a_default_install_sets_a_generated_credential(name: str, variable: str) -> None:
+    """admin/admin (Grafana), guest only (RabbitMQ), anonymous clients (Mosquitto, NATS),
+    Gitea's well-known fallback SECRET_KEY: not with Berth's defaults."""
+    for package in _all(name):
+        env = _render(package, _defaults(package))["env"]
+        assert env.get(variable) and len(env[variable]) >= 32, package.version
+        assert "MARIADB_RANDOM_ROOT_PASSWORD" not in env
+
+
+def test_gitea_writes_its_generated_key_only_while_app_ini_has_none() -> None:
+    """The web installer keeps a SECRET_KEY it finds; Berth's is never written over one."""
+    spec = _render(_newest("gitea"), _defaults(_newest("gitea")))
+    assert "grep -qs '^SECRET_KEY *= *[^ ]' /data/gitea/conf/app.ini" in spec["command"]
+    assert "GITEA__security__SECRET_KEY" not in spec["env"]
 
 
 def test_rabbitmq_declares_its_prometheus_listener() -> None:
@@ -439,3 +485,23 @@ def test_databases_are_checked_with_their_own_client(name: str, tool: str) -> No
     for package in _all(name):
         health = _render(package, _defaults(package))["healthCheck"]
         assert health["protocol"] == "command" and tool in health["command"], package.version
+
+
+@pytest.mark.parametrize("url, asked", [
+    ("http://berth:8080/api/v1/sd/prometheus",
+     "http://berth:8080/api/v1/sd/prometheus?wait=600"),
+    ("http://berth:8080/api/v1/sd/prometheus?service=web",
+     "http://berth:8080/api/v1/sd/prometheus?service=web&wait=600"),
+    ("http://berth:8080/api/v1/sd/prometheus?wait=20",
+     "http://berth:8080/api/v1/sd/prometheus?wait=20"),
+    ("", "")])
+def test_prometheus_asks_berth_held_questions(url: str, asked: str) -> None:
+    """Berth answers a held question when the targets change: the package asks with
+    ``wait`` (Berth cuts it a second before the refresh interval); an admin's own
+    ``wait`` stays; no URL, no discovery."""
+    prometheus = _newest("prometheus")
+    options = _defaults(prometheus)
+    options["scrape"]["berth_sd"]["url"] = url
+    spec = _render(prometheus, options)
+    assert spec["env"]["BERTH_SD_URL"] == asked
+    assert ("job_name: berth" in spec["command"]) == bool(url)

@@ -9,6 +9,23 @@ update is ever lost and no reader sees half of one.
 
 The event stream ``<prefix>events`` (a Redis stream, capped near ``events_maxlen``)
 records every state change as ``{"type", "subject", "actor", "at", "data"}``.
+
+Two guards for a replicated Redis (Sentinel), both checked by the store itself:
+
+- **durability** (:class:`Durability`): with ``replicas > 0`` every committed
+  transaction is followed by ``WAIT replicas timeout``; fewer acknowledgements raise
+  :class:`~worker.errors.NotDurable`, so a caller never acknowledges a change a failover
+  may drop. ``WAIT`` counts the writes of the connection it runs on, so it runs after a
+  small write of its own (``<prefix>durable``) on one connection: replication is one
+  ordered stream, and a replica that holds that write holds every earlier one. The
+  transaction reads the master's replication id inside MULTI/EXEC and the confirmation
+  refuses any other: a confirmation retried after a failover reaches a new master,
+  which may lack the write.
+- **fencing** (:meth:`RedisState.fenced`): a state whose writer holds a lock (a
+  deployer, ``worker.instances.ServiceLock``) WATCHes the lock key in every
+  transaction and refuses to commit — :class:`~worker.errors.LockLost` — once the key
+  no longer holds the writer's token. A lock lost in a failover, or taken over by
+  another deployer after a stall, thus stops the old holder at its next write.
 """
 
 from __future__ import annotations
@@ -17,17 +34,17 @@ import copy
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import TypeVar, cast
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 from redis.typing import EncodableT, FieldT
 
-from ..errors import ConcurrentChange
+from ..errors import ConcurrentChange, LockLost, NotDurable
 from ..records import JSON, Document
+from .connection import RedisEndpoint
 
-__all__ = ["RedisState", "Tx", "Document", "JSON", "dumps", "loads"]
+__all__ = ["RedisState", "Tx", "Durability", "Document", "JSON", "dumps", "loads"]
 
 T = TypeVar("T")
 EVENTS_MAXLEN = 10000
@@ -60,6 +77,11 @@ def _rev(doc: Document) -> int:
     return int(rev) if isinstance(rev, int | float | str) else 0
 
 
+def _replid(info: object) -> str:
+    """``master_replid`` of an ``INFO replication`` answer."""
+    return str(info.get("master_replid", "")) if isinstance(info, dict) else ""
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -85,6 +107,18 @@ class Tx:
             self._revs[key] = _rev(self._docs[key] or {})
         found = self._docs[key]
         return copy.deepcopy(found) if found is not None else None
+
+    def confirm(self, key: str, seen: Document) -> Document:
+        """Watch ``key`` and check it still is the document ``seen`` (same ``rev``).
+
+        For a choice made among many documents read without watching (one ``MGET``):
+        only the ones chosen are watched, so a write to any other does not restart the
+        transaction. A changed or removed document restarts it (as a watched write would).
+        """
+        current = self.get(key)
+        if current is None or _rev(current) != _rev(seen):
+            raise redis.WatchError(f"{key} changed since it was read")
+        return current
 
     def members(self, key: str) -> set[str]:
         """The members of a set (watched)."""
@@ -127,22 +161,50 @@ class Tx:
         self._ops.append(("xadd", (self.state.events_key, fields),
                           {"maxlen": self.state.events_maxlen, "approximate": True}))
 
-    def _commit(self) -> None:
+    def _commit(self) -> str | None:
+        """MULTI, the queued writes, EXEC. With durability asked for, the transaction
+        also reads the master's replication id, so that :meth:`RedisState.confirm_durable`
+        can tell that it waits on the very server that committed; returns it."""
         self._pipe.multi()
         for command, args, kwargs in self._ops:
             getattr(self._pipe, command)(*args, **kwargs)
-        self._pipe.execute()
+        durable = self.state.durability.replicas > 0 and bool(self._ops)
+        if durable:
+            self._pipe.info("replication")
+        results = self._pipe.execute()
+        return _replid(results[-1]) if durable else None
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How many replicas must hold a write before it counts (``WAIT``), and how long
+    to wait for them. ``replicas`` 0: the master's answer is enough."""
+
+    replicas: int = 0
+    timeout: float = 1.0
+
+    @classmethod
+    def of(cls, settings: object) -> Durability:
+        """From ``BERTH_REDIS_MIN_REPLICAS`` (-1: 1 with Sentinel, else 0) and
+        ``BERTH_REDIS_WAIT_TIMEOUT``."""
+        wanted = int(getattr(settings, "redis_min_replicas", -1))
+        if wanted < 0:
+            wanted = 1 if getattr(settings, "redis_sentinels", "") else 0
+        return cls(wanted, float(getattr(settings, "redis_wait_timeout", 1.0)))
 
 
 class RedisState:
     """A Redis connection with a key prefix, transactions and the event stream."""
 
     def __init__(self, redis_client: redis.Redis, prefix: str = "berth:",
-                 events_maxlen: int = EVENTS_MAXLEN) -> None:
+                 events_maxlen: int = EVENTS_MAXLEN,
+                 durability: Durability | None = None) -> None:
         self.redis = redis_client
         self.prefix = prefix
         self.events_maxlen = events_maxlen
         self.events_key = prefix + "events"
+        self.durability = durability or Durability()
+        self.fence: tuple[str, str] | None = None   # (lock key, token) of a fenced writer
 
     @classmethod
     def connect(cls, url: str) -> redis.Redis:
@@ -151,13 +213,84 @@ class RedisState:
         Commands are retried with exponential backoff (about 10 s in all) on connection
         errors, so a worker resumes on its own when Redis comes back.
         """
-        tcp = {} if url.startswith("unix:") else {"socket_keepalive": True}
-        client: redis.Redis = redis.Redis.from_url(
-            url, decode_responses=True, health_check_interval=15,
-            socket_connect_timeout=5, **tcp,
-            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), 12),
-            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
-        return client
+        return RedisEndpoint(url).client()
+
+    def fenced(self, key: str, token: str) -> RedisState:
+        """This state for a writer holding the lock ``key`` with ``token``: every
+        transaction commits only while the key still holds the token (else
+        :class:`LockLost`)."""
+        state = copy.copy(self)
+        state.fence = (key, token)
+        return state
+
+    def with_durability(self, durability: Durability) -> RedisState:
+        """This state with other durability rules (same connection and prefix)."""
+        state = copy.copy(self)
+        state.durability = replace(durability)
+        return state
+
+    def replication_id(self) -> str | None:
+        """The master's replication id (a new one after every failover), or None when
+        no durability is asked for: read before a write :meth:`confirm_durable` checks."""
+        if self.durability.replicas <= 0:
+            return None
+        return _replid(self.redis.info("replication"))
+
+    def confirm_durable(self, replid: str | None = None) -> None:
+        """Return once ``durability.replicas`` replicas hold every write made so far.
+
+        ``replid`` is the replication id of the master that took the write: when the
+        confirmation reaches another master (the connection broke and was retried after
+        a failover), the write may be lost, and it is not confirmed.
+
+        :raises NotDurable: when fewer acknowledged within ``durability.timeout``, or
+            the master changed since the write.
+        """
+        wanted = self.durability.replicas
+        if wanted <= 0:
+            return
+        timeout_ms = max(1, int(self.durability.timeout * 1000))
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.incr(self.prefix + "durable")
+            pipe.execute_command("WAIT", wanted, timeout_ms)  # type: ignore[no-untyped-call]
+            pipe.info("replication")
+            _, acked, info = pipe.execute()
+        if replid is not None and _replid(info) != replid:
+            raise NotDurable("the Redis master changed while the change was being "
+                             "confirmed (a failover), so it is not acknowledged",
+                             hint="the change may or may not stay — read the record "
+                                  "before trying again", replicas=0)
+        if int(acked) < wanted:
+            raise NotDurable(
+                f"the change reached the master but only {acked} of {wanted} replicas "
+                f"within {self.durability.timeout:g} s, so it is not acknowledged",
+                hint="a replica is down or lagging; the change may or may not stay — "
+                     "read the record before trying again", replicas=int(acked))
+
+    def check_fence(self) -> None:
+        """Refuse to go on when this state's fence (if any) is no longer held: called
+        before an outside action (a container create) that no transaction guards.
+
+        :raises LockLost:
+        """
+        if self.fence is not None:
+            with self.redis.pipeline(transaction=True) as pipe:
+                self._check_fence(pipe)
+
+    def _check_fence(self, pipe: redis.client.Pipeline) -> None:
+        """WATCH the fence's lock key and refuse to go on when it is not ours.
+
+        :raises LockLost:
+        """
+        if self.fence is None:
+            return
+        key, token = self.fence
+        pipe.watch(key)  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        raw = pipe.get(key)
+        held = _text(raw) if raw is not None else None
+        if held != token:
+            raise LockLost(f"the lock {key} is no longer held by this writer",
+                           lock=key, held_by=held)
 
     def key(self, *parts: object) -> str:
         """The full key of a record: the prefix, then the parts joined by ``:``."""
@@ -179,19 +312,27 @@ class RedisState:
         """Run ``fn(tx)`` and commit its writes atomically; recompute on a race.
 
         ``fn`` may raise to abort (nothing is written). It must only read through
-        ``tx`` so that every read is watched.
+        ``tx`` so that every read is watched — or check what it read outside with
+        ``tx.confirm`` before it writes anything that depends on it. A change that wrote
+        something is confirmed on the replicas the :class:`Durability` asks for.
 
         :raises ConcurrentChange: when ``retries`` attempts all lost a race.
+        :raises LockLost: a fenced state's lock is no longer held (nothing is written).
+        :raises NotDurable: committed, but too few replicas acknowledged in time.
         """
         for attempt in range(retries):
             with self.redis.pipeline(transaction=True) as pipe:
                 tx = Tx(self, pipe)
                 try:
+                    self._check_fence(pipe)
                     result = fn(tx)
-                    tx._commit()
-                    return result
+                    replid = tx._commit()
                 except redis.WatchError:
                     time.sleep(min(0.001 * attempt, 0.05))
+                    continue
+            if tx._ops:
+                self.confirm_durable(replid)
+            return result
         raise ConcurrentChange("the record kept changing; try again")
 
     def create_doc(self, key: str, doc: Document) -> Document | None:

@@ -164,7 +164,8 @@ def require_keys(keys: DataKeys | None, what: str) -> DataKeys:
 
 
 def rotate_store(store: Store, keys: DataKeys, names: Iterable[str] | None = None) -> int:
-    """Re-seal every sealed value of every service and generation with the newest key.
+    """Re-seal every sealed value of every service and generation (and, unless
+    ``names`` picks services, every registry password) with the newest key.
 
     Each service is rewritten in one transaction with its history, so a change made at
     the same time is never lost (the transaction is recomputed). Returns the number of
@@ -175,6 +176,19 @@ def rotate_store(store: Store, keys: DataKeys, names: Iterable[str] | None = Non
     count = 0
     for name in list(names) if names is not None else store.services.names():
         if _rotate_service(store, keys, name):
+            count += 1
+    if names is None:   # every record: the registry passwords too
+        count += _rotate_registries(store, keys)
+    return count
+
+
+def _rotate_registries(store: Store, keys: DataKeys) -> int:
+    """Re-seal every registry password with the newest key; how many."""
+    count = 0
+    for record in store.registries.list():
+        sealed = record.get("password")
+        if is_sealed(sealed) and store.registries.replace_password(
+                str(record["host"]), keys.reseal(cast(dict[str, str], sealed))):
             count += 1
     return count
 

@@ -100,6 +100,7 @@ class PackageOwnerStore(_Base):
                 event: str, data: Mapping[str, object]) -> Document:
         """Apply ``change`` to the name's record (an empty one when unowned) atomically,
         bump the generation and publish ``event``."""
+        replid = self.state.replication_id()
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -115,6 +116,8 @@ class PackageOwnerStore(_Base):
                         event, name, actor, {k: v for k, v in data.items() if v}),
                         maxlen=self.state.events_maxlen, approximate=True)
                     pipe.execute()
-                    return record
+                    break
                 except WatchError:
                     continue
+        self.state.confirm_durable(replid)
+        return record

@@ -155,6 +155,7 @@ class HostedPackageStore(_Base):
         claim = ownership([HOSTED], [actor], by=actor, at=time.time())
         args = [version, json.dumps(meta), base64.b64encode(bundle).decode("ascii"), name,
                 actor, json.dumps(claim)]
+        replid = self.state.replication_id()
         answer = script(keys=keys, args=args)
         if int(answer[0]) < 0:
             raise refusal(name, json.loads(_text(answer[1])), actor, "publish")
@@ -164,6 +165,7 @@ class HostedPackageStore(_Base):
                                 hint="bump the version in package.json and publish again")
         self.state.publish_event("package.published", f"{name}@{version}", actor,
                                  {"digest": digest})
+        self.state.confirm_durable(replid)   # a 201 only for a bundle a failover keeps
         return meta
 
     def get(self, name: str, version: str) -> Document | None:
@@ -201,6 +203,7 @@ class HostedPackageStore(_Base):
         """
         key = self._key("hosted", "versions", name)
         owners_key = self._key(*OWNERS_KEY)
+        replid = self.state.replication_id()
         with self.redis.pipeline() as pipe:
             while True:
                 try:
@@ -222,9 +225,11 @@ class HostedPackageStore(_Base):
                         "package.yanked", f"{name}@{version}", actor, {"reason": reason}),
                         maxlen=self.state.events_maxlen, approximate=True)
                     pipe.execute()
-                    return meta
+                    break
                 except WatchError:
                     continue
+        self.state.confirm_durable(replid)
+        return meta
 
 
 class RepositoryStore(_Base):

@@ -39,7 +39,7 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -252,7 +252,9 @@ class Testbed:
                "BERTH_REPOSITORY_ALLOW_LOOPBACK": "1",
                "BERTH_DATA_KEY": self.data_key(),
                # the lane's own host-path root (the engines run on this machine)
-               "BERTH_ALLOWED_HOST_PATHS": str(self.host_root)}
+               "BERTH_ALLOWED_HOST_PATHS": str(self.host_root),
+               # backups go to the named volume berth-backups on the third agent
+               "BERTH_BACKUP_AGENT": "agent-3"}
         if self.lane != 0:  # test lanes: quick reconciling (lane 0 keeps the defaults)
             env.update(BERTH_RECONCILE_INTERVAL=str(self.reconcile_interval),
                        BERTH_UNREACHABLE_TIMEOUT=str(self.unreachable_timeout),
@@ -401,6 +403,9 @@ class Testbed:
         folder.mkdir(parents=True, exist_ok=True)
         folder.chmod(0o700)   # the socket's folder: root only
         proc.stop_pidfile(folder / "docker.pid", grace=30, program="dockerd")
+        # a dockerd that crashed leaves its containerd, which the next one would wait on
+        proc.stop_pidfile(folder / "exec" / "containerd" / "containerd.pid", grace=30,
+                          program="containerd")
         self._spawn(spec.id, [
             "dockerd", "--iptables=false", "--ip6tables=false", "--bridge=none",
             "--storage-driver=vfs", "--data-root", str(folder / "data"),
@@ -416,20 +421,70 @@ class Testbed:
         self._stop(self.agents[self._index(which)].id, grace=30)
         self.save()
 
+    def revive_agents(self) -> list[str]:
+        """Start again each engine this bed started that has died since; their ids.
+
+        An engine stopped on purpose (:meth:`stop_agent`) is not among them. One that
+        crashed is: Docker 20.10's Swarm manager can panic while a service is removed,
+        and the tests after it need the bed's engines running. Each one is said on
+        standard error.
+        """
+        revived = []
+        for i, spec in enumerate(self.agents, start=1):
+            pid = self.pids.get(spec.id)
+            if pid is not None and not proc.alive(pid):
+                del self.pids[spec.id]
+                self.start_agent(i)
+                revived.append(spec.id)
+                print(f"\nthe engine of {spec.id} had died and was started again; see "
+                      f"{self.log_dir}/{spec.id}.log", file=sys.stderr)
+        if revived:
+            self.save()
+        if revived and "worker" in self.pids:   # the next test finds them up, not lost
+            agents = self.store().agents
+
+            def up(agent_id: str) -> bool:
+                record = agents.get(agent_id)
+                return record is not None and record["state"] == "up"
+
+            proc.wait_for(lambda: all(up(a) for a in revived),
+                          what=f"the worker to see {', '.join(revived)} up",
+                          pid=self.pids["worker"], log=self.log_dir / "worker.log")
+        return revived
+
     def _index(self, which: int | str) -> int:
         return int(str(which).rsplit("-", 1)[-1]) - 1
+
+    def _running_engines(self) -> Iterator[DockerAgent]:
+        """The clients of the engines this bed started and runs now."""
+        for i, spec in enumerate(self.agents, start=1):
+            if spec.id in self.pids:
+                yield self.agent(i)
 
     def remove_containers(self) -> int:
         """Remove every container on the bed's running engines (they are the bed's own)."""
         removed = 0
-        for i, spec in enumerate(self.agents, start=1):
-            if spec.id not in self.pids:
-                continue
-            agent = self.agent(i)
+        for agent in self._running_engines():
             try:
                 for info in agent.list_instances(()):
                     removed += agent.remove(info.id)
             except AgentUnreachable:  # a stopped engine keeps its (stopped) containers
+                continue
+        return removed
+
+    def remove_volumes(self) -> int:
+        """Remove every Berth volume on the bed's running engines.
+
+        For a test session, whose Redis is new: the engines keep their folders (and
+        images) between runs, and a volume an earlier run left over would show up as a
+        second copy of a service's data, or be taken up again with old data.
+        """
+        removed = 0
+        for agent in self._running_engines():
+            try:
+                for volume in agent.list_volumes():
+                    removed += agent.remove_volume(volume.name)
+            except AgentUnreachable:
                 continue
         return removed
 
@@ -470,7 +525,7 @@ class Testbed:
         """Start the Berth server with gunicorn and make sure an admin token exists."""
         port = server_port(self.lane)
         self._spawn("server", [sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}",
-                               "--workers", "2", "--threads", "4", "--no-control-socket",
+                               "-c", "python:server.gunicorn_conf", "--no-control-socket",
                                "server.wsgi:app"],
                     marker="gunicorn", env=self.env)
         proc.wait_for(lambda: proc.http_answers(self.server_url), what="server",

@@ -32,7 +32,7 @@ def _store() -> Any:
     from worker.store import Store  # (the same reason)
 
     settings = Settings.from_env()
-    return Store(connect_redis(settings.redis_url, settings.redis_timeout),
+    return Store(connect_redis(settings.redis_endpoint, settings.redis_timeout),
                  prefix=settings.prefix)
 
 

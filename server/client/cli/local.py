@@ -24,8 +24,8 @@ from catalog import (
     lint_paths,
     load_repository_dir,
     render_service,
-    resolve_options,
 )
+from catalog.generated_secrets import resolve_generated
 from catalog.options import deep_merge
 
 from .common import EXIT_INVALID, EXIT_USAGE, exit_code_for, fail
@@ -142,7 +142,7 @@ def render_command(package: str, repo: str | None, options_file: str | None,
         repository, problems = load_repository_dir(folder, name=folder.name or "local",
                                                    priority=0)
         found = _resolve(Catalog([repository]), name, wanted, problems)
-        resolved = resolve_options(found, options)
+        resolved, _made = resolve_generated(found, options)  # (made afresh, as at an install)
         spec = render_service(found, resolved, service_name=service_name or found.name,
                               instances=instances)
     except CatalogError as exc:

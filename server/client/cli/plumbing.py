@@ -75,8 +75,10 @@ def progress_line(d: dict[str, Any]) -> str:
     healthy = int(p.get("healthy") or 0)
     width = 24
     filled = int(width * healthy / total) if total else 0
-    step: dict[str, Any] = next(
-        (s for s in reversed(d.get("steps") or []) if s.get("status") != "pending"), {})
+    # the step written last: a pull's step per agent is rewritten in place
+    done = [s for s in d.get("steps") or [] if s.get("status") != "pending"]
+    step: dict[str, Any] = max(reversed(done), key=lambda s: float(s.get("at") or 0),
+                               default={})
     return (f"[{'#' * filled}{'.' * (width - filled)}] {healthy}/{total} healthy "
             f"(placed {p.get('placed', 0)}, started {p.get('started', 0)}) "
             f"{d.get('status', '')}: {step.get('name', '')} {step.get('message', '')}").rstrip()

@@ -29,6 +29,7 @@ from .plumbing import (
     table,
     wait_option,
 )
+from .secrets import echo_generated
 
 
 def parse_set(pairs: Sequence[str], base: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -110,7 +111,9 @@ def wait_and_report(client: Any, deployment: dict[str, Any], as_json: bool) -> N
         click.echo(f"deployment {final['id']} succeeded")
 
 
-def _answer(client: Any, answer: dict[str, Any], as_json: bool, wait: bool, what: str) -> None:
+def report_deployment(client: Any, answer: dict[str, Any], as_json: bool, wait: bool,
+                      what: str) -> None:
+    """Print the deployment an answer started; with ``wait``, follow it to its end."""
     deployment = answer["deployment"]
     if wait:
         if not as_json:
@@ -198,22 +201,30 @@ def versions(name: str, as_json: bool) -> None:
 @click.option("--instances", type=click.IntRange(0, 1000))
 @click.option("--constraint", "constraints", multiple=True,
               help="attribute:OPERATOR[:value], added to the package's own (repeatable).")
+@click.option("--cluster", help="Install onto this cluster (default: Berth's own agents; "
+                                "`berth clusters` lists them).")
+@click.option("--hand-over-credentials", "handover", multiple=True, metavar="OPTION",
+              help="Confirm handing the linked service's credentials over for this linked "
+                   "option (repeatable).")
 @wait_option
 @json_option
 @api_command
 def install(ref: str, name: str | None, options_file: str | None, sets: Sequence[str],
-            instances: int | None, constraints: Sequence[str], wait: bool,
-            as_json: bool) -> None:
+            instances: int | None, constraints: Sequence[str], cluster: str | None,
+            handover: Sequence[str], wait: bool, as_json: bool) -> None:
     """Install NAME[@RANGE] as a service."""
     package, version = _split_ref(ref)
     options = parse_set(sets, _read_options(options_file))
     client = api_client()
     answer = client.install(package, version=version, name=name, options=options or None,
-                            instances=instances, constraints=_constraints(constraints) or None)
+                            instances=instances, constraints=_constraints(constraints) or None,
+                            cluster=cluster, handover=handover or None)
     service = answer.get("service") or {}
     what = f"installing {service.get('name', name or package)} " \
            f"({(service.get('package') or {}).get('version', version or '')})"
-    _answer(client, answer, as_json, wait, what)
+    if wait or not as_json:  # (--json without --wait prints the whole answer, them too)
+        echo_generated(answer.get("generated_secrets") or ())
+    report_deployment(client, answer, as_json, wait, what)
 
 
 @click.command()
@@ -260,8 +271,8 @@ def status(name: str, as_json: bool) -> None:
 def scale(name: str, instances: int, wait: bool, as_json: bool) -> None:
     """Change a service's instance count."""
     client = api_client()
-    _answer(client, {"deployment": client.scale(name, instances)["deployment"]}, as_json, wait,
-            f"scaling {name} to {instances}")
+    scaled = {"deployment": client.scale(name, instances)["deployment"]}
+    report_deployment(client, scaled, as_json, wait, f"scaling {name} to {instances}")
 
 
 @click.command()
@@ -271,29 +282,41 @@ def scale(name: str, instances: int, wait: bool, as_json: bool) -> None:
 @click.option("--set", "sets", multiple=True, help="An option as key.path=value (repeatable).")
 @click.option("--repository", help="Move the service to this repository's package "
               "(by default an upgrade stays in the repository it was installed from).")
+@click.option("--backup", is_flag=True, help="Back up the service's named volumes first; "
+              "the upgrade starts only once the backup succeeded.")
+@click.option("--hand-over-credentials", "handover", multiple=True, metavar="OPTION",
+              help="Confirm handing the linked service's credentials over for this linked "
+                   "option (repeatable; one confirmed before stays while it links the same "
+                   "service).")
 @wait_option
 @json_option
 @api_command
 def upgrade(name: str, range_: str | None, options_file: str | None, sets: Sequence[str],
-            repository: str | None, wait: bool, as_json: bool) -> None:
+            repository: str | None, backup: bool, handover: Sequence[str], wait: bool,
+            as_json: bool) -> None:
     """Upgrade a service to another version (newest by default) and/or options."""
     version = range_.lstrip("@") if range_ else None
     options = parse_set(sets, _read_options(options_file)) or None
     client = api_client()
-    answer = client.upgrade(name, version=version, options=options, repository=repository)
-    _answer(client, answer, as_json, wait, f"upgrading {name}")
+    answer = client.upgrade(name, version=version, options=options, repository=repository,
+                            backup=backup, handover=handover or None)
+    report_deployment(client, answer, as_json, wait, f"upgrading {name}")
 
 
 @click.command()
 @click.argument("name")
 @click.option("--generation", type=click.IntRange(1), help="Default: the previous one.")
+@click.option("--restore-data", is_flag=True, help="Also restore that generation's newest "
+              "backup into the service's volumes (e.g. the one upgrade --backup took).")
 @wait_option
 @json_option
 @api_command
-def rollback(name: str, generation: int | None, wait: bool, as_json: bool) -> None:
+def rollback(name: str, generation: int | None, restore_data: bool, wait: bool,
+             as_json: bool) -> None:
     """Return a service to an earlier generation."""
     client = api_client()
-    _answer(client, client.rollback(name, generation), as_json, wait, f"rolling back {name}")
+    answer = client.rollback(name, generation, restore_data=restore_data)
+    report_deployment(client, answer, as_json, wait, f"rolling back {name}")
 
 
 @click.command()
@@ -304,18 +327,21 @@ def rollback(name: str, generation: int | None, wait: bool, as_json: bool) -> No
 def restart(name: str, wait: bool, as_json: bool) -> None:
     """Replace every instance of a service."""
     client = api_client()
-    _answer(client, client.restart(name), as_json, wait, f"restarting {name}")
+    report_deployment(client, client.restart(name), as_json, wait, f"restarting {name}")
 
 
 @click.command()
 @click.argument("name")
 @click.option("--delete-data", is_flag=True,
               help="Also remove the service's named volumes on every agent.")
+@click.option("--force", is_flag=True,
+              help="Uninstall even when other services link to it.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @wait_option
 @json_option
 @api_command
-def uninstall(name: str, delete_data: bool, yes: bool, wait: bool, as_json: bool) -> None:
+def uninstall(name: str, delete_data: bool, force: bool, yes: bool, wait: bool,
+              as_json: bool) -> None:
     """Stop and remove every instance of a service, then the service.
 
     Its named volumes stay (listed as left over by `berth volumes`) unless
@@ -326,10 +352,10 @@ def uninstall(name: str, delete_data: bool, yes: bool, wait: bool, as_json: bool
     if not yes and not click.confirm(question):
         fail("not confirmed", hint="pass --yes in scripts", code=EXIT_FAILED)
     client = api_client()
-    answer = client.uninstall(name, delete_data=delete_data)
+    answer = client.uninstall(name, delete_data=delete_data, force=force)
     if not as_json:
         _say_volumes(answer)
-    _answer(client, answer, as_json, wait, f"uninstalling {name}")
+    report_deployment(client, answer, as_json, wait, f"uninstalling {name}")
 
 
 def _say_volumes(answer: dict[str, Any]) -> None:

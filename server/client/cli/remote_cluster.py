@@ -44,16 +44,20 @@ def deployments(service: str | None, deployment_id: str | None, limit: int,
     click.echo(table(rows, ("ID", "SERVICE", "KIND", "STATUS", "BY")))
 
 
-@click.command()
+@click.group(invoke_without_command=True)
 @click.option("--service", help="Only this service's volumes.")
 @json_option
+@click.pass_context
 @api_command
-def volumes(service: str | None, as_json: bool) -> None:
+def volumes(ctx: click.Context, service: str | None, as_json: bool) -> None:
     """List Berth's named volumes by service and agent, in use or left over."""
+    if ctx.invoked_subcommand is not None:
+        return None
     result = api_client().volumes(service=service)
     if as_json:
         return print_json(result)
-    rows = [(v.get("service", ""), v["name"], v.get("agent", ""), v.get("state", ""),
+    rows = [(v.get("service", ""), v["name"], v.get("agent", ""), v.get("state", "") + (
+             f" (moved to {v['moved_to']})" if v.get("moved_to") else ""),
              human_size(v.get("size"))) for v in result.get("volumes") or []]
     click.echo(table(rows, ("SERVICE", "VOLUME", "AGENT", "STATE", "SIZE")))
     for agent in result.get("unreachable") or []:

@@ -145,9 +145,27 @@
     show(jsonView.open ? "json" : "form");
   }
 
+  /* A credentials handover checkbox names the service chosen in its link's select. */
+  function followLinks() {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-handover-for]"), function (box) {
+      var select = document.getElementById(box.getAttribute("data-handover-for"));
+      var label = box.parentNode.querySelector("[data-handover-name]");
+      if (!select || !label) { return; }
+      function update() {
+        label.textContent = select.value || "the selected service";
+        box.disabled = !select.value;
+        if (!select.value) { box.checked = false; }
+      }
+      select.addEventListener("change", update);
+      update();
+    });
+  }
+
+  function start() { followLinks(); init(); }
+
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", init);
+    document.addEventListener("DOMContentLoaded", start);
   } else {
-    init();
+    start();
   }
 })();

@@ -15,8 +15,8 @@ from catalog import (
     SpecRefused,
     load_repository_dir,
     render_service,
-    resolve_options,
 )
+from catalog.generated_secrets import resolve_generated
 from catalog.lint import placeholders
 from catalog.render import render_template
 from catalog.sandbox import Limits
@@ -28,7 +28,8 @@ _REPO, _ = load_repository_dir(_UNIVERSE, name="universe", priority=0, kind="bui
 @pytest.mark.parametrize("package", _REPO.packages, ids=lambda p: f"{p.name}@{p.version}")
 def test_every_universe_package_renders_with_its_defaults(package: Package) -> None:
     required = placeholders(package.config_schema)  # passwords the admin must give
-    spec = render_service(package, resolve_options(package, required), service_name="svc",
+    options, _made = resolve_generated(package, required)  # generated ones made, as at install
+    spec = render_service(package, options, service_name="svc",
                           instances=2, constraints=[["hostname", "UNIQUE"]])
     assert spec["image"] and spec["instances"] == 2
     assert ["hostname", "UNIQUE"] in spec["constraints"]

@@ -35,7 +35,9 @@ def _unmarked_copy(target: Path, name: str = "hello", version: str = "1.0.0") ->
     shutil.copytree(HELLO, folder)
     text = (folder / "config.json").read_text()
     config = json.loads(text)
-    config["properties"]["auth"]["properties"]["token"].pop("x-secret")
+    token = config["properties"]["auth"]["properties"]["token"]
+    token.pop("x-secret")
+    token.pop("x-secret-optional", None)   # (it needs x-secret)
     (folder / "config.json").write_text(json.dumps(config))
     meta = json.loads((folder / "package.json").read_text())
     (folder / "package.json").write_text(json.dumps({**meta, "name": name,

@@ -314,6 +314,18 @@ def test_uninstall_delete_data_asks_first_and_says_so(run: Any, app: Any) -> Non
     assert store.deployments.get(answer["deployment"]["id"])["delete_data"] is True
 
 
+def test_uninstall_of_a_linked_service_names_the_dependents_unless_forced(
+        run: Any, app: Any) -> None:
+    assert run("install", "postgres", "--name", "pg", "--json").exit_code == 0
+    linked = run("install", "adminer", "--name", "adm", "--set", "database=pg", "--json")
+    assert linked.exit_code == 0, linked.output
+    refused = run("uninstall", "pg", "--yes")
+    assert refused.exit_code != 0 and "adm link to it" in refused.output
+    assert "--force" in refused.output and "Traceback" not in refused.output
+    forced = run("uninstall", "pg", "--yes", "--force", "--json")
+    assert forced.exit_code == 0, forced.output
+
+
 def test_volumes_lists_and_names_an_agent_that_does_not_answer(run: Any,
                                                                tmp_path: Any) -> None:
     added = run("agents", "add", f"unix://{tmp_path}/none.sock", "--id", "agent-away",

@@ -157,3 +157,24 @@ def test_error_page_is_html_outside_the_api(client: Any) -> None:
     response = client.get("/no-such-page", headers={"Accept": "text/html"})
     assert response.status_code == 404
     assert response.mimetype == "text/html"
+
+
+def test_an_install_no_replica_confirms_is_503_not_202(make_app: Any) -> None:
+    """Acknowledged means durable: with a replica asked for and none there, the install
+    is answered 503 ``not_durable`` within the wait, never 202 and never 500."""
+    from server.auth import create_token
+
+    app = make_app(BERTH_REDIS_MIN_REPLICAS="1", BERTH_REDIS_WAIT_TIMEOUT="0.3")
+    admin = bearer(create_token(app.extensions["berth"].store, name="ha", role="admin")[1])
+    client = app.test_client()
+    started = time.monotonic()
+    response = client.post("/api/v1/services", json={"package": "hello", "name": "web"},
+                           headers=admin)
+    assert time.monotonic() - started < 3
+    body = assert_error(response, 503, "not_durable")
+    assert "replicas" in body["message"] and body["hint"]
+    assert response.headers["Retry-After"]
+    assert app.extensions["berth"]._enqueue.calls == []      # nothing sent to workers
+    relaxed = make_app(BERTH_REDIS_MIN_REPLICAS="0").test_client()
+    assert relaxed.post("/api/v1/services", json={"package": "hello", "name": "api"},
+                        headers=admin).status_code == 202

@@ -23,6 +23,7 @@ PAGES = [
     "/agents",
     "/repositories",
     "/deployments",
+    "/routes",
 ]
 ADMIN_PAGES = [
     "/packages/hello/install",
@@ -273,3 +274,28 @@ def test_search_as_you_type_ranks_exactly_like_the_api(client: Any, query: str) 
     shown = [a.attrs["href"].rsplit("/", 1)[1] for a in page.find("a", class_="stretched")]
     assert shown == [item["name"] for item in api["items"]]
     assert shown, query
+
+
+def test_the_package_page_says_which_volumes_are_replaceable(client: Any) -> None:
+    html = html_of(client, "/packages/postgres")
+    assert len(Page(html).find("dd", class_="volumes")) == 1
+    listed = html.split('<dd class="volumes">', 1)[1].split("</dd>", 1)[0]
+    assert "kept on its agent" in listed and "replaceable" not in listed
+    assert '<dd class="volumes">' not in html_of(client, "/packages/hello")
+
+
+def test_a_replaceable_volume_is_named_so_on_the_package_page(client: Any, monkeypatch) -> None:
+    from server.application.services import ServiceManager
+
+    real = ServiceManager.render
+
+    def with_a_cache(self: Any, name: str, **kwargs: Any) -> dict[str, Any]:
+        rendered = real(self, name, **kwargs)
+        volumes = [*rendered["spec"].get("volumes", []),
+                   {"containerPath": "/cache", "name": "pg-cache", "replaceable": True}]
+        return {**rendered, "spec": {**rendered["spec"], "volumes": volumes}}
+
+    monkeypatch.setattr(ServiceManager, "render", with_a_cache)
+    html = html_of(client, "/packages/postgres")
+    listed = html.split('<dd class="volumes">', 1)[1].split("</dd>", 1)[0]
+    assert "pg-cache" in listed and "replaceable: may move to another agent empty" in listed

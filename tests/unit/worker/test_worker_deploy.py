@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from worker import agents
+from worker.containers import ContainerInfo
 from worker.deploy import Deployer
 from worker.instances import ServiceLock, removal_order
 from worker.reconcile import Reconciler
@@ -100,3 +101,52 @@ def test_a_spec_with_named_volumes_goes_back_to_the_agent_it_left(store):
     (spread,) = ops.place(plain, [], 1, "d-2", prefer=["agent-2"])
     assert spread["agent"] == "agent-1"  # no volumes: most free memory wins
     assert store.agents.get("agent-2")["allocated"]["mem"] == 64
+
+
+class _Listing:
+    """An agent client that only lists containers (the reconciler's one call here)."""
+
+    def __init__(self, containers: list[ContainerInfo]) -> None:
+        self.containers = containers
+
+    def list_instances(self, labels: object = ()) -> list[ContainerInfo]:
+        return self.containers
+
+
+class _Pool:
+    def __init__(self, containers: list[ContainerInfo]) -> None:
+        self.client = _Listing(containers)
+
+    def get(self, agent: object) -> _Listing:
+        return self.client
+
+
+def _serving(store, service: str, suffix: str) -> dict:
+    instance = {"id": f"{service}-{suffix}", "service": service, "generation": 1,
+                "agent": "agent-1", "container": f"berth-{service}-{suffix}",
+                "container_id": f"c-{suffix}", "ports": {"http": 20001},
+                "port_list": [20001], "address": "127.0.0.1", "state": "running",
+                "health": "healthy", "created_at": 1.0, "started_at": 1.0,
+                "healthy_at": 1.0, "failures": 0, "error": None}
+    store.state.transact(lambda tx: store.instances.stage_put(tx, instance))
+    return instance
+
+
+def test_a_serving_instance_dying_during_a_deployment_is_failed_for_that_deployment(store):
+    """The fast path leaves a busy service to its deployment, but marks a serving
+    instance whose container died, so the deployment's next round replaces it (it
+    watches only the instances it starts), not the next periodic pass."""
+    add_agents(store)
+    deployment = DesiredState(store).install("web", SPEC, actor="t")["deployment"]
+    _serving(store, "web", "a")
+    _serving(store, "web", "b")
+    listed = [ContainerInfo(id="c-a", name="berth-web-a", state="running", status="Up",
+                            image=SPEC["image"]),
+              ContainerInfo(id="c-b", name="berth-web-b", state="exited",
+                            status="Exited (137)", image=SPEC["image"])]
+    reconciler = Reconciler(store, _Pool(listed), WorkerSettings())  # type: ignore[arg-type]
+    assert reconciler.reconcile_service("web") is None          # no second deployment
+    assert store.services.get("web")["deployment"] == deployment["id"]
+    states = {i["id"]: (i["state"], i["error"]) for i in store.instances.for_service("web")}
+    assert states == {"web-a": ("running", None),
+                      "web-b": ("failed", "container stopped (Exited (137))")}
