@@ -49,7 +49,8 @@ class Bed:
         self.bed = Testbed(self.folder, lane=lane()).start()
         self.store = self.bed.store()
         app = create_celery(WorkerSettings(redis_url=self.bed.redis_url))
-        self.ops = DesiredState(self.store, lambda n, a: app.send_task(n, args=list(a)))
+        self.send: Callable[[str, Any], Any] = lambda n, a: app.send_task(n, args=list(a))
+        self.ops = DesiredState(self.store, self.send)
 
     def close(self) -> None:
         self.bed.stop()

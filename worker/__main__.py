@@ -27,7 +27,13 @@ from typing import Any
 
 from celery.signals import after_setup_logger
 
-from .celery_app import DEFAULT_QUEUE, FAST_QUEUE, create_celery, die_with_parent
+from .celery_app import (
+    DEFAULT_QUEUE,
+    FAST_QUEUE,
+    create_celery,
+    die_with_parent,
+    keep_stream_buffers,
+)
 from .settings import WorkerSettings
 from .store import Store
 from .store.crypto import DataKeyError, generate_key, rotate_store
@@ -77,6 +83,7 @@ def worker_argv(settings: WorkerSettings, role: str, pid: int) -> list[str]:
 def celery_worker(settings: WorkerSettings, role: str = "celery") -> int:
     """Run a Celery worker of ``role`` in this process (prefork pool)."""
     die_with_parent()
+    keep_stream_buffers()   # before the pool forks: its processes relay the streams
     after_setup_logger.connect(_quiet_task_lines, weak=False)
     app = create_celery(settings)
     app.worker_main(worker_argv(settings, role, os.getpid()))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 from typing import Any
 
@@ -76,6 +77,33 @@ def create_celery(settings: WorkerSettings | None = None) -> Celery:
 def _die_with_parent(**_: Any) -> None:
     """Make a pool process die with the worker (a SIGKILLed worker leaves no orphans)."""
     die_with_parent()
+
+
+MMAP_THRESHOLD = 4 << 20    # bytes: a volume stream's 1 MiB chunks come from the heap
+TRIM_THRESHOLD = 8 << 20    # bytes of free heap kept before any is given back
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3   # glibc's mallopt parameters
+
+
+def keep_stream_buffers() -> bool:
+    """Let glibc's malloc reuse the memory of a volume stream's chunks (True when set).
+
+    A copy or backup allocates a 1 MiB chunk for every MiB it relays. In a worker's pool
+    process malloc gave each one fresh pages and returned them when it was freed: a
+    page fault per 4 KiB relayed (280,000 for 1 GiB), a second of CPU per GiB, and a
+    checked move 20 % slower than the same copy in a plain process. Fixed thresholds
+    keep them in the heap (at most :data:`TRIM_THRESHOLD` of it free). Settings an
+    operator gives malloc (``GLIBC_TUNABLES``, ``MALLOC_…_``) are left as they are;
+    a C library without ``mallopt`` (musl) is left alone.
+    """
+    if "malloc." in os.environ.get("GLIBC_TUNABLES", "") or any(
+            name.startswith("MALLOC_") and name.endswith("_") for name in os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                and mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 def die_with_parent() -> None:

@@ -40,11 +40,15 @@ climbs out of the volume (``..``) is refused.
 
 from __future__ import annotations
 
+import io
 import posixpath
+import queue
+import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from catalog.settings_table import default
 
@@ -64,11 +68,11 @@ if TYPE_CHECKING:
     from .containers import ExecResult
 
 __all__ = ["CopyResult", "open_volume_archive", "write_volume_archive", "volume_checksum",
-           "listing_checksum", "copy_volume", "volume_path", "CHECKSUM_COMMAND", "DEFAULT_IMAGE"]
+           "listing_checksum", "copy_volume", "volume_path", "read_ahead", "folders_archive",
+           "CHECKSUM_COMMAND", "DEFAULT_IMAGE", "READ_AHEAD"]
 
 CHECKSUM_COMMAND = "/bin/volume-checksum"
 SHELL = "/bin/sh"
-MKDIR_COMMAND = "/bin/mkdir"
 DEFAULT_IMAGE: str = default("BERTH_TOOLBOX_IMAGE")
 # ``sh -c AFTER_SIGNAL SCRIPT FOLDER`` runs ``sh -c SCRIPT listing FOLDER`` on SIGUSR1
 AFTER_SIGNAL = ('script=$0 folder=$1; work() { /bin/sh -c "$script" listing "$folder"; '
@@ -110,7 +114,7 @@ def open_volume_archive(agent: Engine, volume: str, path: str = "/", *,
     """
     folder = volume_path(path)
     _require(agent, volume)
-    return agent.read_volume_archive(image, volume, folder)
+    return read_ahead(agent.read_volume_archive(image, volume, folder), READ_AHEAD)
 
 
 def write_volume_archive(agent: Engine, volume: str, chunks: Iterable[bytes],
@@ -120,16 +124,32 @@ def write_volume_archive(agent: Engine, volume: str, chunks: Iterable[bytes],
 
     A missing volume is created with ``labels`` — pass Berth's ``berth.service`` and
     ``berth.volume`` so that it is listed by service; without them it gets
-    ``berth.volume=<volume>`` only. A missing folder is created.
+    ``berth.volume=<volume>`` only. A missing folder is made, with its parents, by an
+    archive of those folders (:func:`folders_archive`: root's, mode 0755, as ``mkdir -p``
+    as root makes them; a folder of the path that exists takes that owner and mode). The
+    folders are Berth's own (a backup store's ``<id>/<volume>``): no container is started
+    to make them, which took a third of a second of each backup.
 
     :raises AgentError: the engine refused the archive or did not answer.
     """
     folder = volume_path(path)
     agent.ensure_volume(volume, dict(labels) if labels is not None else {VOLUME_LABEL: volume})
     if folder:
-        _toolbox(agent, image, volume, [MKDIR_COMMAND, "-p", VOLUME_MOUNT + folder], "rw",
-                 what="create folder", caps=("DAC_OVERRIDE",))
+        agent.write_volume_archive(image, volume, "", [folders_archive(folder)])
     agent.write_volume_archive(image, volume, folder, chunks)
+
+
+def folders_archive(folder: str) -> bytes:
+    """A tar of the folders of ``folder`` and its parents (``/a/b`` → ``./a/``,
+    ``./a/b/``), owned by root, mode 0755."""
+    out = io.BytesIO()
+    parts = folder.strip("/").split("/")
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for n in range(1, len(parts) + 1):
+            info = tarfile.TarInfo("./" + "/".join(parts[:n]))
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, int(time.time())
+            tar.addfile(info)
+    return out.getvalue()
 
 
 def volume_checksum(agent: Engine, volume: str, path: str = "/", *,
@@ -256,6 +276,57 @@ def _output(agent: Engine, volume: str, what: str, result: ExecResult) -> str:
                                details=[{"path": "volume", "message": reason}],
                                volume=volume)
     return result.output
+
+
+READ_AHEAD = 4   # chunks (of 1 MiB) a volume archive is read ahead of its reader
+_END = object()
+
+
+def read_ahead(chunks: Iterable[bytes], depth: int) -> Iterator[bytes]:
+    """``chunks``, read in a thread of their own up to ``depth`` chunks ahead of the
+    caller; what reading raises is raised to the caller in its place; closing this
+    closes ``chunks`` (in the thread that reads them) once its read in progress ends.
+
+    A copy relays one engine's archive into another's upload: read in the same thread
+    as the upload is sent, one engine waits while the other works (the source's socket
+    fills while a chunk is sent; the target idles while the next is read). Read ahead,
+    both engines work at once.
+    """
+    pending: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                pending.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fill() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+            put(_END)
+        except BaseException as exc:  # handed to the reader's thread
+            put(exc)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    reader = threading.Thread(target=fill, name="read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := pending.get()) is not _END:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 class _InThread(Generic[T]):
