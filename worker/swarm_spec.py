@@ -23,7 +23,9 @@ Mapping (``docs/cluster.md``, "Swarm"):
   when the Swarm has an ingress network, else in host mode;
 - constraints: ``CLUSTER`` → ``node.hostname==v`` / ``node.labels.<a>==v``; ``UNIQUE``
   and ``MAX_PER n`` on ``hostname`` → ``MaxReplicas`` 1 / n; ``GROUP_BY`` → a spread
-  preference; anything else is refused;
+  preference; anything else is refused; named volumes not marked ``shared`` (as on
+  Berth's own agents, :func:`catalog.placement.exclusive_volumes`) → ``MaxReplicas`` 1,
+  so two tasks on one node never write one volume;
 - ``healthCheck`` → the container's health check (command as given; http and tcp
   become ``wget`` / ``nc`` commands the image runs, as busybox images can);
 - ``upgradeStrategy`` → ``UpdateConfig`` (and the same ``RollbackConfig``);
@@ -51,6 +53,7 @@ from docker.types import (
 )
 
 from catalog.links import PLACEHOLDER_RE
+from catalog.placement import exclusive_volumes
 
 from .containers import VOLUME_LABEL
 
@@ -209,8 +212,8 @@ def placement(spec: Mapping[str, Any]) -> dict[str, Any]:
     spread = [("spread", _node_field(c[0])) for c in constraints
               if len(c) >= 2 and c[1].upper() == "GROUP_BY" and c[0] != "hostname"]
     limit = _max_replicas(constraints)
-    if _fixed_host_ports(spec):
-        limit = 1
+    if _fixed_host_ports(spec) or exclusive_volumes(spec):
+        limit = 1   # a fixed port, or a named volume two tasks on a node would share
     out: dict[str, Any] = {}
     if rules:
         out["constraints"] = rules

@@ -122,6 +122,16 @@ def test_host_folders_and_colliding_fixed_ports_are_refused() -> None:
     assert placement(spec(ports=[{"name": "http", "hostPort": 8080}]))["maxreplicas"] == 1
 
 
+def test_named_volumes_allow_one_task_per_node_unless_every_one_is_shared() -> None:
+    data = {"name": "web-data", "containerPath": "/data"}
+    assert placement(spec(volumes=[data]))["maxreplicas"] == 1
+    assert placement(spec(volumes=[data], constraints=[["hostname", "MAX_PER", "3"]])) == \
+        {"maxreplicas": 1}
+    assert "maxreplicas" not in placement(spec(volumes=[{**data, "shared": True}]))
+    folder = {"containerPath": "/c", "hostPath": "/srv/berth/c"}
+    assert "maxreplicas" not in placement(spec(volumes=[folder]))
+
+
 def test_http_and_tcp_checks_become_commands_and_command_checks_stay() -> None:
     http = healthcheck(spec())
     assert http is not None
