@@ -69,6 +69,7 @@ from worker.settings import WorkerSettings
 from worker.store import Store
 from worker.testbed import processes as proc
 from worker.testbed.images import build_images
+from worker.testbed.processes import stat_fields, tree_pids
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = int(os.environ.get("BERTH_SCALE_AGENTS", "1000"))
@@ -118,41 +119,8 @@ def until(check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
 
 def tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of ``pid`` and every live descendant."""
-    children: dict[int, list[int]] = {}
-    ticks: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-        ticks[int(entry.name)] = float(fields[11]) + float(fields[12])
-    total, todo = 0.0, [pid]
-    while todo:
-        current = todo.pop()
-        total += ticks.get(current, 0.0)
-        todo.extend(children.get(current, []))
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def tree_pids(pid: int) -> list[int]:
-    """``pid`` and its descendants."""
-    found, todo = [], [pid]
-    parents: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
-            parents.setdefault(ppid, []).append(int(entry.name))
-    while todo:
-        current = todo.pop()
-        found.append(current)
-        todo.extend(parents.get(current, []))
-    return found
+    ticks = sum(float(f[11]) + float(f[12]) for p in tree_pids(pid) if (f := stat_fields(p)))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Cluster:

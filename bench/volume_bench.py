@@ -23,6 +23,7 @@ from typing import Any
 
 from worker.containers import VOLUME_LABEL
 from worker.docker_agent import DockerAgent, coalesced
+from worker.testbed.processes import tree_pids
 from worker.volume_stream import READ_AHEAD, read_ahead, write_volume_archive
 
 FILES = 16
@@ -98,7 +99,7 @@ def floor(src: DockerAgent, volume: str, dst: DockerAgent, target: str) -> tuple
 def rss_kb(pid: int) -> int:
     """VmRSS of ``pid`` and its descendants, in KiB (0 for a process gone)."""
     total = 0
-    for p in [pid, *_descendants(pid)]:
+    for p in tree_pids(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -106,23 +107,6 @@ def rss_kb(pid: int) -> int:
         except OSError:
             continue
     return total
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every descendant of ``pid`` (by the parent pid each process names in /proc)."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [pid]
-    while todo:
-        kids = parents.get(todo.pop(), [])
-        found += kids
-        todo += kids
-    return found
 
 
 class RssSampler:

@@ -21,7 +21,6 @@ import sys
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +30,7 @@ from stateful_support import TestDb, checksum, remove_volumes, sample, testdb, u
 
 from worker import agents as agent_records
 from worker.errors import MoveRefused
+from worker.testbed.processes import stat_fields, tree_pids
 from worker.volume_stream import volume_checksum, write_volume_archive
 from worker.volumes import left_over_marks
 
@@ -264,22 +264,7 @@ def _bulk_tar(mib: int) -> Iterator[bytes]:
 
 def _faults(pid: int) -> int:
     """Minor page faults of ``pid`` and every process below it, so far."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]),
-                               []).append(int(stat.parent.name))
-        except (OSError, IndexError):
-            continue
-    total, todo = 0, [pid]
-    while todo:
-        current = todo.pop()
-        todo += parents.get(current, [])
-        try:
-            total += int(Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()[7])
-        except (OSError, IndexError):
-            continue
-    return total
+    return sum(int(f[7]) for p in tree_pids(pid) if (f := stat_fields(p)))
 
 
 def test_the_worker_relays_a_volume_without_a_page_fault_per_page(cluster, testbed):

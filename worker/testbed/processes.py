@@ -24,7 +24,7 @@ from worker.errors import WorkerError
 
 __all__ = ["TestbedError", "ensure_packages", "spawn", "alive", "terminate", "kill",
            "stop_pidfile", "write_pidfile", "wait_for", "redis_ping", "http_answers",
-           "log_says", "log_size", "run_cli", "tail"]
+           "log_says", "log_size", "run_cli", "tail", "stat_fields", "tree_pids"]
 
 PACKAGES = {"dockerd": "docker.io", "redis-server": "redis-server", "redis-cli": "redis-tools",
             "busybox": "busybox-static"}
@@ -79,13 +79,35 @@ def spawn(argv: list[str], log: Path, *, env: dict[str, str] | None = None,
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _state(pid: int) -> str | None:
-    """The process state letter from ``/proc`` (None when there is no such process)."""
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name, the state first
+    (``[1]`` parent pid, ``[7]`` minor faults, ``[11]``/``[12]`` user/system ticks);
+    None when there is no such process."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[0]
+    return stat.rsplit(")", 1)[1].split()
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and every process below it, by the parent each process names in ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := stat_fields(int(entry.name))):
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _state(pid: int) -> str | None:
+    """The process state letter from ``/proc`` (None when there is no such process)."""
+    fields = stat_fields(pid)
+    return fields[0] if fields else None
 
 
 def alive(pid: int) -> bool:
